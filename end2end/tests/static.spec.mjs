@@ -1,0 +1,76 @@
+// Static assets: vendored files (their paths carry versions) are cached for a
+// year as immutable and sent precompressed (br or gzip) when the client accepts
+// it, with the right MIME types (JavaScript modules, application/wasm); the
+// bytes the browser gets are the npm package's bytes.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test, expect } from '../support/fixtures.mjs';
+import { MONACO_VS, PYODIDE_DIR } from '../support/env.mjs';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const npmFile = (...parts) => fs.readFileSync(path.join(repoRoot, 'node_modules', ...parts));
+
+const loaderJs = `${MONACO_VS}/loader.js`;
+const pyodideWasm = `${PYODIDE_DIR}pyodide.asm.wasm`;
+
+for (const encoding of ['br', 'gzip']) {
+  test(`a vendor file is immutable and sent as ${encoding} when accepted`, async ({ request }) => {
+    const response = await request.get(loaderJs, { headers: { 'Accept-Encoding': encoding } });
+    expect(response.status()).toBe(200);
+    const headers = response.headers();
+    expect(headers['cache-control']).toContain('immutable');
+    expect(headers['cache-control']).toMatch(/max-age=\d{7,}/);
+    expect(headers['content-encoding']).toBe(encoding);
+    expect(headers['content-type']).toMatch(/^(text|application)\/javascript/);
+    expect(headers['x-content-type-options']).toBe('nosniff');
+    // Playwright decodes the body: it must be the package's file.
+    expect((await response.body()).equals(npmFile('monaco-editor', 'min', 'vs', 'loader.js'))).toBe(true);
+  });
+}
+
+test('a vendor file is sent uncompressed to a client that does not accept compression', async ({ request }) => {
+  const response = await request.get(loaderJs, { headers: { 'Accept-Encoding': 'identity' } });
+  expect(response.status()).toBe(200);
+  expect(response.headers()['content-encoding'] ?? 'identity').toBe('identity');
+  expect(response.headers()['cache-control']).toContain('immutable');
+  expect((await response.body()).equals(npmFile('monaco-editor', 'min', 'vs', 'loader.js'))).toBe(true);
+});
+
+test('Pyodide modules are JavaScript and its wasm is application/wasm', async ({ request }) => {
+  for (const file of ['pyodide.mjs', 'pyodide.asm.mjs']) {
+    const response = await request.get(`${PYODIDE_DIR}${file}`, { headers: { 'Accept-Encoding': 'br, gzip' } });
+    expect(response.status(), file).toBe(200);
+    expect(response.headers()['content-type'], file).toMatch(/^(text|application)\/javascript/);
+    expect(response.headers()['cache-control'], file).toContain('immutable');
+  }
+  for (const acceptEncoding of ['br, gzip', 'identity']) {
+    const response = await request.get(pyodideWasm, { headers: { 'Accept-Encoding': acceptEncoding } });
+    expect(response.status()).toBe(200);
+    expect(response.headers()['content-type'], acceptEncoding).toMatch(/^application\/wasm/);
+    expect(response.headers()['cache-control']).toContain('immutable');
+    const body = await response.body();
+    expect(body.subarray(0, 4).toString('hex'), 'not a wasm module').toBe('0061736d');
+    expect(body.length).toBe(npmFile('pyodide', 'pyodide.asm.wasm').length);
+  }
+  for (const file of ['python_stdlib.zip', 'pyodide-lock.json']) {
+    const response = await request.get(`${PYODIDE_DIR}${file}`);
+    expect(response.status(), file).toBe(200);
+    expect(response.headers()['cache-control'], file).toContain('immutable');
+  }
+});
+
+test("the app's own wasm is application/wasm and revalidated", async ({ request }) => {
+  const response = await request.get('/pkg/pairpad.wasm', { headers: { 'Accept-Encoding': 'br, gzip' } });
+  expect(response.status()).toBe(200);
+  expect(response.headers()['content-type']).toMatch(/^application\/wasm/);
+  expect(response.headers()['cache-control']).not.toContain('immutable');
+  expect((await response.body()).subarray(0, 4).toString('hex')).toBe('0061736d');
+});
+
+test('a missing vendor file is a 404 that is not cached forever', async ({ request }) => {
+  const response = await request.get(`${MONACO_VS}/no-such-file.js`);
+  expect(response.status()).toBe(404);
+  expect(response.headers()['cache-control'] ?? '').not.toContain('immutable');
+});

@@ -1,0 +1,81 @@
+// Copies the front-end runtimes pairpad serves itself (Monaco's AMD build and
+// Pyodide's core files) from node_modules into public/vendor/, under paths that
+// carry their versions (so they can be cached forever), and writes .br and .gz
+// beside each text or wasm file so the server sends them precompressed.
+// cargo-leptos then copies public/ into the site. Nothing here touches the network.
+
+import { createRequire } from 'node:module';
+import { brotliCompressSync, gzipSync, constants } from 'node:zlib';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const require = createRequire(path.join(root, 'package.json'));
+const vendorDir = path.join(root, 'public', 'vendor');
+
+function packageDir(name) {
+  return path.dirname(require.resolve(`${name}/package.json`));
+}
+
+function versionOf(name) {
+  return JSON.parse(fs.readFileSync(path.join(packageDir(name), 'package.json'), 'utf8')).version;
+}
+
+const COMPRESSIBLE = /\.(js|mjs|css|json|wasm|svg|ttf|map|txt|html)$/;
+
+function compressBeside(file) {
+  if (!COMPRESSIBLE.test(file)) return;
+  const data = fs.readFileSync(file);
+  if (data.length < 1024) return;
+  fs.writeFileSync(`${file}.gz`, gzipSync(data, { level: 9 }));
+  fs.writeFileSync(
+    `${file}.br`,
+    brotliCompressSync(data, {
+      params: {
+        [constants.BROTLI_PARAM_QUALITY]: 9,
+        [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
+      },
+    }),
+  );
+}
+
+function copyTree(from, to) {
+  fs.mkdirSync(to, { recursive: true });
+  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+    const source = path.join(from, entry.name);
+    const target = path.join(to, entry.name);
+    if (entry.isDirectory()) {
+      copyTree(source, target);
+    } else {
+      fs.copyFileSync(source, target);
+      compressBeside(target);
+    }
+  }
+}
+
+function vendor(name, copy) {
+  const version = versionOf(name);
+  const target = path.join(vendorDir, `${name}-${version}`);
+  const stamp = path.join(target, '.complete');
+  if (fs.existsSync(stamp)) {
+    console.log(`vendor: ${name} ${version} already in place`);
+    return;
+  }
+  fs.rmSync(target, { recursive: true, force: true });
+  copy(packageDir(name), target);
+  fs.writeFileSync(stamp, `${name}@${version}\n`);
+  console.log(`vendor: copied ${name} ${version} to ${path.relative(root, target)}`);
+}
+
+// Monaco: the AMD build (min/vs), loaded with its own loader.js.
+vendor('monaco-editor', (from, to) => copyTree(path.join(from, 'min', 'vs'), path.join(to, 'min', 'vs')));
+
+// Pyodide: only the five core files; packages are not shipped.
+const PYODIDE_CORE = ['pyodide.mjs', 'pyodide.asm.mjs', 'pyodide.asm.wasm', 'python_stdlib.zip', 'pyodide-lock.json'];
+vendor('pyodide', (from, to) => {
+  fs.mkdirSync(to, { recursive: true });
+  for (const file of PYODIDE_CORE) {
+    fs.copyFileSync(path.join(from, file), path.join(to, file));
+    compressBeside(path.join(to, file));
+  }
+});

@@ -1,0 +1,106 @@
+//! Thin Leptos server functions: what the pages ask the server for. They call the
+//! same session service as the REST API, so both follow one set of rules.
+
+use crate::domain::Language;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A session as its page shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub id: String,
+    pub language: Language,
+    /// The full link to share, e.g. `http://host/s/<id>`.
+    pub share_url: String,
+    /// Connections open now.
+    pub users: usize,
+}
+
+/// The answer to "show me session X".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SessionLookup {
+    Found(SessionView),
+    /// Unknown or expired.
+    NotFound,
+    /// Not a session id at all.
+    Malformed,
+}
+
+/// Looks a session up for its page.
+#[server(prefix = "/_sfn", endpoint = "load_session")]
+pub async fn load_session(id: String) -> Result<SessionLookup, ServerFnError> {
+    use crate::{domain::SessionId, server::state::AppState};
+    let state = expect_context::<AppState>();
+    let Ok(id) = id.parse::<SessionId>() else {
+        return Ok(SessionLookup::Malformed);
+    };
+    let headers: http::HeaderMap = leptos_axum::extract().await?;
+    let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
+    match state.sessions.lookup(id).await {
+        Ok(Some(info)) => Ok(SessionLookup::Found(SessionView {
+            id: id.to_string(),
+            language: info.meta.language,
+            share_url: state.share_url(host, id),
+            users: info.users,
+        })),
+        Ok(None) => Ok(SessionLookup::NotFound),
+        Err(e) => {
+            tracing::error!(error = %e, "session lookup failed");
+            Err(ServerFnError::new("the session could not be loaded; try again"))
+        }
+    }
+}
+
+/// Creates a session and sends the browser to its page.
+#[server(prefix = "/_sfn", endpoint = "create_session")]
+pub async fn create_session(language: String) -> Result<(), ServerFnError> {
+    use crate::server::{error::retry_after_secs, sessions::CreateError, state::AppState};
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+    let state = expect_context::<AppState>();
+    let language: Language = language.parse().map_err(|e| ServerFnError::new(e))?;
+    let ConnectInfo(peer): ConnectInfo<SocketAddr> = leptos_axum::extract().await?;
+    match state.sessions.create(peer.ip(), language).await {
+        Ok(meta) => {
+            leptos_axum::redirect(&format!("/s/{}", meta.id));
+            Ok(())
+        }
+        Err(CreateError::RateLimited(wait)) => {
+            let secs = retry_after_secs(wait);
+            let response = expect_context::<leptos_axum::ResponseOptions>();
+            response.set_status(http::StatusCode::TOO_MANY_REQUESTS);
+            response.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+            Err(ServerFnError::new(format!(
+                "Too many sessions created from your address. Try again in {secs} s."
+            )))
+        }
+        Err(CreateError::Storage(e)) => {
+            tracing::error!(error = %e, "creating a session failed");
+            Err(ServerFnError::new("the session could not be created; try again"))
+        }
+    }
+}
+
+/// Marks the page being rendered on the server as "404 Not Found" (no-op in the
+/// browser, where the status is long sent).
+pub fn mark_not_found() {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+}
+
+/// Sets the page's Content-Security-Policy with this response's script nonce
+/// (server only; called by the shell).
+pub fn set_page_csp() {
+    #[cfg(feature = "ssr")]
+    if let (Some(response), Some(nonce)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        leptos::nonce::use_nonce(),
+    ) {
+        let policy = crate::server::headers::page_csp(&nonce);
+        if let Ok(value) = http::HeaderValue::from_str(&policy) {
+            response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Pure types and rules of pairpad: session identity and metadata, limits, rate
+//! buckets and time formatting. No IO, no async, no framework types: this module
+//! builds for both the server and the browser.
+
+pub mod limits;
+pub mod rate;
+pub mod session;
+pub mod time;
+
+pub use limits::Limits;
+pub use session::{Language, SessionId, SessionIdError, SessionMeta, UnknownLanguage};

@@ -1,0 +1,5 @@
+//! Bridges to browser APIs and JavaScript modules. Each bridge keeps its raw
+//! bindings private, exposes a safe Rust API, and has a no-op twin on the server
+//! so components compile on both sides. Components never call JS directly.
+
+pub mod clipboard;

@@ -1,0 +1,204 @@
+//! The hub: which sessions are loaded (one room task each), joining them, counting
+//! connections per session and per client IP, and shutting every room down.
+
+use super::room::{ConnId, JoinRefused, Outbound, Room, RoomCommand, RoomContext, RoomHandle, RoomStats};
+use crate::domain::{Language, SessionId, SessionMeta};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+};
+use tokio::sync::{mpsc, oneshot};
+
+pub struct Hub {
+    rooms: Mutex<HashMap<SessionId, RoomHandle>>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    next_conn: AtomicU64,
+    shutting_down: AtomicBool,
+    cx: RoomContext,
+}
+
+/// A connection's claim on one of its IP's slots; released on drop.
+pub struct IpSlot {
+    hub: Arc<Hub>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut per_ip = lock(&self.hub.per_ip);
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hub {
+    pub fn new(cx: RoomContext) -> Self {
+        Self {
+            rooms: Mutex::new(HashMap::new()),
+            per_ip: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            cx,
+        }
+    }
+
+    fn stats_of(&self, id: SessionId) -> Option<Arc<RoomStats>> {
+        lock(&self.rooms).get(&id).map(|room| room.stats.clone())
+    }
+
+    /// Open connections to one session.
+    pub fn connection_count_of(&self, id: SessionId) -> usize {
+        self.stats_of(id)
+            .map_or(0, |stats| stats.connections.load(Ordering::Relaxed))
+    }
+
+    /// The language of a loaded session (the document is the source of truth).
+    pub fn language_of(&self, id: SessionId) -> Option<Language> {
+        self.stats_of(id).and_then(|stats| stats.language())
+    }
+
+    /// Last activity of a loaded session, ms since the epoch.
+    pub fn last_activity_of(&self, id: SessionId) -> Option<u64> {
+        self.stats_of(id)
+            .map(|stats| stats.last_activity_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn is_loaded(&self, id: SessionId) -> bool {
+        lock(&self.rooms).contains_key(&id)
+    }
+
+    /// Sessions loaded in memory.
+    pub fn loaded_count(&self) -> usize {
+        lock(&self.rooms).len()
+    }
+
+    /// Open WebSocket connections, all sessions together.
+    pub fn connection_count(&self) -> usize {
+        lock(&self.rooms)
+            .values()
+            .map(|room| room.stats.connections.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// A new connection id.
+    pub fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Claims a connection slot for `ip`, or `None` if it has `limit` already
+    /// (0 = no limit).
+    pub fn claim_ip_slot(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<IpSlot> {
+        let mut per_ip = lock(&self.per_ip);
+        let count = per_ip.entry(ip).or_insert(0);
+        if limit != 0 && *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            hub: self.clone(),
+            ip,
+        })
+    }
+
+    /// Joins `conn` to the session's room, loading the session if needed. On
+    /// success the room has already queued its SyncStep1 to `outbound`.
+    pub async fn join(
+        self: &Arc<Self>,
+        meta: &SessionMeta,
+        conn: ConnId,
+        outbound: Outbound,
+    ) -> Result<RoomHandle, JoinRefused> {
+        // A room that is unloading refuses with `retry`; the next attempt loads a
+        // fresh one. Three attempts cover any realistic race.
+        let mut last_refusal = None;
+        for _ in 0..3 {
+            if self.is_shutting_down() {
+                break;
+            }
+            let room = {
+                let mut rooms = lock(&self.rooms);
+                rooms
+                    .entry(meta.id)
+                    .or_insert_with(|| Room::spawn(meta.clone(), self.cx.clone(), self.clone()))
+                    .clone()
+            };
+            let (reply, answer) = oneshot::channel();
+            let sent = room
+                .commands
+                .send(RoomCommand::Join {
+                    conn,
+                    outbound: outbound.clone(),
+                    reply,
+                })
+                .await;
+            if sent.is_err() {
+                continue;
+            }
+            match answer.await {
+                Ok(Ok(())) => return Ok(room),
+                Ok(Err(refused)) if refused.retry => last_refusal = Some(refused),
+                Ok(Err(refused)) => return Err(refused),
+                Err(_) => continue,
+            }
+        }
+        Err(last_refusal.unwrap_or(JoinRefused {
+            code: super::room::close::GOING_AWAY,
+            reason: "server shutting down".into(),
+            retry: false,
+        }))
+    }
+
+    /// Forgets a room if it is still the registered one and nothing is queued to
+    /// it (checked under the map's lock, so no join can slip in between).
+    pub fn remove_room(
+        &self,
+        id: SessionId,
+        stats: &Arc<RoomStats>,
+        queue: &mpsc::Receiver<RoomCommand>,
+    ) -> bool {
+        let mut rooms = lock(&self.rooms);
+        let is_this_room = rooms
+            .get(&id)
+            .is_some_and(|room| Arc::ptr_eq(&room.stats, stats));
+        if is_this_room && queue.is_empty() {
+            rooms.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Closes every connection with 1001 after storing every room's snapshot;
+    /// refuses new joins from now on.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        let rooms: Vec<RoomHandle> = lock(&self.rooms).drain().map(|(_, room)| room).collect();
+        let mut waiting = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let (done, finished) = oneshot::channel();
+            if room.commands.send(RoomCommand::Shutdown { done }).await.is_ok() {
+                waiting.push(finished);
+            }
+        }
+        for finished in waiting {
+            let _ = finished.await;
+        }
+        self.cx.writer.stop();
+    }
+}

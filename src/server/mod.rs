@@ -1,0 +1,106 @@
+//! The HTTP server (ssr only): configuration, routes, middleware, the REST API,
+//! the WebSocket sync endpoint with its rooms, and graceful shutdown.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod expiry;
+pub mod headers;
+pub mod hub;
+pub mod metrics;
+pub mod persist;
+pub mod rate_limit;
+pub mod room;
+pub mod sessions;
+pub mod state;
+pub mod ws;
+
+use crate::{
+    app::{shell, App},
+    storage::EmbeddedStorage,
+};
+use axum::{
+    routing::{any, get, post},
+    Router,
+};
+use config::Config;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use state::AppState;
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
+
+/// Builds the whole application router on `state`.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    let page_context = {
+        let state = state.clone();
+        move || {
+            provide_context(state.clone());
+            leptos::nonce::provide_nonce();
+        }
+    };
+    let http = Router::new()
+        .route("/api/sessions/create", post(api::create_session))
+        .route("/api/sessions/{id}", get(api::get_session))
+        .route("/api/health", get(api::health))
+        .route("/api/{*rest}", any(api::unknown_endpoint))
+        .route("/metrics", get(api::metrics))
+        .leptos_routes_with_context(&state, routes, page_context.clone(), move || {
+            shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+            page_context,
+            shell,
+        ))
+        // Level 4 keeps on-the-fly brotli cheap; vendor files are precompressed.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(4)));
+    // The WebSocket route stays outside the compression layer.
+    Router::new()
+        .route("/ws/{id}", get(ws::upgrade))
+        .merge(http)
+        .layer(axum::middleware::from_fn(headers::apply))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::count_responses,
+        ))
+        .with_state(state)
+}
+
+/// The Leptos options for a site built into `site_root`.
+pub fn leptos_options(config: &Config) -> leptos::config::LeptosOptions {
+    leptos::config::LeptosOptions::builder()
+        .output_name("pairpad")
+        .site_root(config.site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .build()
+}
+
+/// Opens storage, serves on `listener` until `shutdown` resolves, then closes
+/// every WebSocket with 1001 after flushing storage.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let storage = EmbeddedStorage::open(&config.data_dir).map_err(std::io::Error::other)?;
+    let options = leptos_options(&config);
+    let expiry_interval = Duration::from_secs(config.expiry_interval_secs.max(1));
+    let state = AppState::new(config, Arc::new(storage), options);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let expiry = tokio::spawn(expiry::run(state.sessions.clone(), expiry_interval, stop_rx));
+    tracing::info!(addr = %listener.local_addr()?, "pairpad listening");
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("shutting down: closing sessions and flushing storage");
+    let _ = stop_tx.send(true);
+    let _ = expiry.await;
+    state.hub.shutdown().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}

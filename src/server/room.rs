@@ -1,0 +1,568 @@
+//! A room: the live, in-memory side of one session. One task per loaded session
+//! owns its document and awareness and handles, one at a time, everything its
+//! connections send; so every client sees one order of events and a reply to a
+//! SyncStep1 never contains an update that is not yet on disk.
+//!
+//! Update path: validate -> size check -> append to the log (group commit) ->
+//! apply to the document -> relay to the other connections.
+
+use super::{hub::Hub, metrics::Metrics, persist::UpdateWriter, sessions::blocking};
+use crate::{
+    domain::{time::now_ms, Language, Limits, SessionMeta},
+    storage::{Storage, UpdateRecord},
+    sync::{
+        protocol::{self, ClientMessage},
+        SessionDoc,
+    },
+};
+use bytes::Bytes;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+use yrs::{block::ClientID, sync::Awareness};
+
+/// Frames queued to one connection before it counts as too slow and is dropped
+/// (it reconnects and resyncs, so nothing is lost).
+pub const OUTBOUND_CAPACITY: usize = 512;
+/// Commands queued to a room before senders wait.
+const ROOM_QUEUE_CAPACITY: usize = 1024;
+/// Presence not renewed for this long is removed (y-protocols' outdatedTimeout).
+const AWARENESS_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often stale presence is looked for.
+const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
+/// Updates logged since the last snapshot that trigger a new one.
+const SNAPSHOT_EVERY: usize = 500;
+
+/// WebSocket close codes pairpad uses.
+pub mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    pub const POLICY_VIOLATION: u16 = 1008;
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    pub const INTERNAL_ERROR: u16 = 1011;
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    pub const MALFORMED_SESSION_ID: u16 = 4400;
+    pub const SESSION_NOT_FOUND: u16 = 4404;
+    pub const DOCUMENT_TOO_LARGE: u16 = 4413;
+}
+
+/// Identifies one WebSocket connection.
+pub type ConnId = u64;
+
+/// What a room sends to a connection.
+#[derive(Debug, Clone)]
+pub enum OutFrame {
+    Binary(Bytes),
+    Close(u16, String),
+}
+
+pub type Outbound = mpsc::Sender<OutFrame>;
+
+/// Why a connection could not join.
+#[derive(Debug, Clone)]
+pub struct JoinRefused {
+    pub code: u16,
+    pub reason: String,
+    /// The room was unloading: joining again starts a fresh one.
+    pub retry: bool,
+}
+
+pub enum RoomCommand {
+    Join {
+        conn: ConnId,
+        outbound: Outbound,
+        reply: oneshot::Sender<Result<(), JoinRefused>>,
+    },
+    Frame {
+        conn: ConnId,
+        messages: Vec<ClientMessage>,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Figures about a room that others read without asking it.
+#[derive(Default)]
+pub struct RoomStats {
+    pub connections: AtomicUsize,
+    /// 0 = unknown, else 1 + index in `Language::ALL`.
+    language: AtomicU8,
+    pub last_activity_ms: AtomicU64,
+}
+
+impl RoomStats {
+    pub fn language(&self) -> Option<Language> {
+        match self.language.load(Ordering::Relaxed) {
+            0 => None,
+            n => Language::ALL.get(usize::from(n) - 1).copied(),
+        }
+    }
+
+    fn set_language(&self, language: Language) {
+        let index = Language::ALL.iter().position(|l| *l == language).unwrap_or(0);
+        self.language.store(index as u8 + 1, Ordering::Relaxed);
+    }
+}
+
+/// A cheap handle to a running room.
+#[derive(Clone)]
+pub struct RoomHandle {
+    pub commands: mpsc::Sender<RoomCommand>,
+    pub stats: Arc<RoomStats>,
+}
+
+/// What a room needs from the rest of the server.
+#[derive(Clone)]
+pub struct RoomContext {
+    pub storage: Arc<dyn Storage>,
+    pub writer: Arc<UpdateWriter>,
+    pub limits: Limits,
+    pub metrics: Arc<Metrics>,
+}
+
+struct Connection {
+    outbound: Outbound,
+    /// Awareness client ids this connection has announced (removed when it leaves).
+    clients: HashSet<ClientID>,
+}
+
+pub struct Room {
+    meta: SessionMeta,
+    cx: RoomContext,
+    hub: Arc<Hub>,
+    stats: Arc<RoomStats>,
+    doc: SessionDoc,
+    awareness: Awareness,
+    connections: HashMap<ConnId, Connection>,
+    updates_since_snapshot: usize,
+    empty_since: Option<Instant>,
+}
+
+impl Room {
+    /// Starts the room's task; the document is loaded before any command runs.
+    pub fn spawn(meta: SessionMeta, cx: RoomContext, hub: Arc<Hub>) -> RoomHandle {
+        let (commands, queue) = mpsc::channel(ROOM_QUEUE_CAPACITY);
+        let stats = Arc::new(RoomStats::default());
+        stats.set_language(meta.language);
+        stats.last_activity_ms.store(meta.last_activity_ms, Ordering::Relaxed);
+        let handle = RoomHandle {
+            commands,
+            stats: stats.clone(),
+        };
+        let handle_stats = stats.clone();
+        tokio::spawn(async move {
+            let id = meta.id;
+            match Room::load(meta, cx, hub.clone(), stats).await {
+                Ok(room) => room.run(queue).await,
+                Err(e) => {
+                    tracing::error!(session = %id, error = %e, "loading the session failed");
+                    hub.remove_room(id, &handle_stats, &queue);
+                    refuse_all(queue, close::INTERNAL_ERROR, "the session could not be loaded", false).await;
+                }
+            }
+        });
+        handle
+    }
+
+    async fn load(
+        meta: SessionMeta,
+        cx: RoomContext,
+        hub: Arc<Hub>,
+        stats: Arc<RoomStats>,
+    ) -> Result<Self, crate::storage::StorageError> {
+        let storage = cx.storage.clone();
+        let id = meta.id;
+        let stored = blocking(move || storage.load_document(id)).await?;
+        let doc = SessionDoc::new();
+        let mut skipped = 0;
+        if let Some(snapshot) = &stored.snapshot {
+            if doc.apply(snapshot).is_err() {
+                skipped += 1;
+            }
+        }
+        for logged in &stored.updates {
+            if doc.apply(&logged.update).is_err() {
+                skipped += 1;
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(session = %id, skipped, "stored updates that did not apply were skipped");
+        }
+        let updates_since_snapshot = stored.updates.len();
+        let mut room = Room {
+            awareness: Awareness::new(doc.doc().clone()),
+            doc,
+            meta,
+            cx,
+            hub,
+            stats,
+            connections: HashMap::new(),
+            updates_since_snapshot,
+            empty_since: Some(Instant::now()),
+        };
+        match room.doc.language() {
+            Some(language) => room.stats.set_language(language),
+            None => {
+                // A new session: its language (chosen at creation) goes into the
+                // document, where it syncs and persists like any edit.
+                let update = room.doc.set_language(room.meta.language);
+                room.persist(vec![update]).await?;
+            }
+        }
+        tracing::debug!(session = %id, updates = room.updates_since_snapshot, "session loaded");
+        Ok(room)
+    }
+
+    async fn run(mut self, mut queue: mpsc::Receiver<RoomCommand>) {
+        let mut sweep = tokio::time::interval(AWARENESS_SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let unload_at = self
+                .empty_since
+                .map(|since| since + self.cx.limits.room_unload_grace);
+            tokio::select! {
+                command = queue.recv() => match command {
+                    Some(RoomCommand::Shutdown { done }) => {
+                        self.close_all(close::GOING_AWAY, "server shutting down");
+                        self.snapshot().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(command) => self.handle(command).await,
+                    None => return,
+                },
+                _ = sweep.tick() => self.expire_stale_presence(),
+                _ = sleep_until_opt(unload_at) => {
+                    if self.connections.is_empty() {
+                        self.snapshot().await;
+                        if self.hub.remove_room(self.meta.id, &self.stats, &queue) {
+                            tracing::debug!(session = %self.meta.id, "idle session unloaded");
+                            refuse_all(queue, close::TRY_AGAIN_LATER, "session reloading", true).await;
+                            return;
+                        }
+                    }
+                    // Commands arrived meanwhile: a join clears this, else try again later.
+                    self.empty_since = self.connections.is_empty().then(Instant::now);
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, command: RoomCommand) {
+        match command {
+            RoomCommand::Join {
+                conn,
+                outbound,
+                reply,
+            } => {
+                let limit = self.cx.limits.max_connections_per_session;
+                if self.connections.len() >= limit {
+                    let _ = reply.send(Err(JoinRefused {
+                        code: close::TRY_AGAIN_LATER,
+                        reason: format!("session is full ({limit} connections)"),
+                        retry: false,
+                    }));
+                    return;
+                }
+                // Our state vector first, then everyone's presence, one message a frame.
+                let step1 = protocol::encode_sync_step1(&self.doc.state_vector());
+                let _ = outbound.try_send(OutFrame::Binary(step1.into()));
+                if let Some(states) = self.presence_frame() {
+                    let _ = outbound.try_send(OutFrame::Binary(states));
+                }
+                self.connections.insert(
+                    conn,
+                    Connection {
+                        outbound,
+                        clients: HashSet::new(),
+                    },
+                );
+                self.empty_since = None;
+                self.publish_connection_count();
+                let _ = reply.send(Ok(()));
+            }
+            RoomCommand::Frame { conn, messages } => self.handle_frame(conn, messages).await,
+            RoomCommand::Leave { conn } => self.remove_connection(conn),
+            RoomCommand::Shutdown { .. } => unreachable!("handled by run"),
+        }
+    }
+
+    async fn handle_frame(&mut self, conn: ConnId, messages: Vec<ClientMessage>) {
+        if !self.connections.contains_key(&conn) {
+            return;
+        }
+        let mut updates = Vec::new();
+        for message in messages {
+            match message {
+                ClientMessage::SyncStep1(remote) => {
+                    let step2 = protocol::encode_sync_step2(&self.doc.diff(&remote));
+                    self.send_to(conn, step2.into());
+                }
+                ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
+                    updates.push(update)
+                }
+                ClientMessage::Awareness(update, raw) => self.apply_presence(conn, update, raw),
+                ClientMessage::AwarenessQuery => {
+                    if let Some(states) = self.presence_frame() {
+                        self.send_to(conn, states);
+                    }
+                }
+                ClientMessage::Ignored(kind) => {
+                    tracing::debug!(session = %self.meta.id, conn, kind, "ignored message type");
+                }
+            }
+        }
+        if !updates.is_empty() {
+            self.accept_updates(conn, updates).await;
+        }
+    }
+
+    /// Size check, durable append, apply, relay.
+    async fn accept_updates(&mut self, conn: ConnId, updates: Vec<Vec<u8>>) {
+        let incoming: usize = updates.iter().map(Vec::len).sum();
+        let limit = self.cx.limits.max_document_bytes;
+        // An update cannot add more text than its own size, so this bound is safe
+        // without applying it first (yrs cannot roll an applied update back).
+        if self.doc.code_len_utf16() as usize + incoming > limit {
+            tracing::warn!(session = %self.meta.id, conn, incoming, "update rejected: document too large");
+            self.close_connection(
+                conn,
+                close::DOCUMENT_TOO_LARGE,
+                &format!("document size limit exceeded ({limit} bytes)"),
+            );
+            return;
+        }
+        if let Err(e) = self.persist(updates.clone()).await {
+            tracing::error!(session = %self.meta.id, error = %e, "update not stored; connection closed");
+            self.close_connection(conn, close::INTERNAL_ERROR, "storage failure; reconnect");
+            return;
+        }
+        let language_before = self.doc.language();
+        for update in updates {
+            if let Err(e) = self.doc.apply(&update) {
+                tracing::warn!(session = %self.meta.id, conn, error = %e, "stored update did not apply");
+                continue;
+            }
+            self.cx.metrics.ws_updates_applied.fetch_add(1, Ordering::Relaxed);
+            let frame: Bytes = protocol::encode_update(&update).into();
+            self.broadcast_except(conn, &frame);
+        }
+        let language = self.doc.language();
+        if language != language_before {
+            if let Some(language) = language {
+                self.stats.set_language(language);
+                let storage = self.cx.storage.clone();
+                let id = self.meta.id;
+                tokio::spawn(async move {
+                    if let Err(e) = blocking(move || storage.set_language(id, language)).await {
+                        tracing::error!(session = %id, error = %e, "storing the language failed");
+                    }
+                });
+            }
+        }
+        if self.updates_since_snapshot >= SNAPSHOT_EVERY {
+            self.snapshot().await;
+        }
+    }
+
+    async fn persist(&mut self, updates: Vec<Vec<u8>>) -> Result<(), crate::storage::StorageError> {
+        let at_ms = now_ms();
+        let count = updates.len();
+        let records = updates
+            .into_iter()
+            .map(|update| UpdateRecord {
+                session: self.meta.id,
+                at_ms,
+                update,
+            })
+            .collect();
+        self.cx.writer.append(records).await?;
+        self.updates_since_snapshot += count;
+        self.stats.last_activity_ms.store(at_ms, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stores the whole document as the session's snapshot (compaction for fast
+    /// loading; the update log itself is kept for playback).
+    async fn snapshot(&mut self) {
+        if self.updates_since_snapshot == 0 {
+            return;
+        }
+        let storage = self.cx.storage.clone();
+        let id = self.meta.id;
+        let state = self.doc.snapshot();
+        match blocking(move || storage.store_snapshot(id, &state)).await {
+            Ok(_) => self.updates_since_snapshot = 0,
+            Err(e) => tracing::error!(session = %id, error = %e, "storing a snapshot failed"),
+        }
+    }
+
+    fn apply_presence(
+        &mut self,
+        conn: ConnId,
+        update: yrs::sync::awareness::AwarenessUpdate,
+        raw: Vec<u8>,
+    ) {
+        let announced: Vec<ClientID> = update.clients.keys().copied().collect();
+        match self.awareness.apply_update_summary(update) {
+            Ok(Some(summary)) => {
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    for client in announced {
+                        if summary.removed.contains(&client) {
+                            connection.clients.remove(&client);
+                        } else {
+                            connection.clients.insert(client);
+                        }
+                    }
+                }
+                // To everyone, the sender included: y-websocket clients treat
+                // their own echoed presence as a sign the connection is alive.
+                let frame: Bytes = protocol::encode_awareness_bytes(&raw).into();
+                self.broadcast_except(ConnId::MAX, &frame);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(session = %self.meta.id, conn, error = %e, "bad presence"),
+        }
+    }
+
+    /// Everyone's current presence as one frame, if anyone has some.
+    fn presence_frame(&self) -> Option<Bytes> {
+        let update = self.awareness.update().ok()?;
+        (!update.clients.is_empty()).then(|| protocol::encode_awareness(&update).into())
+    }
+
+    fn remove_presence(&mut self, clients: Vec<ClientID>) {
+        if clients.is_empty() {
+            return;
+        }
+        for client in &clients {
+            self.awareness.remove_state(*client);
+        }
+        if let Ok(update) = self.awareness.update_with_clients(clients) {
+            let frame: Bytes = protocol::encode_awareness(&update).into();
+            self.broadcast_except(ConnId::MAX, &frame);
+        }
+    }
+
+    fn expire_stale_presence(&mut self) {
+        let now = now_ms();
+        let stale: Vec<ClientID> = self
+            .awareness
+            .iter()
+            .filter(|(_, state)| state.data.is_some())
+            .filter(|(_, state)| now.saturating_sub(state.last_updated) > AWARENESS_TIMEOUT.as_millis() as u64)
+            .map(|(client, _)| client)
+            .collect();
+        for connection in self.connections.values_mut() {
+            for client in &stale {
+                connection.clients.remove(client);
+            }
+        }
+        self.remove_presence(stale);
+    }
+
+    fn send_to(&mut self, conn: ConnId, frame: Bytes) {
+        let full = match self.connections.get(&conn) {
+            Some(connection) => connection.outbound.try_send(OutFrame::Binary(frame)).is_err(),
+            None => false,
+        };
+        if full {
+            self.drop_slow(conn);
+        }
+    }
+
+    fn broadcast_except(&mut self, except: ConnId, frame: &Bytes) {
+        let slow: Vec<ConnId> = self
+            .connections
+            .iter()
+            .filter(|(id, _)| **id != except)
+            .filter(|(_, c)| c.outbound.try_send(OutFrame::Binary(frame.clone())).is_err())
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in slow {
+            self.drop_slow(conn);
+        }
+    }
+
+    /// A connection whose queue is full is dropped: dropping its sender ends its
+    /// task, and the client reconnects and resyncs.
+    fn drop_slow(&mut self, conn: ConnId) {
+        tracing::warn!(session = %self.meta.id, conn, "connection too slow; dropped");
+        self.remove_connection(conn);
+    }
+
+    fn close_connection(&mut self, conn: ConnId, code: u16, reason: &str) {
+        if let Some(connection) = self.connections.get(&conn) {
+            let _ = connection
+                .outbound
+                .try_send(OutFrame::Close(code, reason.to_owned()));
+        }
+        self.remove_connection(conn);
+    }
+
+    fn close_all(&mut self, code: u16, reason: &str) {
+        for (_, connection) in self.connections.drain() {
+            let _ = connection
+                .outbound
+                .try_send(OutFrame::Close(code, reason.to_owned()));
+        }
+        self.publish_connection_count();
+    }
+
+    fn remove_connection(&mut self, conn: ConnId) {
+        if let Some(connection) = self.connections.remove(&conn) {
+            self.remove_presence(connection.clients.into_iter().collect());
+            self.publish_connection_count();
+            if self.connections.is_empty() {
+                self.empty_since = Some(Instant::now());
+            }
+        }
+    }
+
+    fn publish_connection_count(&self) {
+        self.stats
+            .connections
+            .store(self.connections.len(), Ordering::Relaxed);
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers every queued join with a refusal (the room is going away).
+async fn refuse_all(mut queue: mpsc::Receiver<RoomCommand>, code: u16, reason: &str, retry: bool) {
+    queue.close();
+    while let Some(command) = queue.recv().await {
+        match command {
+            RoomCommand::Join { reply, .. } => {
+                let _ = reply.send(Err(JoinRefused {
+                    code,
+                    reason: reason.to_owned(),
+                    retry,
+                }));
+            }
+            RoomCommand::Shutdown { done } => {
+                let _ = done.send(());
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The WebSocket endpoint `/ws/<session-id>`: upgrades, enforces per-connection
+//! limits (frame size, message rate, connections per IP) and shuttles frames
+//! between the socket and the session's room. A bad frame closes only its own
+//! connection, with a close code and a reason.
+
+use super::{
+    hub::IpSlot,
+    room::{close, OutFrame, RoomCommand, OUTBOUND_CAPACITY},
+    state::AppState,
+};
+use crate::{domain::rate::TokenBucket, sync::protocol::decode_frame};
+use axum::{
+    extract::{
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        ConnectInfo, Path, State,
+    },
+    response::Response,
+};
+use std::{net::SocketAddr, sync::atomic::Ordering, time::Instant};
+use tokio::sync::mpsc;
+
+/// Bytes the socket reads at a time: small, because thousands of mostly idle
+/// connections each hold one buffer.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Why the upgraded socket is closed right away instead of joining a room:
+/// a close code and its reason.
+struct Refusal(u16, String);
+
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    Path(raw_id): Path<String>,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    let limits = state.limits.clone();
+    // Refusals are sent as close codes after the upgrade: a browser cannot read
+    // the HTTP status of a failed upgrade, but it can read a close code and reason.
+    let admission = admit(&state, &raw_id, peer).await;
+    ws.max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| async move {
+            match admission {
+                Ok((meta, slot)) => run_connection(socket, state, meta, slot).await,
+                Err(Refusal(code, reason)) => {
+                    state.metrics.ws_connections_rejected.fetch_add(1, Ordering::Relaxed);
+                    close_with(socket, code, &reason).await;
+                }
+            }
+        })
+}
+
+async fn admit(
+    state: &AppState,
+    raw_id: &str,
+    peer: SocketAddr,
+) -> Result<(crate::domain::SessionMeta, IpSlot), Refusal> {
+    let id = raw_id
+        .parse()
+        .map_err(|e| Refusal(close::MALFORMED_SESSION_ID, format!("{e}")))?;
+    if state.hub.is_shutting_down() {
+        return Err(Refusal(close::GOING_AWAY, "server shutting down".into()));
+    }
+    let info = state
+        .sessions
+        .lookup(id)
+        .await
+        .map_err(|_| Refusal(close::INTERNAL_ERROR, "storage failure".into()))?
+        .ok_or_else(|| Refusal(close::SESSION_NOT_FOUND, "session not found or expired".into()))?;
+    let limit = state.limits.max_connections_per_ip;
+    let slot = state.hub.claim_ip_slot(peer.ip(), limit).ok_or_else(|| {
+        tracing::warn!(ip = %peer.ip(), limit, "connection refused: too many from this address");
+        Refusal(
+            close::TRY_AGAIN_LATER,
+            format!("too many connections from this address ({limit})"),
+        )
+    })?;
+    Ok((info.meta, slot))
+}
+
+async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+async fn run_connection(
+    mut socket: WebSocket,
+    state: AppState,
+    meta: crate::domain::SessionMeta,
+    _slot: IpSlot,
+) {
+    let conn = state.hub.next_conn_id();
+    let (outbound, mut to_client) = mpsc::channel(OUTBOUND_CAPACITY);
+    let room = match state.hub.join(&meta, conn, outbound).await {
+        Ok(room) => room,
+        Err(refused) => {
+            state.metrics.ws_connections_rejected.fetch_add(1, Ordering::Relaxed);
+            close_with(socket, refused.code, &refused.reason).await;
+            return;
+        }
+    };
+    state.metrics.ws_connections_opened.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(session = %meta.id, conn, "connection joined");
+    let limits = &state.limits;
+    let mut rate = TokenBucket::new(
+        limits.message_burst,
+        f64::from(limits.messages_per_second),
+        Instant::now(),
+    );
+    let closing: Option<(u16, String)> = loop {
+        tokio::select! {
+            // Outgoing first, so a busy client still hears the room promptly.
+            biased;
+            out = to_client.recv() => match out {
+                Some(OutFrame::Binary(bytes)) => {
+                    if socket.send(Message::Binary(bytes)).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(OutFrame::Close(code, reason)) => break Some((code, reason)),
+                // The room dropped us (too slow) or went away.
+                None => break Some((close::TRY_AGAIN_LATER, "connection reset by the server; reconnect".into())),
+            },
+            incoming = socket.recv() => match incoming {
+                None => break None,
+                Some(Err(e)) => {
+                    let text = e.to_string();
+                    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+                        break Some((close::MESSAGE_TOO_BIG, format!("frame larger than {} bytes", limits.max_frame_bytes)));
+                    }
+                    break None;
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    state.metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
+                    if rate.try_take(Instant::now()).is_err() {
+                        tracing::warn!(session = %meta.id, conn, "closed: message rate limit");
+                        break Some((close::POLICY_VIOLATION, "message rate limit exceeded".into()));
+                    }
+                    match decode_frame(&bytes) {
+                        Ok(messages) => {
+                            if room.commands.send(RoomCommand::Frame { conn, messages }).await.is_err() {
+                                break Some((close::GOING_AWAY, "session closed".into()));
+                            }
+                        }
+                        Err(e) => {
+                            state.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(session = %meta.id, conn, error = %e, "closed: malformed frame");
+                            break Some((close::INVALID_PAYLOAD, format!("malformed frame: {e}")));
+                        }
+                    }
+                }
+                Some(Ok(Message::Text(_))) => {
+                    state.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    break Some((close::UNSUPPORTED_DATA, "text frames are not supported; send binary y-websocket messages".into()));
+                }
+                Some(Ok(Message::Close(_))) => break None,
+                Some(Ok(_)) => {} // ping/pong: answered by the library
+            },
+        }
+    };
+    let _ = room.commands.send(RoomCommand::Leave { conn }).await;
+    if let Some((code, reason)) = closing {
+        close_with(socket, code, &reason).await;
+    }
+    tracing::debug!(session = %meta.id, conn, "connection left");
+}

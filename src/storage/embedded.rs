@@ -1,0 +1,405 @@
+//! The embedded backend: one redb database file in the data dir.
+//!
+//! Tables: `sessions` (id -> JSON metadata), `updates` ((id, seq) -> timestamp +
+//! update bytes: the append-only log) and `snapshots` (id -> covered seq + state).
+//! redb commits are durable (fsync) before `commit` returns, which is what lets the
+//! sync layer relay an update only after it is stored.
+
+use super::{LoggedUpdate, Storage, StorageError, StorageResult, StoredDocument, UpdateRecord};
+use crate::domain::{Language, SessionId, SessionMeta};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::{collections::HashMap, path::Path};
+
+const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions");
+const UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
+const SNAPSHOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("snapshots");
+
+/// File name of the database inside the data dir.
+pub const DATABASE_FILE: &str = "pairpad.redb";
+
+/// Storage in a redb file.
+pub struct EmbeddedStorage {
+    db: Database,
+}
+
+fn err(e: impl std::fmt::Display) -> StorageError {
+    StorageError(e.to_string())
+}
+
+fn encode_meta(meta: &SessionMeta) -> StorageResult<Vec<u8>> {
+    serde_json::to_vec(meta).map_err(err)
+}
+
+fn decode_meta(bytes: &[u8]) -> StorageResult<SessionMeta> {
+    serde_json::from_slice(bytes).map_err(err)
+}
+
+/// A log value: 8 bytes little-endian timestamp, then the update.
+fn encode_logged(at_ms: u64, update: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + update.len());
+    value.extend_from_slice(&at_ms.to_le_bytes());
+    value.extend_from_slice(update);
+    value
+}
+
+fn decode_logged(seq: u64, value: &[u8]) -> StorageResult<LoggedUpdate> {
+    if value.len() < 8 {
+        return Err(StorageError(format!("log entry {seq} is truncated")));
+    }
+    let (at, update) = value.split_at(8);
+    Ok(LoggedUpdate {
+        seq,
+        at_ms: u64::from_le_bytes(at.try_into().expect("8 bytes")),
+        update: update.to_vec(),
+    })
+}
+
+fn log_range(id: SessionId, after_seq: u64) -> std::ops::RangeInclusive<(u128, u64)> {
+    let key = id.as_u128();
+    (key, after_seq.saturating_add(1))..=(key, u64::MAX)
+}
+
+impl EmbeddedStorage {
+    /// Opens (or creates) the database in `data_dir`, creating the dir if needed.
+    pub fn open(data_dir: &Path) -> StorageResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(err)?;
+        let db = Database::create(data_dir.join(DATABASE_FILE)).map_err(err)?;
+        // Create the tables up front so that readers never meet a missing table.
+        let tx = db.begin_write().map_err(err)?;
+        {
+            tx.open_table(SESSIONS).map_err(err)?;
+            tx.open_table(UPDATES).map_err(err)?;
+            tx.open_table(SNAPSHOTS).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(Self { db })
+    }
+
+    fn update_meta(
+        &self,
+        id: SessionId,
+        change: impl FnOnce(&mut SessionMeta),
+    ) -> StorageResult<()> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut sessions = tx.open_table(SESSIONS).map_err(err)?;
+            let current = sessions
+                .get(id.as_u128())
+                .map_err(err)?
+                .map(|v| decode_meta(v.value()))
+                .transpose()?;
+            if let Some(mut meta) = current {
+                change(&mut meta);
+                sessions
+                    .insert(id.as_u128(), encode_meta(&meta)?.as_slice())
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+}
+
+impl Storage for EmbeddedStorage {
+    fn insert_session(&self, meta: &SessionMeta) -> StorageResult<()> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut sessions = tx.open_table(SESSIONS).map_err(err)?;
+            if sessions.get(meta.id.as_u128()).map_err(err)?.is_some() {
+                return Err(StorageError(format!("session {} exists", meta.id)));
+            }
+            sessions
+                .insert(meta.id.as_u128(), encode_meta(meta)?.as_slice())
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn session(&self, id: SessionId) -> StorageResult<Option<SessionMeta>> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let sessions = tx.open_table(SESSIONS).map_err(err)?;
+        let value = sessions.get(id.as_u128()).map_err(err)?;
+        value.map(|v| decode_meta(v.value())).transpose()
+    }
+
+    fn set_language(&self, id: SessionId, language: Language) -> StorageResult<()> {
+        self.update_meta(id, |meta| meta.language = language)
+    }
+
+    fn touch(&self, id: SessionId, at_ms: u64) -> StorageResult<()> {
+        self.update_meta(id, |meta| {
+            meta.last_activity_ms = meta.last_activity_ms.max(at_ms)
+        })
+    }
+
+    fn delete_session(&self, id: SessionId) -> StorageResult<bool> {
+        let tx = self.db.begin_write().map_err(err)?;
+        let existed;
+        {
+            let mut sessions = tx.open_table(SESSIONS).map_err(err)?;
+            existed = sessions.remove(id.as_u128()).map_err(err)?.is_some();
+            let mut snapshots = tx.open_table(SNAPSHOTS).map_err(err)?;
+            snapshots.remove(id.as_u128()).map_err(err)?;
+            let mut updates = tx.open_table(UPDATES).map_err(err)?;
+            updates.retain_in(log_range(id, 0), |_, _| false).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(existed)
+    }
+
+    fn sessions_inactive_since(&self, cutoff_ms: u64) -> StorageResult<Vec<SessionId>> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let sessions = tx.open_table(SESSIONS).map_err(err)?;
+        let mut inactive = Vec::new();
+        for entry in sessions.iter().map_err(err)? {
+            let (_, value) = entry.map_err(err)?;
+            let meta = decode_meta(value.value())?;
+            if meta.last_activity_ms < cutoff_ms {
+                inactive.push(meta.id);
+            }
+        }
+        Ok(inactive)
+    }
+
+    fn session_count(&self) -> StorageResult<u64> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let sessions = tx.open_table(SESSIONS).map_err(err)?;
+        sessions.len().map_err(err)
+    }
+
+    fn append_updates(&self, batch: &[UpdateRecord]) -> StorageResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut sessions = tx.open_table(SESSIONS).map_err(err)?;
+            let mut updates = tx.open_table(UPDATES).map_err(err)?;
+            // Next sequence number and newest activity per session in this batch.
+            let mut next_seq: HashMap<SessionId, Option<u64>> = HashMap::new();
+            let mut newest: HashMap<SessionId, u64> = HashMap::new();
+            for record in batch {
+                let slot = match next_seq.get_mut(&record.session) {
+                    Some(slot) => slot,
+                    None => {
+                        let known = sessions
+                            .get(record.session.as_u128())
+                            .map_err(err)?
+                            .is_some();
+                        let first = if known {
+                            let last = updates
+                                .range(log_range(record.session, 0))
+                                .map_err(err)?
+                                .next_back()
+                                .transpose()
+                                .map_err(err)?
+                                .map(|(k, _)| k.value().1)
+                                .unwrap_or(0);
+                            Some(last + 1)
+                        } else {
+                            None
+                        };
+                        next_seq.entry(record.session).or_insert(first)
+                    }
+                };
+                let Some(seq) = slot.as_mut() else { continue };
+                updates
+                    .insert(
+                        (record.session.as_u128(), *seq),
+                        encode_logged(record.at_ms, &record.update).as_slice(),
+                    )
+                    .map_err(err)?;
+                *seq += 1;
+                let newest_at = newest.entry(record.session).or_insert(0);
+                *newest_at = (*newest_at).max(record.at_ms);
+            }
+            for (id, at_ms) in newest {
+                let current = sessions
+                    .get(id.as_u128())
+                    .map_err(err)?
+                    .map(|v| decode_meta(v.value()))
+                    .transpose()?;
+                if let Some(mut meta) = current {
+                    if at_ms > meta.last_activity_ms {
+                        meta.last_activity_ms = at_ms;
+                        sessions
+                            .insert(id.as_u128(), encode_meta(&meta)?.as_slice())
+                            .map_err(err)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let snapshots = tx.open_table(SNAPSHOTS).map_err(err)?;
+        let (snapshot, snapshot_seq) = match snapshots.get(id.as_u128()).map_err(err)? {
+            Some(value) => {
+                let bytes = value.value();
+                if bytes.len() < 8 {
+                    return Err(StorageError(format!("snapshot of {id} is truncated")));
+                }
+                let (seq, state) = bytes.split_at(8);
+                (
+                    Some(state.to_vec()),
+                    u64::from_le_bytes(seq.try_into().expect("8 bytes")),
+                )
+            }
+            None => (None, 0),
+        };
+        let updates_table = tx.open_table(UPDATES).map_err(err)?;
+        let mut updates = Vec::new();
+        for entry in updates_table.range(log_range(id, snapshot_seq)).map_err(err)? {
+            let (key, value) = entry.map_err(err)?;
+            updates.push(decode_logged(key.value().1, value.value())?);
+        }
+        Ok(StoredDocument {
+            snapshot,
+            snapshot_seq,
+            updates,
+        })
+    }
+
+    fn update_log(&self, id: SessionId) -> StorageResult<Vec<LoggedUpdate>> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let updates_table = tx.open_table(UPDATES).map_err(err)?;
+        let mut log = Vec::new();
+        for entry in updates_table.range(log_range(id, 0)).map_err(err)? {
+            let (key, value) = entry.map_err(err)?;
+            log.push(decode_logged(key.value().1, value.value())?);
+        }
+        Ok(log)
+    }
+
+    fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64> {
+        let tx = self.db.begin_write().map_err(err)?;
+        let through_seq;
+        {
+            let updates = tx.open_table(UPDATES).map_err(err)?;
+            through_seq = updates
+                .range(log_range(id, 0))
+                .map_err(err)?
+                .next_back()
+                .transpose()
+                .map_err(err)?
+                .map(|(k, _)| k.value().1)
+                .unwrap_or(0);
+            let mut snapshots = tx.open_table(SNAPSHOTS).map_err(err)?;
+            let mut value = Vec::with_capacity(8 + state.len());
+            value.extend_from_slice(&through_seq.to_le_bytes());
+            value.extend_from_slice(state);
+            snapshots.insert(id.as_u128(), value.as_slice()).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(through_seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, EmbeddedStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        (dir, storage)
+    }
+
+    fn meta(now: u64) -> SessionMeta {
+        SessionMeta::new(SessionId::new_random(), Language::JavaScript, now)
+    }
+
+    #[test]
+    fn sessions_are_stored_found_and_deleted() {
+        let (_dir, storage) = open();
+        let a = meta(10);
+        storage.insert_session(&a).unwrap();
+        assert!(storage.insert_session(&a).is_err(), "duplicate ids are refused");
+        assert_eq!(storage.session(a.id).unwrap(), Some(a.clone()));
+        assert_eq!(storage.session_count().unwrap(), 1);
+        storage.set_language(a.id, Language::Python).unwrap();
+        assert_eq!(storage.session(a.id).unwrap().unwrap().language, Language::Python);
+        assert!(storage.delete_session(a.id).unwrap());
+        assert!(!storage.delete_session(a.id).unwrap());
+        assert_eq!(storage.session(a.id).unwrap(), None);
+    }
+
+    #[test]
+    fn touch_only_moves_activity_forward() {
+        let (_dir, storage) = open();
+        let a = meta(100);
+        storage.insert_session(&a).unwrap();
+        storage.touch(a.id, 50).unwrap();
+        assert_eq!(storage.session(a.id).unwrap().unwrap().last_activity_ms, 100);
+        storage.touch(a.id, 500).unwrap();
+        assert_eq!(storage.session(a.id).unwrap().unwrap().last_activity_ms, 500);
+    }
+
+    #[test]
+    fn inactive_sessions_are_listed_by_cutoff() {
+        let (_dir, storage) = open();
+        let old = meta(100);
+        let fresh = meta(1_000);
+        storage.insert_session(&old).unwrap();
+        storage.insert_session(&fresh).unwrap();
+        assert_eq!(storage.sessions_inactive_since(500).unwrap(), vec![old.id]);
+    }
+
+    #[test]
+    fn update_log_appends_in_order_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = meta(1);
+        let b = meta(1);
+        {
+            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            storage.insert_session(&a).unwrap();
+            storage.insert_session(&b).unwrap();
+            let record = |session, at_ms, byte| UpdateRecord {
+                session,
+                at_ms,
+                update: vec![byte],
+            };
+            storage
+                .append_updates(&[record(a.id, 5, 1), record(b.id, 6, 9), record(a.id, 7, 2)])
+                .unwrap();
+            storage.append_updates(&[record(a.id, 8, 3)]).unwrap();
+            // Updates of a session that does not exist are dropped.
+            storage
+                .append_updates(&[record(SessionId::new_random(), 9, 4)])
+                .unwrap();
+        }
+        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        let log = storage.update_log(a.id).unwrap();
+        let seen: Vec<_> = log.iter().map(|u| (u.seq, u.at_ms, u.update.clone())).collect();
+        assert_eq!(seen, vec![(1, 5, vec![1]), (2, 7, vec![2]), (3, 8, vec![3])]);
+        assert_eq!(storage.update_log(b.id).unwrap().len(), 1);
+        assert_eq!(storage.session(a.id).unwrap().unwrap().last_activity_ms, 8);
+    }
+
+    #[test]
+    fn snapshots_hide_the_updates_they_include_but_keep_the_log() {
+        let (_dir, storage) = open();
+        let a = meta(1);
+        storage.insert_session(&a).unwrap();
+        let records: Vec<_> = (1..=4u8)
+            .map(|i| UpdateRecord {
+                session: a.id,
+                at_ms: u64::from(i),
+                update: vec![i],
+            })
+            .collect();
+        storage.append_updates(&records[..3]).unwrap();
+        assert_eq!(storage.store_snapshot(a.id, b"state").unwrap(), 3);
+        storage.append_updates(&records[3..]).unwrap();
+        let doc = storage.load_document(a.id).unwrap();
+        assert_eq!(doc.snapshot.as_deref(), Some(&b"state"[..]));
+        assert_eq!(doc.snapshot_seq, 3);
+        assert_eq!(doc.updates.len(), 1);
+        assert_eq!(doc.updates[0].update, vec![4]);
+        assert_eq!(storage.update_log(a.id).unwrap().len(), 4);
+        storage.delete_session(a.id).unwrap();
+        assert_eq!(storage.load_document(a.id).unwrap(), StoredDocument::default());
+        assert!(storage.update_log(a.id).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,79 @@
+//! Persistence behind one trait: session metadata, each session's append-only
+//! update log (with timestamps, for playback) and its latest compacted snapshot.
+//!
+//! The default backend is [`embedded::EmbeddedStorage`] (redb, one file in the data
+//! dir, no server to run); a Redis backend can implement [`Storage`] later. Calls
+//! are blocking: async callers go through `spawn_blocking` or a writer thread.
+
+pub mod embedded;
+
+use crate::domain::{SessionId, SessionMeta};
+
+pub use embedded::EmbeddedStorage;
+
+/// A storage failure. The message is for logs, not for users.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StorageError(pub String);
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// One document update to append to a session's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateRecord {
+    pub session: SessionId,
+    /// When the server received it, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// A yrs v1 update.
+    pub update: Vec<u8>,
+}
+
+/// One entry of a session's update log, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedUpdate {
+    /// Position in the session's log, increasing from 1.
+    pub seq: u64,
+    pub at_ms: u64,
+    pub update: Vec<u8>,
+}
+
+/// What it takes to rebuild a session's document: the latest snapshot and the
+/// updates logged after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredDocument {
+    /// A yrs v1 update holding the whole document as of `snapshot_seq`.
+    pub snapshot: Option<Vec<u8>>,
+    /// The last log entry the snapshot includes (0 = none).
+    pub snapshot_seq: u64,
+    /// Updates logged after the snapshot, oldest first.
+    pub updates: Vec<LoggedUpdate>,
+}
+
+/// Everything pairpad persists.
+pub trait Storage: Send + Sync + 'static {
+    /// Records a new session. Fails if the id exists.
+    fn insert_session(&self, meta: &SessionMeta) -> StorageResult<()>;
+    /// The session's metadata, if it exists.
+    fn session(&self, id: SessionId) -> StorageResult<Option<SessionMeta>>;
+    /// Sets a session's language (kept in step with the document's meta map).
+    fn set_language(&self, id: SessionId, language: crate::domain::Language) -> StorageResult<()>;
+    /// Moves a session's last activity forward (never backward).
+    fn touch(&self, id: SessionId, at_ms: u64) -> StorageResult<()>;
+    /// Deletes a session with its log and snapshot. True if it existed.
+    fn delete_session(&self, id: SessionId) -> StorageResult<bool>;
+    /// Sessions whose last activity is before `cutoff_ms`.
+    fn sessions_inactive_since(&self, cutoff_ms: u64) -> StorageResult<Vec<SessionId>>;
+    /// How many sessions exist.
+    fn session_count(&self) -> StorageResult<u64>;
+    /// Appends updates in one durable transaction and moves each session's last
+    /// activity to its newest update. Updates of unknown sessions are dropped.
+    fn append_updates(&self, batch: &[UpdateRecord]) -> StorageResult<()>;
+    /// The snapshot and the updates logged after it.
+    fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument>;
+    /// The whole update log of a session, oldest first (for playback and export).
+    fn update_log(&self, id: SessionId) -> StorageResult<Vec<LoggedUpdate>>;
+    /// Replaces the session's snapshot with `state`, which must include every update
+    /// logged so far (the caller has no append in flight). Returns the last log
+    /// entry it covers.
+    fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64>;
+}

@@ -1,0 +1,195 @@
+//! A session's shared document: one yrs `Doc` with a `Y.Text` named `code` and a
+//! `Y.Map` named `meta` (language, ...). Offsets are UTF-16 code units, Monaco's
+//! and JavaScript Yjs's unit, so positions agree across clients.
+
+use crate::domain::Language;
+use yrs::{
+    updates::decoder::Decode, Any, Doc, GetString, Map, MapRef, OffsetKind, Options, Out, ReadTxn,
+    StateVector, Text, TextRef, Transact, Update,
+};
+
+/// Name of the shared text holding the code.
+pub const CODE: &str = "code";
+/// Name of the shared map holding metadata.
+pub const META: &str = "meta";
+/// Key of the language in the meta map.
+pub const META_LANGUAGE: &str = "language";
+
+/// An update that could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("update does not decode")]
+    Undecodable,
+    #[error("update was rejected by the document: {0}")]
+    Rejected(String),
+}
+
+pub struct SessionDoc {
+    doc: Doc,
+    code: TextRef,
+    meta: MapRef,
+}
+
+impl Default for SessionDoc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SessionDoc {
+    /// An empty document.
+    pub fn new() -> Self {
+        let doc = Doc::with_options(Options {
+            offset_kind: OffsetKind::Utf16,
+            ..Options::default()
+        });
+        Self::wrap(doc)
+    }
+
+    /// An empty document with a fixed client id (browsers pick a random one each).
+    pub fn with_client_id(client_id: u64) -> Self {
+        let doc = Doc::with_options(Options {
+            offset_kind: OffsetKind::Utf16,
+            client_id: yrs::block::ClientID::new(client_id),
+            ..Options::default()
+        });
+        Self::wrap(doc)
+    }
+
+    fn wrap(doc: Doc) -> Self {
+        let code = doc.get_or_insert_text(CODE);
+        let meta = doc.get_or_insert_map(META);
+        Self { doc, code, meta }
+    }
+
+    /// The underlying yrs document.
+    pub fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    /// The shared code text.
+    pub fn code_ref(&self) -> &TextRef {
+        &self.code
+    }
+
+    /// Applies a v1 update. Never panics: a panic inside yrs on hostile input is
+    /// caught and reported as a rejection.
+    pub fn apply(&self, update: &[u8]) -> Result<(), ApplyError> {
+        let update = Update::decode_v1(update).map_err(|_| ApplyError::Undecodable)?;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut txn = self.doc.transact_mut();
+            txn.apply_update(update)
+        }));
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ApplyError::Rejected(e.to_string())),
+            Err(_) => Err(ApplyError::Rejected("yrs panicked".into())),
+        }
+    }
+
+    /// The document's state vector.
+    pub fn state_vector(&self) -> StateVector {
+        self.doc.transact().state_vector()
+    }
+
+    /// Everything a peer with state vector `remote` lacks, as a v1 update.
+    pub fn diff(&self, remote: &StateVector) -> Vec<u8> {
+        self.doc.transact().encode_diff_v1(remote)
+    }
+
+    /// The whole document as one v1 update.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.diff(&StateVector::default())
+    }
+
+    /// The code as a string.
+    pub fn code(&self) -> String {
+        self.code.get_string(&self.doc.transact())
+    }
+
+    /// Length of the code in UTF-16 code units.
+    pub fn code_len_utf16(&self) -> u32 {
+        self.code.len(&self.doc.transact())
+    }
+
+    /// The language in the meta map, if set to a known language.
+    pub fn language(&self) -> Option<Language> {
+        let txn = self.doc.transact();
+        match self.meta.get(&txn, META_LANGUAGE) {
+            Some(Out::Any(Any::String(name))) => name.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Sets the language; returns the update that did it.
+    pub fn set_language(&self, language: Language) -> Vec<u8> {
+        let mut txn = self.doc.transact_mut();
+        self.meta.insert(&mut txn, META_LANGUAGE, language.as_str());
+        txn.encode_update_v1()
+    }
+
+    /// Inserts text at a UTF-16 offset; returns the update that did it.
+    pub fn insert_code(&self, utf16_index: u32, text: &str) -> Vec<u8> {
+        let mut txn = self.doc.transact_mut();
+        self.code.insert(&mut txn, utf16_index, text);
+        txn.encode_update_v1()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_documents_converge_through_diffs() {
+        let a = SessionDoc::new();
+        let b = SessionDoc::new();
+        a.insert_code(0, "hello");
+        b.insert_code(0, "world ");
+        let to_b = a.diff(&b.state_vector());
+        let to_a = b.diff(&a.state_vector());
+        b.apply(&to_b).unwrap();
+        a.apply(&to_a).unwrap();
+        assert_eq!(a.code(), b.code());
+        assert_eq!(a.code().len(), "hello".len() + "world ".len());
+    }
+
+    #[test]
+    fn offsets_count_utf16_code_units() {
+        let doc = SessionDoc::new();
+        doc.insert_code(0, "a😀b");
+        // The emoji is two UTF-16 code units, so "b" starts at 3.
+        assert_eq!(doc.code_len_utf16(), 4);
+        doc.insert_code(3, "漢");
+        assert_eq!(doc.code(), "a😀漢b");
+    }
+
+    #[test]
+    fn language_lives_in_the_meta_map_and_syncs() {
+        let a = SessionDoc::new();
+        assert_eq!(a.language(), None);
+        let update = a.set_language(Language::Python);
+        let b = SessionDoc::new();
+        b.apply(&update).unwrap();
+        assert_eq!(b.language(), Some(Language::Python));
+    }
+
+    #[test]
+    fn garbage_updates_are_rejected_not_applied() {
+        let doc = SessionDoc::new();
+        doc.insert_code(0, "keep me");
+        assert!(doc.apply(&[0xff, 0xff, 0xff]).is_err());
+        assert_eq!(doc.code(), "keep me");
+    }
+
+    #[test]
+    fn a_snapshot_rebuilds_the_document() {
+        let doc = SessionDoc::new();
+        doc.insert_code(0, "print('hi')");
+        doc.set_language(Language::Python);
+        let copy = SessionDoc::new();
+        copy.apply(&doc.snapshot()).unwrap();
+        assert_eq!(copy.code(), "print('hi')");
+        assert_eq!(copy.language(), Some(Language::Python));
+    }
+}

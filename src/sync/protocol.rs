@@ -1,0 +1,331 @@
+//! The y-websocket wire protocol, sans IO: splitting a binary frame into
+//! messages and encoding the messages the server sends.
+//!
+//! A frame holds one or more messages, each `varuint type` followed by its body:
+//! sync (0) = `varuint step` + `varbuf payload` (SyncStep1 = state vector,
+//! SyncStep2 and Update = yrs v1 update), awareness (1) = `varbuf update`,
+//! auth (2), awareness query (3). Framing is parsed here, strictly, so that a
+//! truncated or overlong message is an error rather than silently ignored; the
+//! payloads are then decoded with yrs.
+
+use yrs::{
+    sync::{awareness::AwarenessUpdate, protocol::MSG_AWARENESS},
+    updates::{decoder::Decode, encoder::Encode},
+    StateVector, Update,
+};
+
+pub const MSG_SYNC: u64 = 0;
+pub const MSG_AUTH: u64 = 2;
+pub const MSG_QUERY_AWARENESS: u64 = 3;
+pub const SYNC_STEP_1: u64 = 0;
+pub const SYNC_STEP_2: u64 = 1;
+pub const SYNC_UPDATE: u64 = 2;
+
+/// One decoded client message.
+#[derive(Debug)]
+pub enum ClientMessage {
+    /// The client's state vector: answer with what it lacks.
+    SyncStep1(StateVector),
+    /// What the client has that we lacked (answer to our SyncStep1); the raw
+    /// update bytes are kept for storage and relay.
+    SyncStep2(Vec<u8>),
+    /// A live edit.
+    Update(Vec<u8>),
+    /// Presence.
+    Awareness(AwarenessUpdate, Vec<u8>),
+    /// The client asks for everyone's presence.
+    AwarenessQuery,
+    /// A message type pairpad does not use (auth, custom): ignored.
+    Ignored(u64),
+}
+
+/// Why a frame is not a valid protocol frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("empty frame")]
+    Empty,
+    #[error("bad varint at byte {0}")]
+    BadVarint(usize),
+    #[error("message truncated at byte {0}")]
+    Truncated(usize),
+    #[error("unknown sync step {0}")]
+    UnknownSyncStep(u64),
+    #[error("undecodable state vector")]
+    BadStateVector,
+    #[error("undecodable document update")]
+    BadUpdate,
+    #[error("undecodable awareness update")]
+    BadAwareness,
+}
+
+/// A bounds-checked reader over a frame.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn is_done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    /// lib0 varuint: 7 bits a byte, least significant first; at most 53 bits
+    /// (JavaScript's safe integers), so at most 8 bytes.
+    fn varuint(&mut self) -> Result<u64, FrameError> {
+        let start = self.pos;
+        let mut value: u64 = 0;
+        for shift in (0..56).step_by(7) {
+            let Some(&byte) = self.buf.get(self.pos) else {
+                return Err(FrameError::Truncated(start));
+            };
+            self.pos += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return if value < (1 << 53) {
+                    Ok(value)
+                } else {
+                    Err(FrameError::BadVarint(start))
+                };
+            }
+        }
+        Err(FrameError::BadVarint(start))
+    }
+
+    fn varbuf(&mut self) -> Result<&'a [u8], FrameError> {
+        let start = self.pos;
+        let len = self.varuint()?;
+        let len = usize::try_from(len).map_err(|_| FrameError::Truncated(start))?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&end| end <= self.buf.len())
+            .ok_or(FrameError::Truncated(start))?;
+        let bytes = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+}
+
+/// Splits a binary frame into client messages, decoding and validating payloads.
+/// Any framing or payload error rejects the whole frame.
+pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
+    if frame.is_empty() {
+        return Err(FrameError::Empty);
+    }
+    let mut reader = Reader { buf: frame, pos: 0 };
+    let mut messages = Vec::with_capacity(1);
+    while !reader.is_done() {
+        let message = match reader.varuint()? {
+            MSG_SYNC => {
+                let step = reader.varuint()?;
+                let payload = reader.varbuf()?;
+                match step {
+                    SYNC_STEP_1 => ClientMessage::SyncStep1(
+                        StateVector::decode_v1(payload).map_err(|_| FrameError::BadStateVector)?,
+                    ),
+                    SYNC_STEP_2 | SYNC_UPDATE => {
+                        validate_update(payload)?;
+                        if step == SYNC_STEP_2 {
+                            ClientMessage::SyncStep2(payload.to_vec())
+                        } else {
+                            ClientMessage::Update(payload.to_vec())
+                        }
+                    }
+                    other => return Err(FrameError::UnknownSyncStep(other)),
+                }
+            }
+            tag if tag == u64::from(MSG_AWARENESS) => {
+                let payload = reader.varbuf()?;
+                let update =
+                    AwarenessUpdate::decode_v1(payload).map_err(|_| FrameError::BadAwareness)?;
+                ClientMessage::Awareness(update, payload.to_vec())
+            }
+            MSG_QUERY_AWARENESS => ClientMessage::AwarenessQuery,
+            MSG_AUTH => {
+                // Permission flag and optional reason; pairpad does not use auth.
+                let _flag = reader.varuint()?;
+                if !reader.is_done() {
+                    let _reason = reader.varbuf()?;
+                }
+                ClientMessage::Ignored(MSG_AUTH)
+            }
+            other => {
+                // Unknown types carry a varbuf by convention (y-protocols custom
+                // messages); skip it so later messages in the frame still count.
+                let _ = reader.varbuf()?;
+                ClientMessage::Ignored(other)
+            }
+        };
+        messages.push(message);
+    }
+    Ok(messages)
+}
+
+/// Checks that bytes decode as a yrs v1 update (never panics on garbage).
+pub fn validate_update(payload: &[u8]) -> Result<(), FrameError> {
+    match std::panic::catch_unwind(|| Update::decode_v1(payload)) {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(FrameError::BadUpdate),
+    }
+}
+
+fn write_varuint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn sync_frame(step: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 12);
+    write_varuint(&mut out, MSG_SYNC);
+    write_varuint(&mut out, step);
+    write_varuint(&mut out, payload.len() as u64);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Server SyncStep1: our state vector.
+pub fn encode_sync_step1(state_vector: &StateVector) -> Vec<u8> {
+    sync_frame(SYNC_STEP_1, &state_vector.encode_v1())
+}
+
+/// Server SyncStep2: what the client lacks.
+pub fn encode_sync_step2(update: &[u8]) -> Vec<u8> {
+    sync_frame(SYNC_STEP_2, update)
+}
+
+/// A live update relayed to clients.
+pub fn encode_update(update: &[u8]) -> Vec<u8> {
+    sync_frame(SYNC_UPDATE, update)
+}
+
+/// An awareness message from an already encoded awareness update.
+pub fn encode_awareness_bytes(update: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(update.len() + 6);
+    write_varuint(&mut out, u64::from(MSG_AWARENESS));
+    write_varuint(&mut out, update.len() as u64);
+    out.extend_from_slice(update);
+    out
+}
+
+/// An awareness message.
+pub fn encode_awareness(update: &AwarenessUpdate) -> Vec<u8> {
+    encode_awareness_bytes(&update.encode_v1())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::{Doc, ReadTxn, Text, Transact};
+
+    fn sample_update() -> Vec<u8> {
+        let doc = Doc::new();
+        let text = doc.get_or_insert_text("code");
+        let mut txn = doc.transact_mut();
+        text.insert(&mut txn, 0, "hello");
+        txn.encode_update_v1()
+    }
+
+    #[test]
+    fn round_trips_every_server_message() {
+        let update = sample_update();
+        let sv = StateVector::default();
+        let mut frame = encode_sync_step1(&sv);
+        frame.extend(encode_sync_step2(&update));
+        frame.extend(encode_update(&update));
+        let messages = decode_frame(&frame).unwrap();
+        assert!(matches!(messages[0], ClientMessage::SyncStep1(ref v) if *v == sv));
+        assert!(matches!(messages[1], ClientMessage::SyncStep2(ref u) if *u == update));
+        assert!(matches!(messages[2], ClientMessage::Update(ref u) if *u == update));
+    }
+
+    #[test]
+    fn accepts_awareness_queries_and_ignores_unknown_types() {
+        let frame = [3u8, 7, 2, 0xAB, 0xCD];
+        let messages = decode_frame(&frame).unwrap();
+        assert!(matches!(messages[0], ClientMessage::AwarenessQuery));
+        assert!(matches!(messages[1], ClientMessage::Ignored(7)));
+    }
+
+    #[test]
+    fn rejects_truncated_and_garbage_frames() {
+        let update = encode_update(&sample_update());
+        assert_eq!(decode_frame(&[]).unwrap_err(), FrameError::Empty);
+        assert!(matches!(
+            decode_frame(&update[..update.len() - 1]),
+            Err(FrameError::Truncated(_))
+        ));
+        assert!(matches!(decode_frame(&[0x80]), Err(FrameError::Truncated(0))));
+        assert!(matches!(
+            decode_frame(&[0xff; 12]),
+            Err(FrameError::BadVarint(0))
+        ));
+        assert_eq!(decode_frame(&[0, 9, 0]).unwrap_err(), FrameError::UnknownSyncStep(9));
+        assert_eq!(
+            decode_frame(&[0, 2, 3, 0xff, 0xff, 0xff]).unwrap_err(),
+            FrameError::BadUpdate
+        );
+        assert_eq!(
+            decode_frame(&[1, 2, 0xff, 0xff]).unwrap_err(),
+            FrameError::BadAwareness
+        );
+        // A length that points far past the end of the frame.
+        assert!(matches!(
+            decode_frame(&[0, 2, 0xff, 0xff, 0xff, 0x7f]),
+            Err(FrameError::Truncated(_))
+        ));
+    }
+
+    #[test]
+    fn encodes_what_yjs_expects_for_a_state_vector() {
+        let doc = Doc::new();
+        let frame = encode_sync_step1(&doc.transact().state_vector());
+        // type 0, step 0, then a one-byte buffer holding an empty state vector.
+        assert_eq!(frame, vec![0, 0, 1, 0]);
+    }
+
+    mod fuzz {
+        use super::super::*;
+        use crate::sync::SessionDoc;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Arbitrary bytes never panic the decoder.
+            #[test]
+            fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = decode_frame(&bytes);
+            }
+
+            /// Arbitrary update payloads inside a well-formed frame never panic
+            /// the decoder or the document, and never change its text when refused.
+            #[test]
+            fn garbage_updates_never_panic_or_corrupt(payload in proptest::collection::vec(any::<u8>(), 0..256)) {
+                let doc = SessionDoc::new();
+                doc.insert_code(0, "stable text");
+                let frame = encode_update(&payload);
+                if let Ok(messages) = decode_frame(&frame) {
+                    for message in messages {
+                        if let ClientMessage::Update(update) = message {
+                            if doc.apply(&update).is_err() {
+                                prop_assert_eq!(doc.code(), "stable text");
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// Real updates, cut at any point, are refused whole (never half applied).
+            #[test]
+            fn truncated_real_frames_are_rejected(cut in 1usize..40) {
+                let doc = SessionDoc::new();
+                let frame = encode_update(&doc.insert_code(0, "hello world, hello yrs"));
+                let cut = cut.min(frame.len() - 1);
+                prop_assert!(decode_frame(&frame[..cut]).is_err());
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Server-rendered pages and their headers against a real server.
+
+mod common;
+
+use common::{client, create_session, TestServer};
+
+#[tokio::test]
+async fn home_page_offers_to_create_a_session_with_security_headers() {
+    let server = TestServer::start(|_| {}).await;
+    let response = client().get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
+    assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["cross-origin-opener-policy"], "same-origin");
+    assert_eq!(headers["cross-origin-embedder-policy"], "require-corp");
+    let html = response.text().await.unwrap();
+    assert!(html.contains("data-testid=\"create-session\""));
+    // The hydration bootstrap carries the nonce the CSP names.
+    let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "bootstrap script lacks the nonce");
+
+    let again = client().get(server.url("/")).send().await.unwrap();
+    let other = again.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert_ne!(csp, other, "every response gets a fresh nonce");
+}
+
+#[tokio::test]
+async fn session_page_shows_the_share_link_and_language() {
+    let server = TestServer::start(|_| {}).await;
+    let id = create_session(&server, Some("python")).await;
+    let response = client().get(server.url(&format!("/s/{id}"))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(html.contains(&format!("value=\"http://{}/s/{id}\"", server.addr)), "{html}");
+    assert!(html.contains("data-testid=\"share-link\""));
+    assert!(html.contains("data-testid=\"copy-link\""));
+    assert!(html.contains(">Python<"));
+}
+
+#[tokio::test]
+async fn unknown_malformed_and_missing_pages_are_404_with_a_way_out() {
+    let server = TestServer::start(|_| {}).await;
+    for path in [
+        "/s/3f1e8a52-4b7c-4d2e-9f00-1234567890ab".to_owned(),
+        "/s/not-a-session".to_owned(),
+        "/no/such/page".to_owned(),
+    ] {
+        let response = client().get(server.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert!(response.headers().contains_key("content-security-policy"));
+        let html = response.text().await.unwrap();
+        assert!(html.contains("data-testid=\"not-found\""), "{path}: {html}");
+        assert!(html.contains("data-testid=\"create-session\""), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_create_form_works_without_javascript() {
+    let server = TestServer::start(|_| {}).await;
+    let response = client()
+        .post(server.url("/_sfn/create_session"))
+        .header("referer", server.url("/"))
+        .form(&[("language", "python")])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let id = location.strip_prefix("/s/").expect("redirects to the session page");
+    let session = client()
+        .get(server.url(&format!("/api/sessions/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.status(), 200);
+    let body: serde_json::Value = session.json().await.unwrap();
+    assert_eq!(body["language"], "python");
+}
+
+#[tokio::test]
+async fn the_create_form_is_rate_limited_too() {
+    let server = TestServer::start(|config| config.create_limit = 1).await;
+    create_session(&server, None).await;
+    let response = client()
+        .post(server.url("/_sfn/create_session"))
+        .header("accept", "application/json")
+        .form(&[("language", "javascript")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+}
