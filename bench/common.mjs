@@ -262,7 +262,7 @@ export function writeJson (file, data) {
 }
 
 export function machine () {
-  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, totalMemMiB: Math.round(os.totalmem() / 1048576), node: process.version }
+  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, totalMemMiB: Math.round(os.totalmem() / 1048576), node: process.version, loadavg: os.loadavg().map((x) => round(x, 2)) }
 }
 
 /** Polls `predicate` every `interval` ms until true or `timeout` ms pass; returns whether it held. */

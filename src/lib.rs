@@ -9,6 +9,7 @@
 //! - [`app`]: the HTML shell, root component and routes (both sides).
 //! - [`domain`]: pure types and rules: session ids, languages, limits, rate buckets.
 //! - [`sync`]: the session document (yrs) and the y-websocket protocol, sans IO.
+//! - [`collab`]: the browser's replica of a session (document, presence, undo), sans IO.
 //! - [`api`]: Leptos server functions the pages call.
 //! - [`ui`]: components and pages.
 //! - [`interop`]: bridges to browser APIs and JS modules (safe wrappers, server twins).
@@ -22,6 +23,7 @@
 
 pub mod api;
 pub mod app;
+pub mod collab;
 pub mod domain;
 pub mod interop;
 #[cfg(feature = "ssr")]

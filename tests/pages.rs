@@ -64,6 +64,8 @@ async fn the_create_form_works_without_javascript() {
     let server = TestServer::start(|_| {}).await;
     let response = client()
         .post(server.url("/_sfn/create_session"))
+        // What a browser sends when it posts the form before hydration.
+        .header("accept", "text/html,application/xhtml+xml")
         .header("referer", server.url("/"))
         .form(&[("language", "python")])
         .send()

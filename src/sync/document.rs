@@ -75,9 +75,18 @@ impl SessionDoc {
     /// Applies a v1 update. Never panics: a panic inside yrs on hostile input is
     /// caught and reported as a rejection.
     pub fn apply(&self, update: &[u8]) -> Result<(), ApplyError> {
+        self.apply_with_origin(update, None)
+    }
+
+    /// Applies a v1 update in a transaction tagged with `origin` (so observers can
+    /// tell remote changes from local ones).
+    pub fn apply_with_origin(&self, update: &[u8], origin: Option<&str>) -> Result<(), ApplyError> {
         let update = Update::decode_v1(update).map_err(|_| ApplyError::Undecodable)?;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut txn = self.doc.transact_mut();
+            let mut txn = match origin {
+                Some(origin) => self.doc.transact_mut_with(origin),
+                None => self.doc.transact_mut(),
+            };
             txn.apply_update(update)
         }));
         match result {
@@ -123,7 +132,15 @@ impl SessionDoc {
 
     /// Sets the language; returns the update that did it.
     pub fn set_language(&self, language: Language) -> Vec<u8> {
-        let mut txn = self.doc.transact_mut();
+        self.set_language_with_origin(language, None)
+    }
+
+    /// Sets the language in a transaction tagged with `origin`.
+    pub fn set_language_with_origin(&self, language: Language, origin: Option<&str>) -> Vec<u8> {
+        let mut txn = match origin {
+            Some(origin) => self.doc.transact_mut_with(origin),
+            None => self.doc.transact_mut(),
+        };
         self.meta.insert(&mut txn, META_LANGUAGE, language.as_str());
         txn.encode_update_v1()
     }

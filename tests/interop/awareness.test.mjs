@@ -32,6 +32,7 @@ describe('awareness (presence)', () => {
     await Promise.all([a.synced(), b.synced()])
 
     a.awareness.setLocalStateField('user', { name: 'Ada', color: '#f80' })
+    b.awareness.setLocalStateField('user', { name: 'Bob', color: '#08f' })
     await waitFor(() => nameOf(b, a.doc.clientID) === 'Ada', {
       message: () => `B to see A's presence "Ada"; B sees ${JSON.stringify([...b.awareness.getStates()])}`
     })
@@ -63,7 +64,7 @@ describe('awareness (presence)', () => {
     // And a newcomer after that does not get a ghost of A.
     const d = track(yClient(server, session.id, { name: 'D' }))
     await d.synced()
-    await waitFor(() => d.awareness.getStates().has(b.doc.clientID), { message: "D to get B's presence" })
+    await waitFor(() => nameOf(d, b.doc.clientID) === 'Bob', { message: "D to get B's presence" })
     assert.equal(d.awareness.getStates().has(a.doc.clientID), false, 'D received the presence of A, who had left')
 
     // A clean leave (y-websocket sends a null state) reaches the others too.

@@ -70,6 +70,24 @@ export function yClient (server, sessionId, { name = 'client', connect = true } 
   })
   const terminal = []
   provider.on('closed', (event) => terminal.push(event))
+  // A browser logs an exception thrown by a WebSocket message handler and carries
+  // on; Node would crash the test process instead. Record such exceptions (e.g.
+  // y-protocols failing to parse something the server relayed) so a test can
+  // report them. setupWS sets onmessage before emitting 'connecting'.
+  const messageErrors = []
+  provider.on('status', () => {
+    const ws = provider.ws
+    if (!ws || ws.__pairpadWrapped || typeof ws.onmessage !== 'function') return
+    const handler = ws.onmessage
+    ws.onmessage = (event) => {
+      try {
+        handler(event)
+      } catch (err) {
+        messageErrors.push(err)
+      }
+    }
+    ws.__pairpadWrapped = true
+  })
   const client = {
     name,
     doc,
@@ -81,6 +99,8 @@ export function yClient (server, sessionId, { name = 'client', connect = true } 
     closes,
     /** Closes y-websocket treated as permanent (no reconnect). */
     terminal,
+    /** Exceptions the stock client threw while handling a server message. */
+    messageErrors,
     /** Resolves once the provider has synced with the server. */
     synced (timeout = WAIT_MS) {
       return waitFor(() => provider.synced, {

@@ -1,0 +1,584 @@
+//! One participant's replica of a session: document, presence and undo history.
+//! Every input (a frame from the server, an editor change, a cursor move, undo)
+//! returns [`Effects`]: frames to send and changes to show.
+//!
+//! Transactions carry an origin: editor edits are `LOCAL` (already in the editor,
+//! so not echoed back to it; tracked by undo), frames from the server are
+//! `REMOTE` (shown in the editor, never sent back). Anything else (undo, redo)
+//! is both shown and sent.
+
+use super::{
+    presence::{color_for, parse_state, CursorState, Peer, PresenceState, UserInfo},
+    text_ops::{ops_from_delta, utf16_len, EditorChange, TextOp},
+};
+use crate::{
+    domain::Language,
+    sync::{
+        protocol::{self, decode_frame, ClientMessage, FrameError},
+        SessionDoc,
+    },
+};
+use std::sync::{Arc, Mutex};
+use yrs::{
+    block::ClientID,
+    sync::Awareness,
+    undo::{Options as UndoOptions, UndoManager},
+    updates::{decoder::Decode, encoder::Encode},
+    Assoc, IndexedSequence, Observable, Origin, StickyIndex, Text, Transact,
+};
+
+/// Origin of transactions made from editor changes.
+pub const LOCAL: &str = "pairpad:local";
+/// Origin of transactions applying server frames.
+pub const REMOTE: &str = "pairpad:remote";
+/// Key our observers are registered under.
+const OBSERVER: &str = "pairpad:collab";
+/// Inserts larger than this (UTF-16 units) are split into several updates, so a
+/// huge paste never makes a frame larger than the server accepts.
+pub const MAX_INSERT_PER_UPDATE: usize = 256 * 1024;
+/// Consecutive edits within this window undo together.
+const UNDO_CAPTURE_MS: u64 = 500;
+
+/// What the UI must do after an input.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Frames to send to the server, in order.
+    pub send: Vec<Vec<u8>>,
+    /// Deltas to apply to the editor, in order (each starts at offset 0).
+    pub text_deltas: Vec<Vec<TextOp>>,
+    /// The language changed to this.
+    pub language: Option<Language>,
+    /// Someone's presence changed: re-read `peers()`.
+    pub presence_changed: bool,
+    /// The first full sync with the server just completed.
+    pub synced: bool,
+    /// The editor no longer matches the document: reload it from `code()`.
+    pub reload_editor: bool,
+}
+
+type Sink<T> = Arc<Mutex<Vec<T>>>;
+
+fn take<T>(sink: &Sink<T>) -> Vec<T> {
+    std::mem::take(&mut *sink.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+pub struct CollabClient {
+    doc: SessionDoc,
+    awareness: Awareness,
+    undo: UndoManager<()>,
+    editor_deltas: Sink<Vec<TextOp>>,
+    outgoing: Sink<Vec<u8>>,
+    presence: PresenceState,
+    language: Option<Language>,
+    synced: bool,
+}
+
+impl CollabClient {
+    /// A replica with a fresh client id, the user's name, and a millisecond clock.
+    pub fn new(client_id: u64, name: &str, clock: fn() -> u64) -> Self {
+        let doc = SessionDoc::with_client_id(client_id);
+        let editor_deltas: Sink<Vec<TextOp>> = Arc::default();
+        let outgoing: Sink<Vec<u8>> = Arc::default();
+        {
+            let sink = editor_deltas.clone();
+            doc.code_ref().observe(OBSERVER, move |txn, event| {
+                if txn.origin() != Some(&Origin::from(LOCAL)) {
+                    let ops = ops_from_delta(event.delta(txn));
+                    sink.lock().unwrap_or_else(|p| p.into_inner()).push(ops);
+                }
+            });
+            let sink = outgoing.clone();
+            doc.doc()
+                .observe_update_v1(OBSERVER, move |txn, event| {
+                    if txn.origin() != Some(&Origin::from(REMOTE)) {
+                        sink.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(event.update.clone());
+                    }
+                })
+                .expect("no transaction is open while the client is built");
+        }
+        let mut undo = UndoManager::with_options(UndoOptions {
+            capture_timeout_millis: UNDO_CAPTURE_MS,
+            tracked_origins: Default::default(),
+            capture_transaction: None,
+            timestamp: Arc::new(clock),
+            init_undo_stack: Vec::new(),
+            init_redo_stack: Vec::new(),
+        });
+        undo.expand_scope(doc.doc(), doc.code_ref());
+        undo.include_origin(LOCAL);
+        let awareness = Awareness::with_clock(doc.doc().clone(), clock);
+        let presence = PresenceState {
+            user: UserInfo {
+                name: super::presence::clean_name(name),
+                color: color_for(client_id),
+            },
+            cursor: None,
+        };
+        let mut client = Self {
+            doc,
+            awareness,
+            undo,
+            editor_deltas,
+            outgoing,
+            presence,
+            language: None,
+            synced: false,
+        };
+        client.publish_presence();
+        client
+    }
+
+    pub fn client_id(&self) -> u64 {
+        self.doc.doc().client_id().get()
+    }
+
+    /// The code as the document has it.
+    pub fn code(&self) -> String {
+        self.doc.code()
+    }
+
+    /// The session's language, once known.
+    pub fn language(&self) -> Option<Language> {
+        self.language
+    }
+
+    /// True once the first sync with the server has completed.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// The connection opened: ask for what we lack and announce ourselves.
+    pub fn on_open(&mut self) -> Effects {
+        let mut effects = self.drain();
+        effects
+            .send
+            .push(protocol::encode_sync_step1(&self.doc.state_vector()));
+        if let Some(frame) = self.local_presence_frame() {
+            effects.send.push(frame);
+        }
+        effects
+    }
+
+    /// The connection closed: forget others' presence (they will be re-sent),
+    /// keep the document and any edits made meanwhile.
+    pub fn on_close(&mut self) -> Effects {
+        self.synced = false;
+        let me = self.doc.doc().client_id();
+        let others: Vec<ClientID> = self
+            .awareness
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| *id != me)
+            .collect();
+        let presence_changed = !others.is_empty();
+        for id in others {
+            self.awareness.remove_state(id);
+        }
+        // Frames queued meanwhile cannot be sent; the next sync carries them.
+        take(&self.outgoing);
+        Effects {
+            presence_changed,
+            ..Effects::default()
+        }
+    }
+
+    /// A binary frame from the server.
+    pub fn on_frame(&mut self, frame: &[u8]) -> Result<Effects, FrameError> {
+        let mut replies = Vec::new();
+        let mut presence_changed = false;
+        let mut synced = false;
+        let mut reload_editor = false;
+        for message in decode_frame(frame)? {
+            match message {
+                ClientMessage::SyncStep1(remote) => {
+                    replies.push(protocol::encode_sync_step2(&self.doc.diff(&remote)));
+                }
+                ClientMessage::SyncStep2(update) => {
+                    reload_editor |= self.doc.apply_with_origin(&update, Some(REMOTE)).is_err();
+                    if !self.synced {
+                        self.synced = true;
+                        synced = true;
+                    }
+                }
+                ClientMessage::Update(update) => {
+                    reload_editor |= self.doc.apply_with_origin(&update, Some(REMOTE)).is_err();
+                }
+                ClientMessage::Awareness(update, _) => {
+                    presence_changed |= self.awareness.apply_update(update).is_ok();
+                }
+                ClientMessage::AwarenessQuery => replies.extend(self.local_presence_frame()),
+                ClientMessage::Ignored(_) => {}
+            }
+        }
+        let mut effects = self.drain();
+        effects.send.splice(0..0, replies);
+        effects.presence_changed |= presence_changed;
+        effects.synced = synced;
+        effects.reload_editor |= reload_editor;
+        Ok(effects)
+    }
+
+    /// Changes the user made in the editor (one Monaco content-change event).
+    pub fn on_editor_changes(&mut self, mut changes: Vec<EditorChange>) -> Effects {
+        // Monaco's offsets all refer to the text before the event: apply from the
+        // end so earlier offsets stay valid.
+        changes.sort_by(|a, b| b.offset.cmp(&a.offset));
+        let text = self.doc.code_ref().clone();
+        let mut reload_editor = false;
+        for change in changes {
+            let length = self.doc.code_len_utf16();
+            if change.offset.saturating_add(change.length) > length {
+                // The editor and the document disagree: never guess, resync.
+                reload_editor = true;
+                continue;
+            }
+            let mut chunks = split_utf16(&change.text, MAX_INSERT_PER_UPDATE).into_iter();
+            let mut at = change.offset;
+            {
+                let mut txn = self.doc.doc().transact_mut_with(LOCAL);
+                if change.length > 0 {
+                    text.remove_range(&mut txn, change.offset, change.length);
+                }
+                if let Some(first) = chunks.next() {
+                    text.insert(&mut txn, at, first);
+                    at += utf16_len(first);
+                }
+            }
+            for chunk in chunks {
+                let mut txn = self.doc.doc().transact_mut_with(LOCAL);
+                text.insert(&mut txn, at, chunk);
+                at += utf16_len(chunk);
+            }
+        }
+        let mut effects = self.drain();
+        effects.reload_editor |= reload_editor;
+        effects
+    }
+
+    /// The local caret or selection moved (UTF-16 offsets).
+    pub fn on_selection(&mut self, anchor: u32, head: u32) -> Effects {
+        let cursor = {
+            let txn = self.doc.doc().transact();
+            let encode = |index: u32| {
+                self.doc
+                    .code_ref()
+                    .sticky_index(&txn, index, Assoc::After)
+                    .map(|s| s.encode_v1())
+            };
+            match (encode(anchor), encode(head)) {
+                (Some(anchor), Some(head)) => Some(CursorState { anchor, head }),
+                _ => None,
+            }
+        };
+        self.presence.cursor = cursor;
+        self.publish_presence();
+        let mut effects = self.drain();
+        effects.send.extend(self.local_presence_frame());
+        effects
+    }
+
+    /// The user changed their display name.
+    pub fn set_name(&mut self, name: &str) -> Effects {
+        self.presence.user.name = super::presence::clean_name(name);
+        self.publish_presence();
+        let mut effects = self.drain();
+        effects.send.extend(self.local_presence_frame());
+        effects.presence_changed = true;
+        effects
+    }
+
+    /// Re-announces our presence (others drop states not renewed in 30 s).
+    pub fn renew_presence(&mut self) -> Effects {
+        Effects {
+            send: self.local_presence_frame().into_iter().collect(),
+            ..Effects::default()
+        }
+    }
+
+    /// Drops others' presence not renewed within `timeout_ms` (they vanished
+    /// without a goodbye).
+    pub fn expire_presence(&mut self, now_ms: u64, timeout_ms: u64) -> Effects {
+        let me = self.doc.doc().client_id();
+        let stale: Vec<ClientID> = self
+            .awareness
+            .iter()
+            .filter(|(id, state)| *id != me && state.data.is_some())
+            .filter(|(_, state)| now_ms.saturating_sub(state.last_updated) > timeout_ms)
+            .map(|(id, _)| id)
+            .collect();
+        let presence_changed = !stale.is_empty();
+        for id in stale {
+            self.awareness.remove_state(id);
+        }
+        Effects {
+            presence_changed,
+            ..Effects::default()
+        }
+    }
+
+    /// Changes the session's language for everyone.
+    pub fn set_language(&mut self, language: Language) -> Effects {
+        self.doc.set_language_with_origin(language, Some(LOCAL));
+        self.drain()
+    }
+
+    /// Undoes this participant's last edit (never anyone else's).
+    pub fn undo(&mut self) -> Effects {
+        self.undo.undo_blocking();
+        self.drain()
+    }
+
+    /// Redoes what `undo` undid.
+    pub fn redo(&mut self) -> Effects {
+        self.undo.redo_blocking();
+        self.drain()
+    }
+
+    /// Everyone present, ourselves first, with their selections in the current text.
+    pub fn peers(&self) -> Vec<Peer> {
+        let me = self.doc.doc().client_id();
+        let txn = self.doc.doc().transact();
+        let resolve = |bytes: &[u8]| {
+            StickyIndex::decode_v1(bytes)
+                .ok()
+                .and_then(|sticky| sticky.get_offset(&txn))
+                .map(|offset| offset.index)
+        };
+        let mut peers: Vec<Peer> = self
+            .awareness
+            .iter()
+            .filter_map(|(id, state)| {
+                let presence = parse_state(state.data.as_deref()?)?;
+                let selection = presence.cursor.as_ref().and_then(|cursor| {
+                    Some((resolve(&cursor.anchor)?, resolve(&cursor.head)?))
+                });
+                Some(Peer {
+                    client_id: id.get(),
+                    name: presence.user.name,
+                    color: presence.user.color,
+                    selection,
+                    is_local: id == me,
+                })
+            })
+            .collect();
+        peers.sort_by_key(|peer| (!peer.is_local, peer.client_id));
+        peers
+    }
+
+    fn publish_presence(&mut self) {
+        if let Ok(json) = serde_json::to_string(&self.presence) {
+            self.awareness.set_local_state_raw(json);
+        }
+    }
+
+    fn local_presence_frame(&self) -> Option<Vec<u8>> {
+        let update = self
+            .awareness
+            .update_with_clients([self.doc.doc().client_id()])
+            .ok()?;
+        Some(protocol::encode_awareness(&update))
+    }
+
+    /// Collects what observers gathered since the last input.
+    fn drain(&mut self) -> Effects {
+        let send = take(&self.outgoing)
+            .iter()
+            .map(|update| protocol::encode_update(update))
+            .collect();
+        let text_deltas = take(&self.editor_deltas);
+        let current = self.doc.language();
+        let language = (current != self.language).then_some(current).flatten();
+        self.language = current.or(self.language);
+        Effects {
+            send,
+            text_deltas,
+            language,
+            ..Effects::default()
+        }
+    }
+}
+
+/// Splits text into pieces of at most `max_units` UTF-16 units, never inside a
+/// character.
+fn split_utf16(text: &str, max_units: usize) -> Vec<&str> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut units = 0;
+    for (index, ch) in text.char_indices() {
+        if units + ch.len_utf16() > max_units {
+            pieces.push(&text[start..index]);
+            start = index;
+            units = 0;
+        }
+        units += ch.len_utf16();
+    }
+    pieces.push(&text[start..]);
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collab::text_ops::apply_ops;
+
+    fn clock() -> u64 {
+        1_000
+    }
+
+    /// Two replicas wired through a perfect network (the server just relays).
+    fn exchange(from: &mut CollabClient, to: &mut CollabClient, effects: Effects) -> Vec<Effects> {
+        let _ = from;
+        effects
+            .send
+            .iter()
+            .map(|frame| to.on_frame(frame).unwrap())
+            .collect()
+    }
+
+    fn change(offset: u32, length: u32, text: &str) -> EditorChange {
+        EditorChange {
+            offset,
+            length,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn local_edits_become_updates_and_remote_ones_become_editor_deltas() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let mut bob = CollabClient::new(2, "Bob", clock);
+        let effects = alice.on_editor_changes(vec![change(0, 0, "hello")]);
+        assert!(effects.text_deltas.is_empty(), "own edits are not echoed");
+        assert_eq!(effects.send.len(), 1);
+        let received = exchange(&mut alice, &mut bob, effects);
+        assert_eq!(bob.code(), "hello");
+        let mut editor = String::new();
+        for delta in &received[0].text_deltas {
+            editor = apply_ops(&editor, delta);
+        }
+        assert_eq!(editor, "hello");
+        assert!(received[0].send.is_empty(), "remote updates are not sent back");
+    }
+
+    #[test]
+    fn multi_cursor_events_apply_from_the_end() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        alice.on_editor_changes(vec![change(0, 0, "abcdef")]);
+        // Two changes of one event, both against "abcdef".
+        alice.on_editor_changes(vec![change(1, 1, "X"), change(4, 1, "Y")]);
+        assert_eq!(alice.code(), "aXcdYf");
+    }
+
+    #[test]
+    fn undo_only_touches_your_own_edits() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let mut bob = CollabClient::new(2, "Bob", clock);
+        let a = alice.on_editor_changes(vec![change(0, 0, "alice ")]);
+        exchange(&mut alice, &mut bob, a);
+        let b = bob.on_editor_changes(vec![change(6, 0, "bob")]);
+        exchange(&mut bob, &mut alice, b);
+        assert_eq!(alice.code(), "alice bob");
+        let undone = alice.undo();
+        assert_eq!(alice.code(), "bob");
+        assert_eq!(undone.text_deltas.len(), 1, "undo shows in the editor");
+        exchange(&mut alice, &mut bob, undone);
+        assert_eq!(bob.code(), "bob");
+        let redone = alice.redo();
+        exchange(&mut alice, &mut bob, redone);
+        assert_eq!(bob.code(), "alice bob");
+    }
+
+    #[test]
+    fn huge_pastes_are_split_into_frames_the_server_accepts() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let paste = "x".repeat(1_000_000);
+        let effects = alice.on_editor_changes(vec![change(0, 0, &paste)]);
+        assert!(effects.send.len() >= 4);
+        assert!(effects.send.iter().all(|f| f.len() < 1024 * 1024));
+        let mut bob = CollabClient::new(2, "Bob", clock);
+        exchange(&mut alice, &mut bob, effects);
+        assert_eq!(bob.code().len(), 1_000_000);
+    }
+
+    #[test]
+    fn an_editor_out_of_step_asks_for_a_reload_instead_of_guessing() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let effects = alice.on_editor_changes(vec![change(5, 3, "zzz")]);
+        assert!(effects.reload_editor);
+        assert_eq!(alice.code(), "");
+    }
+
+    #[test]
+    fn presence_carries_names_and_cursors_that_follow_the_text() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let mut bob = CollabClient::new(2, "Bob", clock);
+        let a = alice.on_editor_changes(vec![change(0, 0, "let x = 1;")]);
+        exchange(&mut alice, &mut bob, a);
+        let moved = alice.on_selection(4, 5);
+        let received = exchange(&mut alice, &mut bob, moved);
+        assert!(received.iter().any(|e| e.presence_changed));
+        let peers = bob.peers();
+        let alice_seen = peers.iter().find(|p| p.name == "Alice").unwrap();
+        assert_eq!(alice_seen.selection, Some((4, 5)));
+        assert!(peers[0].is_local && peers[0].name == "Bob");
+        // Bob types before Alice's cursor: her cursor moves with the text.
+        let b = bob.on_editor_changes(vec![change(0, 0, "// ")]);
+        drop(b);
+        let alice_seen = bob.peers().into_iter().find(|p| p.name == "Alice").unwrap();
+        assert_eq!(alice_seen.selection, Some((7, 8)));
+        // A closed connection forgets everyone else.
+        let closed = bob.on_close();
+        assert!(closed.presence_changed);
+        assert_eq!(bob.peers().len(), 1);
+    }
+
+    #[test]
+    fn language_changes_are_reported_once() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let mut bob = CollabClient::new(2, "Bob", clock);
+        let set = alice.set_language(Language::Python);
+        assert_eq!(set.language, Some(Language::Python));
+        let received = exchange(&mut alice, &mut bob, set);
+        assert_eq!(received[0].language, Some(Language::Python));
+        assert_eq!(bob.language(), Some(Language::Python));
+        let again = bob.on_editor_changes(vec![change(0, 0, "x")]);
+        assert_eq!(again.language, None);
+    }
+
+    #[test]
+    fn sync_with_a_server_replica_merges_offline_edits() {
+        // The "server" is a plain document answering the sync handshake.
+        let server = SessionDoc::new();
+        server.insert_code(0, "server text");
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        alice.on_editor_changes(vec![change(0, 0, "offline ")]);
+        let opened = alice.on_open();
+        // Alice's SyncStep1 -> server answers with SyncStep2.
+        let step1 = match &decode_frame(&opened.send[0]).unwrap()[0] {
+            ClientMessage::SyncStep1(sv) => server.diff(sv),
+            other => panic!("expected SyncStep1, got {other:?}"),
+        };
+        let answered = alice.on_frame(&protocol::encode_sync_step2(&step1)).unwrap();
+        assert!(answered.synced);
+        // Server's SyncStep1 -> Alice answers with what the server lacks.
+        let server_step1 = protocol::encode_sync_step1(&server.state_vector());
+        let reply = alice.on_frame(&server_step1).unwrap();
+        match &decode_frame(&reply.send[0]).unwrap()[0] {
+            ClientMessage::SyncStep2(update) => server.apply(update).unwrap(),
+            other => panic!("expected SyncStep2, got {other:?}"),
+        }
+        assert_eq!(server.code(), alice.code());
+        assert!(server.code().contains("offline ") && server.code().contains("server text"));
+    }
+
+    #[test]
+    fn splitting_respects_characters() {
+        assert_eq!(split_utf16("ab😀c", 2), vec!["ab", "😀", "c"]);
+        assert!(split_utf16("", 4).is_empty());
+    }
+}

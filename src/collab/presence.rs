@@ -1,0 +1,102 @@
+//! Presence: what each participant announces through awareness (name, colour,
+//! cursor as document-anchored positions) and how we read others' states, which
+//! are untrusted input.
+
+use serde::{Deserialize, Serialize};
+
+/// Number of participant colours (CSS classes `pp-peer-0` .. `pp-peer-11`).
+pub const PALETTE_SIZE: u8 = 12;
+/// Longest display name kept, in characters.
+pub const MAX_NAME_CHARS: usize = 40;
+
+/// A cursor as encoded yrs sticky indexes (anchor = where the selection started,
+/// head = where the caret is), so it stays attached to the text it was in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorState {
+    pub anchor: Vec<u8>,
+    pub head: Vec<u8>,
+}
+
+/// The awareness state a participant publishes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceState {
+    pub user: UserInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<CursorState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    /// Index into the palette.
+    pub color: u8,
+}
+
+/// Another participant as the UI shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub client_id: u64,
+    pub name: String,
+    pub color: u8,
+    /// Selection in UTF-16 offsets of the current document: (anchor, head).
+    pub selection: Option<(u32, u32)>,
+    pub is_local: bool,
+}
+
+/// A display name made safe to show: control characters removed, whitespace
+/// trimmed, length capped; empty names become "Anonymous".
+pub fn clean_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect::<String>()
+        .trim()
+        .to_owned();
+    if cleaned.is_empty() {
+        "Anonymous".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+/// A colour for a client: spread over the palette by id.
+pub fn color_for(client_id: u64) -> u8 {
+    // Fibonacci hashing: neighbouring ids land on different colours.
+    ((client_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % u64::from(PALETTE_SIZE)) as u8
+}
+
+/// Parses another participant's state; `None` if it is not a pairpad presence.
+pub fn parse_state(json: &str) -> Option<PresenceState> {
+    let mut state: PresenceState = serde_json::from_str(json).ok()?;
+    state.user.name = clean_name(&state.user.name);
+    state.user.color %= PALETTE_SIZE;
+    Some(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cleaned() {
+        assert_eq!(clean_name("  Ada\u{7}  "), "Ada");
+        assert_eq!(clean_name(""), "Anonymous");
+        assert_eq!(clean_name(&"x".repeat(100)).chars().count(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn hostile_states_are_tamed_or_ignored() {
+        assert_eq!(parse_state("not json"), None);
+        assert_eq!(parse_state(r#"{"cursor":null}"#), None);
+        let state = parse_state(r#"{"user":{"name":"\u0000Eve","color":200}}"#).unwrap();
+        assert_eq!(state.user.name, "Eve");
+        assert!(state.user.color < PALETTE_SIZE);
+    }
+
+    #[test]
+    fn colours_spread_over_the_palette() {
+        let colours: std::collections::HashSet<u8> = (1..=24u64).map(color_for).collect();
+        assert!(colours.len() >= 8, "{colours:?}");
+    }
+}
