@@ -166,6 +166,16 @@ export function readCpuSeconds (pid) {
   return (utime + stime) / CLK_TCK
 }
 
+/** Bytes the process has caused to be written to storage (/proc/<pid>/io write_bytes), or null. */
+export function readWriteBytes (pid) {
+  try {
+    const m = /^write_bytes:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))
+    return m ? Number(m[1]) : null
+  } catch {
+    return null
+  }
+}
+
 /**
  * Samples a process's memory every `intervalMs` while running; `mark()` starts a
  * CPU window, `stop()` returns the samples and CPU used since the mark.
@@ -201,14 +211,16 @@ export class ProcSampler {
   }
 
   markCpu () {
-    this.cpuMark = { t: performance.now(), cpu: readCpuSeconds(this.pid) }
+    this.cpuMark = { t: performance.now(), cpu: readCpuSeconds(this.pid), written: readWriteBytes(this.pid) }
   }
 
   cpuSinceMark () {
     if (!this.cpuMark) return null
     const cpu = readCpuSeconds(this.pid) - this.cpuMark.cpu
     const wall = (performance.now() - this.cpuMark.t) / 1000
-    return { cpuSeconds: round(cpu, 2), wallSeconds: round(wall, 2), cpuPercent: round(100 * cpu / wall, 1) }
+    const written = readWriteBytes(this.pid)
+    const writtenMiB = written == null || this.cpuMark.written == null ? null : round((written - this.cpuMark.written) / 1048576, 1)
+    return { cpuSeconds: round(cpu, 2), wallSeconds: round(wall, 2), cpuPercent: round(100 * cpu / wall, 1), diskWrittenMiB: writtenMiB }
   }
 
   stop () {
@@ -217,6 +229,14 @@ export class ProcSampler {
     const last = this.sample()
     return { last, maxSampledRssKiB: this.maxRssKiB, samples: this.samples.length }
   }
+}
+
+/** Machine-wide busy CPU time in seconds (all cores, from /proc/stat), for noise accounting. */
+export function readMachineBusySeconds () {
+  const cols = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user
+  const busy = cols[0] + cols[1] + cols[2] + cols[5] + cols[6] + (cols[7] || 0)
+  return busy / CLK_TCK
 }
 
 /** Generator's own CPU over a window (all its threads), as % of one core. */

@@ -26,7 +26,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import {
   parseFlags, targetInfo, createRooms, findListeningPid, ProcSampler, readMem,
-  selfCpuMark, selfCpuSince, percentiles, round, mib, writeJson, machine, sleep, waitUntil
+  selfCpuMark, selfCpuSince, readMachineBusySeconds, percentiles, round, mib, writeJson, machine, sleep, waitUntil
 } from './common.mjs'
 
 const USAGE = `usage: node bench/loadgen.mjs --target pairpad|reference --port PORT [flags]
@@ -415,6 +415,7 @@ async function main () {
 
   // ---- edit ----
   const genCpu = selfCpuMark()
+  const machineBusy0 = readMachineBusySeconds()
   sampler.markCpu()
   let progressTimer = null
   const editStart = now()
@@ -428,6 +429,7 @@ async function main () {
   const editResults = await Promise.all(shards.map((s) => s.edit(D)))
   const serverCpu = sampler.cpuSinceMark()
   const generatorCpu = selfCpuSince(genCpu)
+  const machineBusyPercent = round(100 * (readMachineBusySeconds() - machineBusy0) / generatorCpu.wallSeconds, 1)
   if (progressTimer) clearInterval(progressTimer)
   const memAtEnd = readMem(serverPid)
   const editWall = Math.max(...editResults.map((r) => r.editWallSeconds))
@@ -525,6 +527,12 @@ async function main () {
         max: Math.max(...editResults.map((r) => r.loopDelayMs.max))
       },
       rssMiB: round(process.memoryUsage().rss / 1048576, 1)
+    },
+    // all cores, % of one core; "others" is what neither the server nor this generator used
+    machineCpu: {
+      busyPercent: machineBusyPercent,
+      othersPercent: round(machineBusyPercent - serverCpu.cpuPercent - generatorCpu.cpuPercent, 1),
+      cores: machine().cpus
     }
   }
   writeJson(flags.json, result)
@@ -543,8 +551,9 @@ function printSummary (r) {
     `delivered         ${r.delivery.arrivals}/${r.delivery.expectedArrivals} marker arrivals, undelivered ${r.delivery.undeliveredMarkers}, remote updates ${r.delivery.remoteUpdatesPerSecond}/s`,
     `convergence       ${r.convergence.converged ? 'OK' : 'FAILED'}: ${r.convergence.sessionsIdentical}/${r.convergence.sessions} sessions identical, fresh clients ${r.convergence.freshClientsMatched}/${r.convergence.sessions} matched (${r.convergence.freshClientsSynced} synced), mean text ${r.convergence.meanTextLength} chars`,
     `connections       closes ${r.connectionEvents.closes} ${JSON.stringify(r.connectionEvents.closeCodes)}, errors ${r.connectionEvents.errors}, reconnects ${r.connectionEvents.reconnects}`,
-    `server            CPU ${r.server.cpu.cpuPercent}% of a core; RSS before ${r.server.rssBeforeMiB} MiB, after connect ${r.server.rssAfterConnectMiB}, end ${r.server.rssEndOfEditsMiB}, peak sampled ${r.server.peakSampledRssMiB}, VmHWM ${r.server.peakRssVmHWMMiB} MiB`,
-    `generator         CPU ${r.generator.cpu.cpuPercent}% of a core, event-loop delay p99 ${r.generator.eventLoopDelayMs.p99} ms (max ${r.generator.eventLoopDelayMs.max})`
+    `server            CPU ${r.server.cpu.cpuPercent}% of a core, disk writes ${r.server.cpu.diskWrittenMiB} MiB; RSS before ${r.server.rssBeforeMiB} MiB, after connect ${r.server.rssAfterConnectMiB}, end ${r.server.rssEndOfEditsMiB}, peak sampled ${r.server.peakSampledRssMiB}, VmHWM ${r.server.peakRssVmHWMMiB} MiB`,
+    `generator         CPU ${r.generator.cpu.cpuPercent}% of a core, event-loop delay p99 ${r.generator.eventLoopDelayMs.p99} ms (max ${r.generator.eventLoopDelayMs.max})`,
+    `machine           ${r.machineCpu.busyPercent}% busy of ${r.machineCpu.cores * 100}% (other processes ${r.machineCpu.othersPercent}%)`
   ]
   console.log(lines.join('\n'))
 }

@@ -17,6 +17,8 @@
 #   PAIRPAD_BIN    pairpad binary                        [target/release/pairpad]
 #   PAIRPAD_ARGS   extra pairpad flags                   []
 #   REF_PORT / PAIRPAD_PORT                              [18234 / 18235]
+#   QUIET_WAIT     before each scenario, wait up to this many seconds for the
+#                  machine to be idle (other work skews every number)  [900]
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -75,6 +77,32 @@ stop_server() {
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
+# Busy share of all CPUs (percent) over a 2 s window, from /proc/stat.
+busy_percent() {
+  local a b
+  a=$(head -1 /proc/stat); sleep 2; b=$(head -1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); tot = 0; idle = 0
+    for (i = 2; i <= n; i++) tot += y[i] - x[i]
+    idle = (y[5] - x[5]) + (y[6] - x[6])
+    printf "%d", (tot > 0) ? 100 * (tot - idle) / tot : 0 }'
+}
+
+# Waits (bounded by QUIET_WAIT seconds) until the machine is nearly idle.
+wait_quiet() {
+  local deadline=$(( SECONDS + ${QUIET_WAIT:-900} )) busy
+  while :; do
+    busy=$(busy_percent)
+    if (( busy < 10 )); then return 0; fi
+    if (( SECONDS >= deadline )); then
+      log "WARNING: machine still ${busy}% busy after waiting ${QUIET_WAIT:-900} s; running anyway (see 'other processes' CPU' in the table)"
+      return 0
+    fi
+    log "machine ${busy}% busy with other work; waiting for it to calm down"
+    sleep 10
+  done
+}
+
 port_of() { if [[ $1 == pairpad ]]; then echo "$PAIRPAD_PORT"; else echo "$REF_PORT"; fi; }
 
 # start_server TARGET LOGFILE: starts the server in the background, waits (bounded)
@@ -114,6 +142,7 @@ run_one() {
   port=$(port_of "$target")
   json="$OUT/$scenario-$target.json"
   logfile="$OUT/$scenario-$target.server.log"
+  wait_quiet
   start_server "$target" "$logfile"
   log "$scenario against $target"
   case $scenario in

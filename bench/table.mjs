@@ -58,8 +58,10 @@ const loadRows = [
   ['server peak RSS (VmHWM) MiB', (r) => r.server.peakRssVmHWMMiB],
   ['server RSS before / end of edits MiB', (r) => `${r.server.rssBeforeMiB} / ${r.server.rssEndOfEditsMiB}`],
   ['server CPU % of a core', (r) => r.server.cpu.cpuPercent],
+  ['server disk writes MiB (edit window)', (r) => r.server.cpu.diskWrittenMiB],
   ['generator CPU % of a core (threads)', (r) => `${r.generator.cpu.cpuPercent} (${r.config.generatorThreads})`],
   ['generator event-loop delay p99 / max ms', (r) => `${r.generator.eventLoopDelayMs.p99} / ${r.generator.eventLoopDelayMs.max}`],
+  ['other processes\' CPU % (noise)', (r) => r.machineCpu.othersPercent],
   ['server log warnings/errors', (r) => r.logWarnings]
 ]
 const idleRows = [

@@ -11,7 +11,9 @@ async fn json(response: reqwest::Response) -> Value {
 }
 
 fn is_v4_uuid(text: &str) -> bool {
-    text.len() == 36 && text.as_bytes()[14] == b'4' && text.chars().filter(|c| *c == '-').count() == 4
+    text.len() == 36
+        && text.as_bytes()[14] == b'4'
+        && text.chars().filter(|c| *c == '-').count() == 4
 }
 
 #[tokio::test]
@@ -60,7 +62,10 @@ async fn create_rejects_bad_bodies_with_json_errors() {
             .unwrap();
         assert_eq!(response.status(), status, "body {body}");
         let error = json(response).await;
-        assert!(error["error"].as_str().is_some_and(|e| !e.is_empty()), "{error}");
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{error}"
+        );
     }
     let huge = format!(r#"{{"language":"{}"}}"#, "x".repeat(64 * 1024));
     let response = client()
@@ -96,7 +101,10 @@ async fn get_reports_a_session_and_refuses_unknown_or_malformed_ids() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    assert!(json(unknown).await["error"].as_str().unwrap().contains("not found"));
+    assert!(json(unknown).await["error"]
+        .as_str()
+        .unwrap()
+        .contains("not found"));
 
     for malformed in ["nope", "123", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"] {
         let response = client()
@@ -108,7 +116,11 @@ async fn get_reports_a_session_and_refuses_unknown_or_malformed_ids() {
         assert!(json(response).await["error"].is_string());
     }
 
-    let nowhere = client().get(server.url("/api/nowhere")).send().await.unwrap();
+    let nowhere = client()
+        .get(server.url("/api/nowhere"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(nowhere.status(), 404);
     assert!(json(nowhere).await["error"].is_string());
 }
@@ -135,7 +147,11 @@ async fn health_and_metrics_report_the_server() {
     let server = TestServer::start(|_| {}).await;
     create_session(&server, None).await;
     create_session(&server, None).await;
-    let health = client().get(server.url("/api/health")).send().await.unwrap();
+    let health = client()
+        .get(server.url("/api/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     let body = json(health).await;
     assert_eq!(body["status"], "ok");
@@ -146,12 +162,21 @@ async fn health_and_metrics_report_the_server() {
 
     let metrics = client().get(server.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = metrics.text().await.unwrap();
-    assert!(text.contains("pairpad_sessions_created_total 2\n"), "{text}");
+    assert!(
+        text.contains("pairpad_sessions_created_total 2\n"),
+        "{text}"
+    );
     assert!(text.contains("pairpad_stored_sessions 2\n"), "{text}");
     assert!(text.contains("pairpad_connections 0\n"), "{text}");
-    assert!(text.contains("pairpad_http_responses_total{status=\"201\"} 2\n"), "{text}");
+    assert!(
+        text.contains("pairpad_http_responses_total{status=\"201\"} 2\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -172,9 +197,16 @@ async fn session_creation_is_rate_limited_per_ip() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
-    assert!(json(response).await["error"].as_str().unwrap().contains("try again"));
+    assert!(json(response).await["error"]
+        .as_str()
+        .unwrap()
+        .contains("try again"));
     // Lookups are not limited.
-    let health = client().get(server.url("/api/health")).send().await.unwrap();
+    let health = client()
+        .get(server.url("/api/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(json(health).await["sessions"], 3);
 }
 
@@ -196,7 +228,14 @@ async fn inactive_sessions_expire_and_are_deleted() {
     let mut deleted = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let health = json(client().get(server.url("/api/health")).send().await.unwrap()).await;
+        let health = json(
+            client()
+                .get(server.url("/api/health"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         if health["sessions"] == 0 {
             deleted = true;
             break;
@@ -209,8 +248,18 @@ async fn inactive_sessions_expire_and_are_deleted() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 404);
-    let metrics = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("pairpad_sessions_expired_total 1\n"), "{metrics}");
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pairpad_sessions_expired_total 1\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

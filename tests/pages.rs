@@ -10,7 +10,10 @@ async fn home_page_offers_to_create_a_session_with_security_headers() {
     let response = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
-    let csp = headers["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
     assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
     assert!(csp.contains("connect-src 'self'"), "{csp}");
@@ -21,11 +24,23 @@ async fn home_page_offers_to_create_a_session_with_security_headers() {
     let html = response.text().await.unwrap();
     assert!(html.contains("data-testid=\"create-session\""));
     // The hydration bootstrap carries the nonce the CSP names.
-    let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
-    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "bootstrap script lacks the nonce");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "bootstrap script lacks the nonce"
+    );
 
     let again = client().get(server.url("/")).send().await.unwrap();
-    let other = again.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let other = again.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(csp, other, "every response gets a fresh nonce");
 }
 
@@ -33,10 +48,17 @@ async fn home_page_offers_to_create_a_session_with_security_headers() {
 async fn session_page_shows_the_share_link_and_language() {
     let server = TestServer::start(|_| {}).await;
     let id = create_session(&server, Some("python")).await;
-    let response = client().get(server.url(&format!("/s/{id}"))).send().await.unwrap();
+    let response = client()
+        .get(server.url(&format!("/s/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
-    assert!(html.contains(&format!("value=\"http://{}/s/{id}\"", server.addr)), "{html}");
+    assert!(
+        html.contains(&format!("value=\"http://{}/s/{id}\"", server.addr)),
+        "{html}"
+    );
     assert!(html.contains("data-testid=\"share-link\""));
     assert!(html.contains("data-testid=\"copy-link\""));
     assert!(html.contains(">Python<"));
@@ -73,7 +95,9 @@ async fn the_create_form_works_without_javascript() {
         .unwrap();
     assert!(response.status().is_redirection(), "{}", response.status());
     let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let id = location.strip_prefix("/s/").expect("redirects to the session page");
+    let id = location
+        .strip_prefix("/s/")
+        .expect("redirects to the session page");
     let session = client()
         .get(server.url(&format!("/api/sessions/{id}")))
         .send()

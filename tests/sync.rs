@@ -54,7 +54,12 @@ impl Client {
         while self.doc.code() != expected {
             let frame = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
-                .unwrap_or_else(|_| panic!("timed out: code is {:?}, want {expected:?}", self.doc.code()))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "timed out: code is {:?}, want {expected:?}",
+                        self.doc.code()
+                    )
+                })
                 .expect("socket ended")
                 .expect("socket error");
             self.handle(frame).await;
@@ -62,7 +67,9 @@ impl Client {
     }
 
     async fn handle(&mut self, frame: Message) {
-        let Message::Binary(bytes) = frame else { return };
+        let Message::Binary(bytes) = frame else {
+            return;
+        };
         for message in decode_frame(&bytes).unwrap() {
             match message {
                 ClientMessage::SyncStep1(remote) => {
@@ -121,7 +128,10 @@ async fn edits_are_relayed_and_late_joiners_get_the_whole_document() {
     alice.wait_for_code("# 漢字 😀\nprint('hi')").await;
     let mut carol = Client::connect(&server, &id).await;
     carol.wait_for_code("# 漢字 😀\nprint('hi')").await;
-    assert_eq!(carol.doc.language(), Some(pairpad::domain::Language::Python));
+    assert_eq!(
+        carol.doc.language(),
+        Some(pairpad::domain::Language::Python)
+    );
 }
 
 #[tokio::test]

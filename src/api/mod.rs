@@ -14,6 +14,8 @@ pub struct SessionView {
     pub share_url: String,
     /// Connections open now.
     pub users: usize,
+    /// The code as stored, shown before the live editor has loaded.
+    pub code: String,
 }
 
 /// The answer to "show me session X".
@@ -35,18 +37,23 @@ pub async fn load_session(id: String) -> Result<SessionLookup, ServerFnError> {
         return Ok(SessionLookup::Malformed);
     };
     let headers: http::HeaderMap = leptos_axum::extract().await?;
-    let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
     match state.sessions.lookup(id).await {
         Ok(Some(info)) => Ok(SessionLookup::Found(SessionView {
             id: id.to_string(),
             language: info.meta.language,
             share_url: state.share_url(host, id),
             users: info.users,
+            code: state.sessions.stored_code(id).await.unwrap_or_default(),
         })),
         Ok(None) => Ok(SessionLookup::NotFound),
         Err(e) => {
             tracing::error!(error = %e, "session lookup failed");
-            Err(ServerFnError::new("the session could not be loaded; try again"))
+            Err(ServerFnError::new(
+                "the session could not be loaded; try again",
+            ))
         }
     }
 }
@@ -76,7 +83,9 @@ pub async fn create_session(language: String) -> Result<(), ServerFnError> {
         }
         Err(CreateError::Storage(e)) => {
             tracing::error!(error = %e, "creating a session failed");
-            Err(ServerFnError::new("the session could not be created; try again"))
+            Err(ServerFnError::new(
+                "the session could not be created; try again",
+            ))
         }
     }
 }

@@ -139,6 +139,11 @@ impl CollabClient {
         self.doc.code()
     }
 
+    /// Length of the code in UTF-16 code units (cheap; no string is built).
+    pub fn code_len_utf16(&self) -> u32 {
+        self.doc.code_len_utf16()
+    }
+
     /// The session's language, once known.
     pub fn language(&self) -> Option<Language> {
         self.language
@@ -196,15 +201,18 @@ impl CollabClient {
                     replies.push(protocol::encode_sync_step2(&self.doc.diff(&remote)));
                 }
                 ClientMessage::SyncStep2(update) => {
-                    reload_editor |= self.doc.apply_with_origin(&update, Some(REMOTE)).is_err();
+                    if !update.is_empty() {
+                        reload_editor |= self.doc.apply_with_origin(&update, Some(REMOTE)).is_err();
+                    }
                     if !self.synced {
                         self.synced = true;
                         synced = true;
                     }
                 }
-                ClientMessage::Update(update) => {
+                ClientMessage::Update(update) if !update.is_empty() => {
                     reload_editor |= self.doc.apply_with_origin(&update, Some(REMOTE)).is_err();
                 }
+                ClientMessage::Update(_) => {}
                 ClientMessage::Awareness(update, _) => {
                     presence_changed |= self.awareness.apply_update(update).is_ok();
                 }
@@ -346,23 +354,23 @@ impl CollabClient {
                 .and_then(|sticky| sticky.get_offset(&txn))
                 .map(|offset| offset.index)
         };
-        let mut peers: Vec<Peer> = self
-            .awareness
-            .iter()
-            .filter_map(|(id, state)| {
-                let presence = parse_state(state.data.as_deref()?)?;
-                let selection = presence.cursor.as_ref().and_then(|cursor| {
-                    Some((resolve(&cursor.anchor)?, resolve(&cursor.head)?))
-                });
-                Some(Peer {
-                    client_id: id.get(),
-                    name: presence.user.name,
-                    color: presence.user.color,
-                    selection,
-                    is_local: id == me,
+        let mut peers: Vec<Peer> =
+            self.awareness
+                .iter()
+                .filter_map(|(id, state)| {
+                    let presence = parse_state(state.data.as_deref()?)?;
+                    let selection = presence.cursor.as_ref().and_then(|cursor| {
+                        Some((resolve(&cursor.anchor)?, resolve(&cursor.head)?))
+                    });
+                    Some(Peer {
+                        client_id: id.get(),
+                        name: presence.user.name,
+                        color: presence.user.color,
+                        selection,
+                        is_local: id == me,
+                    })
                 })
-            })
-            .collect();
+                .collect();
         peers.sort_by_key(|peer| (!peer.is_local, peer.client_id));
         peers
     }
@@ -462,7 +470,10 @@ mod tests {
             editor = apply_ops(&editor, delta);
         }
         assert_eq!(editor, "hello");
-        assert!(received[0].send.is_empty(), "remote updates are not sent back");
+        assert!(
+            received[0].send.is_empty(),
+            "remote updates are not sent back"
+        );
     }
 
     #[test]
@@ -563,7 +574,9 @@ mod tests {
             ClientMessage::SyncStep1(sv) => server.diff(sv),
             other => panic!("expected SyncStep1, got {other:?}"),
         };
-        let answered = alice.on_frame(&protocol::encode_sync_step2(&step1)).unwrap();
+        let answered = alice
+            .on_frame(&protocol::encode_sync_step2(&step1))
+            .unwrap();
         assert!(answered.synced);
         // Server's SyncStep1 -> Alice answers with what the server lacks.
         let server_step1 = protocol::encode_sync_step1(&server.state_vector());

@@ -38,7 +38,9 @@ pub fn ops_from_delta(delta: &[Delta]) -> Vec<TextOp> {
         .filter_map(|step| match step {
             Delta::Retain(n, _) => Some(TextOp::Retain(*n)),
             Delta::Deleted(n) => Some(TextOp::Delete(*n)),
-            Delta::Inserted(Out::Any(yrs::Any::String(s)), _) => Some(TextOp::Insert(s.to_string())),
+            Delta::Inserted(Out::Any(yrs::Any::String(s)), _) => {
+                Some(TextOp::Insert(s.to_string()))
+            }
             Delta::Inserted(_, _) => None,
         })
         .collect()

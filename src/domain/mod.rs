@@ -2,6 +2,7 @@
 //! buckets and time formatting. No IO, no async, no framework types: this module
 //! builds for both the server and the browser.
 
+pub mod close_codes;
 pub mod limits;
 pub mod rate;
 pub mod session;

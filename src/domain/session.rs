@@ -170,7 +170,10 @@ mod tests {
     #[test]
     fn rejects_malformed_and_non_v4_ids() {
         assert_eq!("".parse::<SessionId>(), Err(SessionIdError::NotAUuid));
-        assert_eq!("not-a-uuid".parse::<SessionId>(), Err(SessionIdError::NotAUuid));
+        assert_eq!(
+            "not-a-uuid".parse::<SessionId>(),
+            Err(SessionIdError::NotAUuid)
+        );
         assert_eq!(
             "zzzzzzzz-zzzz-4zzz-8zzz-zzzzzzzzzzzz".parse::<SessionId>(),
             Err(SessionIdError::NotAUuid)
@@ -191,7 +194,10 @@ mod tests {
     fn upper_case_ids_are_accepted_and_shown_lower_case() {
         let id = SessionId::new_random();
         let upper = id.to_string().to_uppercase();
-        assert_eq!(upper.parse::<SessionId>().unwrap().to_string(), id.to_string());
+        assert_eq!(
+            upper.parse::<SessionId>().unwrap().to_string(),
+            id.to_string()
+        );
     }
 
     #[test]

@@ -2,4 +2,7 @@
 //! bindings private, exposes a safe Rust API, and has a no-op twin on the server
 //! so components compile on both sides. Components never call JS directly.
 
+pub mod browser;
 pub mod clipboard;
+pub mod editor;
+pub mod socket;

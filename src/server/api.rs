@@ -1,12 +1,7 @@
 //! The REST API, as the seed names it: create a session, look one up, health,
 //! and Prometheus metrics.
 
-use super::{
-    error::ApiError,
-    metrics::Gauges,
-    sessions::CreateError,
-    state::AppState,
-};
+use super::{error::ApiError, metrics::Gauges, sessions::CreateError, state::AppState};
 use crate::domain::{time::format_rfc3339_ms, Language, SessionId};
 use axum::{
     body::Body,
@@ -117,7 +112,10 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         stored_sessions: state.sessions.stored_count().await?,
     };
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(&gauges),
     ))
 }

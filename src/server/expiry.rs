@@ -5,7 +5,11 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::watch;
 
 /// Every `interval`, deletes expired sessions; returns when `stop` turns true.
-pub async fn run(sessions: Arc<SessionService>, interval: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    sessions: Arc<SessionService>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

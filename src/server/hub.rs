@@ -1,7 +1,9 @@
 //! The hub: which sessions are loaded (one room task each), joining them, counting
 //! connections per session and per client IP, and shutting every room down.
 
-use super::room::{ConnId, JoinRefused, Outbound, Room, RoomCommand, RoomContext, RoomHandle, RoomStats};
+use super::room::{
+    ConnId, JoinRefused, Outbound, Room, RoomCommand, RoomContext, RoomHandle, RoomStats,
+};
 use crate::domain::{Language, SessionId, SessionMeta};
 use std::{
     collections::HashMap,
@@ -17,6 +19,8 @@ pub struct Hub {
     rooms: Mutex<HashMap<SessionId, RoomHandle>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     next_conn: AtomicU64,
+    /// WebSocket tasks still running (including ones closing their socket).
+    live_tasks: std::sync::atomic::AtomicUsize,
     shutting_down: AtomicBool,
     cx: RoomContext,
 }
@@ -39,6 +43,17 @@ impl Drop for IpSlot {
     }
 }
 
+/// Marks a running WebSocket task; see [`Hub::track_task`].
+pub struct TaskGuard {
+    hub: Arc<Hub>,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.hub.live_tasks.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -49,6 +64,7 @@ impl Hub {
             rooms: Mutex::new(HashMap::new()),
             per_ip: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
+            live_tasks: Default::default(),
             shutting_down: AtomicBool::new(false),
             cx,
         }
@@ -99,6 +115,21 @@ impl Hub {
     /// A new connection id.
     pub fn next_conn_id(&self) -> ConnId {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a WebSocket task until the returned guard drops.
+    pub fn track_task(self: &Arc<Self>) -> TaskGuard {
+        self.live_tasks.fetch_add(1, Ordering::Relaxed);
+        TaskGuard { hub: self.clone() }
+    }
+
+    /// Waits (at most `limit`) for every WebSocket task to finish its close handshake.
+    pub async fn wait_for_tasks(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.live_tasks.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Claims a connection slot for `ip`, or `None` if it has `limit` already
@@ -192,7 +223,12 @@ impl Hub {
         let mut waiting = Vec::with_capacity(rooms.len());
         for room in rooms {
             let (done, finished) = oneshot::channel();
-            if room.commands.send(RoomCommand::Shutdown { done }).await.is_ok() {
+            if room
+                .commands
+                .send(RoomCommand::Shutdown { done })
+                .await
+                .is_ok()
+            {
                 waiting.push(finished);
             }
         }

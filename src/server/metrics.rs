@@ -43,22 +43,68 @@ impl Metrics {
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         };
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        counter("pairpad_sessions_created_total", "Sessions created.", load(&self.sessions_created));
-        counter("pairpad_sessions_expired_total", "Sessions deleted after their TTL.", load(&self.sessions_expired));
-        counter("pairpad_ws_connections_opened_total", "WebSocket connections accepted.", load(&self.ws_connections_opened));
-        counter("pairpad_ws_connections_rejected_total", "WebSocket connections refused or closed for breaking a limit.", load(&self.ws_connections_rejected));
-        counter("pairpad_ws_messages_received_total", "Protocol messages received.", load(&self.ws_messages_received));
-        counter("pairpad_ws_updates_applied_total", "Document updates applied and stored.", load(&self.ws_updates_applied));
-        counter("pairpad_ws_protocol_errors_total", "Connections closed for malformed frames.", load(&self.ws_protocol_errors));
+        counter(
+            "pairpad_sessions_created_total",
+            "Sessions created.",
+            load(&self.sessions_created),
+        );
+        counter(
+            "pairpad_sessions_expired_total",
+            "Sessions deleted after their TTL.",
+            load(&self.sessions_expired),
+        );
+        counter(
+            "pairpad_ws_connections_opened_total",
+            "WebSocket connections accepted.",
+            load(&self.ws_connections_opened),
+        );
+        counter(
+            "pairpad_ws_connections_rejected_total",
+            "WebSocket connections refused or closed for breaking a limit.",
+            load(&self.ws_connections_rejected),
+        );
+        counter(
+            "pairpad_ws_messages_received_total",
+            "Protocol messages received.",
+            load(&self.ws_messages_received),
+        );
+        counter(
+            "pairpad_ws_updates_applied_total",
+            "Document updates applied and stored.",
+            load(&self.ws_updates_applied),
+        );
+        counter(
+            "pairpad_ws_protocol_errors_total",
+            "Connections closed for malformed frames.",
+            load(&self.ws_protocol_errors),
+        );
         let mut gauge = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         };
-        gauge("pairpad_active_sessions", "Sessions loaded in memory.", gauges.active_sessions as u64);
-        gauge("pairpad_connections", "Open WebSocket connections.", gauges.connections as u64);
-        gauge("pairpad_stored_sessions", "Sessions in storage.", gauges.stored_sessions);
+        gauge(
+            "pairpad_active_sessions",
+            "Sessions loaded in memory.",
+            gauges.active_sessions as u64,
+        );
+        gauge(
+            "pairpad_connections",
+            "Open WebSocket connections.",
+            gauges.connections as u64,
+        );
+        gauge(
+            "pairpad_stored_sessions",
+            "Sessions in storage.",
+            gauges.stored_sessions,
+        );
         let _ = writeln!(
             out,
             "# HELP pairpad_http_responses_total HTTP responses by status.\n# TYPE pairpad_http_responses_total counter"
@@ -68,7 +114,10 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         for (status, count) in map.iter() {
-            let _ = writeln!(out, "pairpad_http_responses_total{{status=\"{status}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "pairpad_http_responses_total{{status=\"{status}\"}} {count}"
+            );
         }
         out
     }

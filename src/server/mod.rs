@@ -51,10 +51,10 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, page_context.clone(), move || {
             shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
-            page_context,
-            shell,
-        ))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(page_context, shell))
         // Level 4 keeps on-the-fly brotli cheap; vendor files are precompressed.
         .layer(CompressionLayer::new().quality(CompressionLevel::Precise(4)));
     // The WebSocket route stays outside the compression layer.
@@ -91,7 +91,11 @@ pub async fn serve(
     let expiry_interval = Duration::from_secs(config.expiry_interval_secs.max(1));
     let state = AppState::new(config, Arc::new(storage), options);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let expiry = tokio::spawn(expiry::run(state.sessions.clone(), expiry_interval, stop_rx));
+    let expiry = tokio::spawn(expiry::run(
+        state.sessions.clone(),
+        expiry_interval,
+        stop_rx,
+    ));
     tracing::info!(addr = %listener.local_addr()?, "pairpad listening");
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
@@ -101,6 +105,8 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = expiry.await;
     state.hub.shutdown().await;
+    // Let sockets finish their close handshake so clients read 1001, not a reset.
+    state.hub.wait_for_tasks(Duration::from_secs(2)).await;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -25,7 +25,10 @@ use std::{
     time::Duration,
 };
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{
+        mpsc::{self, error::TrySendError},
+        oneshot,
+    },
     time::Instant,
 };
 use yrs::{block::ClientID, sync::Awareness};
@@ -42,19 +45,8 @@ const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
 /// Updates logged since the last snapshot that trigger a new one.
 const SNAPSHOT_EVERY: usize = 500;
 
-/// WebSocket close codes pairpad uses.
-pub mod close {
-    pub const GOING_AWAY: u16 = 1001;
-    pub const UNSUPPORTED_DATA: u16 = 1003;
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    pub const POLICY_VIOLATION: u16 = 1008;
-    pub const MESSAGE_TOO_BIG: u16 = 1009;
-    pub const INTERNAL_ERROR: u16 = 1011;
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-    pub const MALFORMED_SESSION_ID: u16 = 4400;
-    pub const SESSION_NOT_FOUND: u16 = 4404;
-    pub const DOCUMENT_TOO_LARGE: u16 = 4413;
-}
+/// WebSocket close codes (shared with the browser).
+pub use crate::domain::close_codes as close;
 
 /// Identifies one WebSocket connection.
 pub type ConnId = u64;
@@ -113,7 +105,10 @@ impl RoomStats {
     }
 
     fn set_language(&self, language: Language) {
-        let index = Language::ALL.iter().position(|l| *l == language).unwrap_or(0);
+        let index = Language::ALL
+            .iter()
+            .position(|l| *l == language)
+            .unwrap_or(0);
         self.language.store(index as u8 + 1, Ordering::Relaxed);
     }
 }
@@ -158,7 +153,9 @@ impl Room {
         let (commands, queue) = mpsc::channel(ROOM_QUEUE_CAPACITY);
         let stats = Arc::new(RoomStats::default());
         stats.set_language(meta.language);
-        stats.last_activity_ms.store(meta.last_activity_ms, Ordering::Relaxed);
+        stats
+            .last_activity_ms
+            .store(meta.last_activity_ms, Ordering::Relaxed);
         let handle = RoomHandle {
             commands,
             stats: stats.clone(),
@@ -171,7 +168,13 @@ impl Room {
                 Err(e) => {
                     tracing::error!(session = %id, error = %e, "loading the session failed");
                     hub.remove_room(id, &handle_stats, &queue);
-                    refuse_all(queue, close::INTERNAL_ERROR, "the session could not be loaded", false).await;
+                    refuse_all(
+                        queue,
+                        close::INTERNAL_ERROR,
+                        "the session could not be loaded",
+                        false,
+                    )
+                    .await;
                 }
             }
         });
@@ -187,18 +190,7 @@ impl Room {
         let storage = cx.storage.clone();
         let id = meta.id;
         let stored = blocking(move || storage.load_document(id)).await?;
-        let doc = SessionDoc::new();
-        let mut skipped = 0;
-        if let Some(snapshot) = &stored.snapshot {
-            if doc.apply(snapshot).is_err() {
-                skipped += 1;
-            }
-        }
-        for logged in &stored.updates {
-            if doc.apply(&logged.update).is_err() {
-                skipped += 1;
-            }
-        }
+        let (doc, skipped) = SessionDoc::from_updates(stored.updates_in_order());
         if skipped > 0 {
             tracing::warn!(session = %id, skipped, "stored updates that did not apply were skipped");
         }
@@ -313,7 +305,11 @@ impl Room {
                     self.send_to(conn, step2.into());
                 }
                 ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
-                    updates.push(update)
+                    // Empty updates (every client's first SyncStep2 on a fresh
+                    // document) change nothing: not stored, not relayed.
+                    if !update.is_empty() {
+                        updates.push(update)
+                    }
                 }
                 ClientMessage::Awareness(update, raw) => self.apply_presence(conn, update, raw),
                 ClientMessage::AwarenessQuery => {
@@ -357,7 +353,10 @@ impl Room {
                 tracing::warn!(session = %self.meta.id, conn, error = %e, "stored update did not apply");
                 continue;
             }
-            self.cx.metrics.ws_updates_applied.fetch_add(1, Ordering::Relaxed);
+            self.cx
+                .metrics
+                .ws_updates_applied
+                .fetch_add(1, Ordering::Relaxed);
             let frame: Bytes = protocol::encode_update(&update).into();
             self.broadcast_except(conn, &frame);
         }
@@ -464,7 +463,9 @@ impl Room {
             .awareness
             .iter()
             .filter(|(_, state)| state.data.is_some())
-            .filter(|(_, state)| now.saturating_sub(state.last_updated) > AWARENESS_TIMEOUT.as_millis() as u64)
+            .filter(|(_, state)| {
+                now.saturating_sub(state.last_updated) > AWARENESS_TIMEOUT.as_millis() as u64
+            })
             .map(|(client, _)| client)
             .collect();
         for connection in self.connections.values_mut() {
@@ -476,32 +477,39 @@ impl Room {
     }
 
     fn send_to(&mut self, conn: ConnId, frame: Bytes) {
-        let full = match self.connections.get(&conn) {
-            Some(connection) => connection.outbound.try_send(OutFrame::Binary(frame)).is_err(),
-            None => false,
+        let failed = match self.connections.get(&conn) {
+            Some(connection) => connection.outbound.try_send(OutFrame::Binary(frame)).err(),
+            None => None,
         };
-        if full {
-            self.drop_slow(conn);
+        if let Some(error) = failed {
+            self.drop_unreachable(conn, &error);
         }
     }
 
     fn broadcast_except(&mut self, except: ConnId, frame: &Bytes) {
-        let slow: Vec<ConnId> = self
+        let failed: Vec<(ConnId, TrySendError<OutFrame>)> = self
             .connections
             .iter()
             .filter(|(id, _)| **id != except)
-            .filter(|(_, c)| c.outbound.try_send(OutFrame::Binary(frame.clone())).is_err())
-            .map(|(id, _)| *id)
+            .filter_map(|(id, c)| {
+                c.outbound
+                    .try_send(OutFrame::Binary(frame.clone()))
+                    .err()
+                    .map(|e| (*id, e))
+            })
             .collect();
-        for conn in slow {
-            self.drop_slow(conn);
+        for (conn, error) in failed {
+            self.drop_unreachable(conn, &error);
         }
     }
 
-    /// A connection whose queue is full is dropped: dropping its sender ends its
-    /// task, and the client reconnects and resyncs.
-    fn drop_slow(&mut self, conn: ConnId) {
-        tracing::warn!(session = %self.meta.id, conn, "connection too slow; dropped");
+    /// A connection whose queue is full is too slow: dropping its sender ends its
+    /// task, and the client reconnects and resyncs. One whose task already ended
+    /// (its Leave is on the way) is simply forgotten.
+    fn drop_unreachable(&mut self, conn: ConnId, error: &TrySendError<OutFrame>) {
+        if matches!(error, TrySendError::Full(_)) {
+            tracing::warn!(session = %self.meta.id, conn, "connection too slow; dropped");
+        }
         self.remove_connection(conn);
     }
 

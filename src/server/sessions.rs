@@ -2,12 +2,12 @@
 //! API and the home page's server function go through it, so the rules (rate
 //! limit, default language, expiry) live in one place.
 
+use super::hub::Hub;
 use super::{metrics::Metrics, rate_limit::IpRateLimiter};
 use crate::{
     domain::{time::now_ms, Language, Limits, SessionId, SessionMeta},
     storage::{Storage, StorageError},
 };
-use super::hub::Hub;
 use std::{
     net::IpAddr,
     sync::{atomic::Ordering, Arc},
@@ -40,7 +40,12 @@ pub struct SessionService {
 }
 
 impl SessionService {
-    pub fn new(storage: Arc<dyn Storage>, hub: Arc<Hub>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        hub: Arc<Hub>,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             create_limiter: IpRateLimiter::per_minute(limits.sessions_per_ip_per_minute),
             storage,
@@ -59,7 +64,9 @@ impl SessionService {
         let storage = self.storage.clone();
         let stored = meta.clone();
         blocking(move || storage.insert_session(&stored)).await?;
-        self.metrics.sessions_created.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .sessions_created
+            .fetch_add(1, Ordering::Relaxed);
         tracing::info!(session = %meta.id, language = %meta.language, %ip, "session created");
         Ok(meta)
     }
@@ -98,11 +105,21 @@ impl SessionService {
             let storage = self.storage.clone();
             if blocking(move || storage.delete_session(id)).await? {
                 deleted += 1;
-                self.metrics.sessions_expired.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .sessions_expired
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(session = %id, "session expired and deleted");
             }
         }
         Ok(deleted)
+    }
+
+    /// The session's code as stored (everything any client has seen is stored).
+    pub async fn stored_code(&self, id: SessionId) -> Result<String, StorageError> {
+        let storage = self.storage.clone();
+        let stored = blocking(move || storage.load_document(id)).await?;
+        let (doc, _skipped) = crate::sync::SessionDoc::from_updates(stored.updates_in_order());
+        Ok(doc.code())
     }
 
     /// Sessions in storage.

@@ -2,11 +2,7 @@
 //! sessions, the session service and metrics.
 
 use super::{
-    config::Config,
-    hub::Hub,
-    metrics::Metrics,
-    persist::UpdateWriter,
-    room::RoomContext,
+    config::Config, hub::Hub, metrics::Metrics, persist::UpdateWriter, room::RoomContext,
     sessions::SessionService,
 };
 use crate::{domain::Limits, storage::Storage};

@@ -42,10 +42,14 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
+            let _task = state.hub.track_task();
             match admission {
                 Ok((meta, slot)) => run_connection(socket, state, meta, slot).await,
                 Err(Refusal(code, reason)) => {
-                    state.metrics.ws_connections_rejected.fetch_add(1, Ordering::Relaxed);
+                    state
+                        .metrics
+                        .ws_connections_rejected
+                        .fetch_add(1, Ordering::Relaxed);
                     close_with(socket, code, &reason).await;
                 }
             }
@@ -68,7 +72,12 @@ async fn admit(
         .lookup(id)
         .await
         .map_err(|_| Refusal(close::INTERNAL_ERROR, "storage failure".into()))?
-        .ok_or_else(|| Refusal(close::SESSION_NOT_FOUND, "session not found or expired".into()))?;
+        .ok_or_else(|| {
+            Refusal(
+                close::SESSION_NOT_FOUND,
+                "session not found or expired".into(),
+            )
+        })?;
     let limit = state.limits.max_connections_per_ip;
     let slot = state.hub.claim_ip_slot(peer.ip(), limit).ok_or_else(|| {
         tracing::warn!(ip = %peer.ip(), limit, "connection refused: too many from this address");
@@ -80,13 +89,28 @@ async fn admit(
     Ok((info.meta, slot))
 }
 
+/// How long to wait for the client's answering Close before dropping the socket.
+const CLOSE_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends a Close with `code` and `reason`, then reads (and discards) until the
+/// client answers: dropping the socket with unread data would make the kernel
+/// reset the connection, and the client would see 1006 instead of our code.
 async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let drain = async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, drain).await;
 }
 
 async fn run_connection(
@@ -100,12 +124,18 @@ async fn run_connection(
     let room = match state.hub.join(&meta, conn, outbound).await {
         Ok(room) => room,
         Err(refused) => {
-            state.metrics.ws_connections_rejected.fetch_add(1, Ordering::Relaxed);
+            state
+                .metrics
+                .ws_connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
             close_with(socket, refused.code, &refused.reason).await;
             return;
         }
     };
-    state.metrics.ws_connections_opened.fetch_add(1, Ordering::Relaxed);
+    state
+        .metrics
+        .ws_connections_opened
+        .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(session = %meta.id, conn, "connection joined");
     let limits = &state.limits;
     let mut rate = TokenBucket::new(

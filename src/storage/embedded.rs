@@ -140,7 +140,9 @@ impl Storage for EmbeddedStorage {
             let mut snapshots = tx.open_table(SNAPSHOTS).map_err(err)?;
             snapshots.remove(id.as_u128()).map_err(err)?;
             let mut updates = tx.open_table(UPDATES).map_err(err)?;
-            updates.retain_in(log_range(id, 0), |_, _| false).map_err(err)?;
+            updates
+                .retain_in(log_range(id, 0), |_, _| false)
+                .map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(existed)
@@ -250,7 +252,10 @@ impl Storage for EmbeddedStorage {
         };
         let updates_table = tx.open_table(UPDATES).map_err(err)?;
         let mut updates = Vec::new();
-        for entry in updates_table.range(log_range(id, snapshot_seq)).map_err(err)? {
+        for entry in updates_table
+            .range(log_range(id, snapshot_seq))
+            .map_err(err)?
+        {
             let (key, value) = entry.map_err(err)?;
             updates.push(decode_logged(key.value().1, value.value())?);
         }
@@ -289,7 +294,9 @@ impl Storage for EmbeddedStorage {
             let mut value = Vec::with_capacity(8 + state.len());
             value.extend_from_slice(&through_seq.to_le_bytes());
             value.extend_from_slice(state);
-            snapshots.insert(id.as_u128(), value.as_slice()).map_err(err)?;
+            snapshots
+                .insert(id.as_u128(), value.as_slice())
+                .map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(through_seq)
@@ -315,11 +322,17 @@ mod tests {
         let (_dir, storage) = open();
         let a = meta(10);
         storage.insert_session(&a).unwrap();
-        assert!(storage.insert_session(&a).is_err(), "duplicate ids are refused");
+        assert!(
+            storage.insert_session(&a).is_err(),
+            "duplicate ids are refused"
+        );
         assert_eq!(storage.session(a.id).unwrap(), Some(a.clone()));
         assert_eq!(storage.session_count().unwrap(), 1);
         storage.set_language(a.id, Language::Python).unwrap();
-        assert_eq!(storage.session(a.id).unwrap().unwrap().language, Language::Python);
+        assert_eq!(
+            storage.session(a.id).unwrap().unwrap().language,
+            Language::Python
+        );
         assert!(storage.delete_session(a.id).unwrap());
         assert!(!storage.delete_session(a.id).unwrap());
         assert_eq!(storage.session(a.id).unwrap(), None);
@@ -331,9 +344,15 @@ mod tests {
         let a = meta(100);
         storage.insert_session(&a).unwrap();
         storage.touch(a.id, 50).unwrap();
-        assert_eq!(storage.session(a.id).unwrap().unwrap().last_activity_ms, 100);
+        assert_eq!(
+            storage.session(a.id).unwrap().unwrap().last_activity_ms,
+            100
+        );
         storage.touch(a.id, 500).unwrap();
-        assert_eq!(storage.session(a.id).unwrap().unwrap().last_activity_ms, 500);
+        assert_eq!(
+            storage.session(a.id).unwrap().unwrap().last_activity_ms,
+            500
+        );
     }
 
     #[test]
@@ -371,8 +390,14 @@ mod tests {
         }
         let storage = EmbeddedStorage::open(dir.path()).unwrap();
         let log = storage.update_log(a.id).unwrap();
-        let seen: Vec<_> = log.iter().map(|u| (u.seq, u.at_ms, u.update.clone())).collect();
-        assert_eq!(seen, vec![(1, 5, vec![1]), (2, 7, vec![2]), (3, 8, vec![3])]);
+        let seen: Vec<_> = log
+            .iter()
+            .map(|u| (u.seq, u.at_ms, u.update.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![(1, 5, vec![1]), (2, 7, vec![2]), (3, 8, vec![3])]
+        );
         assert_eq!(storage.update_log(b.id).unwrap().len(), 1);
         assert_eq!(storage.session(a.id).unwrap().unwrap().last_activity_ms, 8);
     }
@@ -399,7 +424,10 @@ mod tests {
         assert_eq!(doc.updates[0].update, vec![4]);
         assert_eq!(storage.update_log(a.id).unwrap().len(), 4);
         storage.delete_session(a.id).unwrap();
-        assert_eq!(storage.load_document(a.id).unwrap(), StoredDocument::default());
+        assert_eq!(
+            storage.load_document(a.id).unwrap(),
+            StoredDocument::default()
+        );
         assert!(storage.update_log(a.id).unwrap().is_empty());
     }
 }

@@ -49,6 +49,16 @@ pub struct StoredDocument {
     pub updates: Vec<LoggedUpdate>,
 }
 
+impl StoredDocument {
+    /// The snapshot (if any) then the later updates: the order to apply them in.
+    pub fn updates_in_order(&self) -> impl Iterator<Item = &[u8]> {
+        self.snapshot
+            .iter()
+            .map(Vec::as_slice)
+            .chain(self.updates.iter().map(|logged| logged.update.as_slice()))
+    }
+}
+
 /// Everything pairpad persists.
 pub trait Storage: Send + Sync + 'static {
     /// Records a new session. Fails if the id exists.

@@ -62,6 +62,17 @@ impl SessionDoc {
         Self { doc, code, meta }
     }
 
+    /// Rebuilds a document from stored updates, oldest first. Updates that do
+    /// not apply are skipped (and counted) rather than failing the whole load.
+    pub fn from_updates<'a>(updates: impl IntoIterator<Item = &'a [u8]>) -> (Self, usize) {
+        let doc = Self::new();
+        let skipped = updates
+            .into_iter()
+            .filter(|update| doc.apply(update).is_err())
+            .count();
+        (doc, skipped)
+    }
+
     /// The underlying yrs document.
     pub fn doc(&self) -> &Doc {
         &self.doc

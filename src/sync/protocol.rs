@@ -26,10 +26,11 @@ pub const SYNC_UPDATE: u64 = 2;
 pub enum ClientMessage {
     /// The client's state vector: answer with what it lacks.
     SyncStep1(StateVector),
-    /// What the client has that we lacked (answer to our SyncStep1); the raw
-    /// update bytes are kept for storage and relay.
+    /// What the peer has that we lacked (answer to our SyncStep1); the raw
+    /// update bytes are kept for storage and relay. Empty when the update holds
+    /// no change (so nothing needs storing or relaying).
     SyncStep2(Vec<u8>),
-    /// A live edit.
+    /// A live edit (empty when it holds no change).
     Update(Vec<u8>),
     /// Presence.
     Awareness(AwarenessUpdate, Vec<u8>),
@@ -124,11 +125,15 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
                         StateVector::decode_v1(payload).map_err(|_| FrameError::BadStateVector)?,
                     ),
                     SYNC_STEP_2 | SYNC_UPDATE => {
-                        validate_update(payload)?;
-                        if step == SYNC_STEP_2 {
-                            ClientMessage::SyncStep2(payload.to_vec())
+                        let update = if validate_update(payload)? {
+                            Vec::new()
                         } else {
-                            ClientMessage::Update(payload.to_vec())
+                            payload.to_vec()
+                        };
+                        if step == SYNC_STEP_2 {
+                            ClientMessage::SyncStep2(update)
+                        } else {
+                            ClientMessage::Update(update)
                         }
                     }
                     other => return Err(FrameError::UnknownSyncStep(other)),
@@ -138,6 +143,14 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
                 let payload = reader.varbuf()?;
                 let update =
                     AwarenessUpdate::decode_v1(payload).map_err(|_| FrameError::BadAwareness)?;
+                // yrs keeps states as strings; peers parse them, so garbage JSON
+                // relayed from one client would break every other client.
+                let all_json = update.clients.values().all(|entry| {
+                    serde_json::from_str::<serde::de::IgnoredAny>(&entry.json).is_ok()
+                });
+                if !all_json {
+                    return Err(FrameError::BadAwareness);
+                }
                 ClientMessage::Awareness(update, payload.to_vec())
             }
             MSG_QUERY_AWARENESS => ClientMessage::AwarenessQuery,
@@ -161,10 +174,11 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
     Ok(messages)
 }
 
-/// Checks that bytes decode as a yrs v1 update (never panics on garbage).
-pub fn validate_update(payload: &[u8]) -> Result<(), FrameError> {
+/// Checks that bytes decode as a yrs v1 update (never panics on garbage);
+/// returns whether the update is empty.
+pub fn validate_update(payload: &[u8]) -> Result<bool, FrameError> {
     match std::panic::catch_unwind(|| Update::decode_v1(payload)) {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(update)) => Ok(update.is_empty()),
         _ => Err(FrameError::BadUpdate),
     }
 }
@@ -218,6 +232,7 @@ pub fn encode_awareness(update: &AwarenessUpdate) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::SessionDoc;
     use yrs::{Doc, ReadTxn, Text, Transact};
 
     fn sample_update() -> Vec<u8> {
@@ -242,6 +257,13 @@ mod tests {
     }
 
     #[test]
+    fn empty_updates_decode_to_empty_payloads() {
+        let empty = SessionDoc::new().snapshot();
+        let messages = decode_frame(&encode_sync_step2(&empty)).unwrap();
+        assert!(matches!(messages[0], ClientMessage::SyncStep2(ref u) if u.is_empty()));
+    }
+
+    #[test]
     fn accepts_awareness_queries_and_ignores_unknown_types() {
         let frame = [3u8, 7, 2, 0xAB, 0xCD];
         let messages = decode_frame(&frame).unwrap();
@@ -257,18 +279,32 @@ mod tests {
             decode_frame(&update[..update.len() - 1]),
             Err(FrameError::Truncated(_))
         ));
-        assert!(matches!(decode_frame(&[0x80]), Err(FrameError::Truncated(0))));
+        assert!(matches!(
+            decode_frame(&[0x80]),
+            Err(FrameError::Truncated(0))
+        ));
         assert!(matches!(
             decode_frame(&[0xff; 12]),
             Err(FrameError::BadVarint(0))
         ));
-        assert_eq!(decode_frame(&[0, 9, 0]).unwrap_err(), FrameError::UnknownSyncStep(9));
+        assert_eq!(
+            decode_frame(&[0, 9, 0]).unwrap_err(),
+            FrameError::UnknownSyncStep(9)
+        );
         assert_eq!(
             decode_frame(&[0, 2, 3, 0xff, 0xff, 0xff]).unwrap_err(),
             FrameError::BadUpdate
         );
         assert_eq!(
             decode_frame(&[1, 2, 0xff, 0xff]).unwrap_err(),
+            FrameError::BadAwareness
+        );
+        // Client 7 whose state is the text `{not json`.
+        let bad_json = [
+            1u8, 13, 1, 7, 1, 9, b'{', b'n', b'o', b't', b' ', b'j', b's', b'o', b'n',
+        ];
+        assert_eq!(
+            decode_frame(&bad_json).unwrap_err(),
             FrameError::BadAwareness
         );
         // A length that points far past the end of the frame.

@@ -6,3 +6,4 @@ pub mod home;
 pub mod not_found;
 pub mod session;
 pub mod share_link;
+pub mod workspace;

@@ -1,10 +1,9 @@
-//! The session page `/s/<id>`: the share link, the session's language, and the
-//! editor area.
+//! The session page `/s/<id>`: loads the session and shows its workspace, or
+//! the not-found page.
 
-use super::{not_found::NotFoundPage, share_link::ShareLink};
-use crate::api::{load_session, SessionLookup, SessionView};
+use super::{not_found::NotFoundPage, workspace::SessionWorkspace};
+use crate::api::{load_session, SessionLookup};
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 #[component]
@@ -26,24 +25,5 @@ pub fn SessionPage() -> impl IntoView {
                 }
             })}
         </Suspense>
-    }
-}
-
-#[component]
-fn SessionWorkspace(session: SessionView) -> impl IntoView {
-    view! {
-        <Title text=format!("Session {}: pairpad", &session.id[..8]) />
-        <section class="session" data-session-id=session.id.clone()>
-            <header class="session-bar">
-                <a class="brand" href="/">"pairpad"</a>
-                <span class="language" data-testid="session-language">
-                    {session.language.label()}
-                </span>
-                <ShareLink url=session.share_url.clone() />
-            </header>
-            <div class="editor-area" data-testid="editor">
-                <p class="placeholder">"The editor loads here."</p>
-            </div>
-        </section>
     }
 }

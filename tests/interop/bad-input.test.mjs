@@ -73,6 +73,25 @@ describe('refusals and malformed frames (64 KiB frame limit)', () => {
     }
   })
 
+  test('refusals reach clients that send on open, as y-websocket does (SyncStep1 + awareness)', async () => {
+    // A browser opening an expired link must be told 4404 every time, not get an
+    // abnormal 1006 and retry forever.
+    for (const [what, id, code] of [['unknown session', null, 4404], ['malformed id', 'not-a-session-id', 4400]]) {
+      // 20 at once, like a class of candidates opening a stale link.
+      const seen = await Promise.all(Array.from({ length: 20 }, async () => {
+        const raw = rawClient(server.wsUrl(id ?? randomUUID()))
+        raw.ws.once('open', () => {
+          raw.send(emptySyncStep1()).catch(() => {})
+          raw.send('01 01 00').catch(() => {}) // empty awareness update
+        })
+        return (await raw.closeInfo(undefined, `the ${what} refusal`)).code
+      }))
+      assert.deepEqual(seen, Array(20).fill(code),
+        `${what}: 20 clients that send right after opening should all get ${code}; close codes seen: ${seen.join(', ')}`)
+    }
+    await serverStillWorks(server, main, other, 'refusals')
+  })
+
   test('text frame -> 1003', async () => {
     const raw = await joinedRaw(server, main)
     await raw.send('hello, is this JSON?', { text: true })

@@ -1,0 +1,266 @@
+// The Monaco bridge. pairpad's Rust code (src/interop/editor.rs) imports this
+// module through wasm-bindgen; nothing else calls Monaco. It loads Monaco's AMD
+// build from pairpad's own assets, creates one editor, reports the user's edits
+// and selections, applies remote changes without echoing them, and draws other
+// participants' cursors. Offsets are UTF-16 code units (JavaScript's and yrs's).
+
+const MONACO_VS = '/vendor/monaco-editor-0.52.2/min/vs';
+
+let monacoPromise = null;
+
+/** Loads Monaco once (AMD loader, then editor.main). */
+function loadMonaco() {
+  if (monacoPromise) return monacoPromise;
+  monacoPromise = new Promise((resolve, reject) => {
+    // Workers come from our own origin: allowed by worker-src 'self' and COEP.
+    window.MonacoEnvironment = {
+      getWorkerUrl: () => `${MONACO_VS}/base/worker/workerMain.js`,
+    };
+    const script = document.createElement('script');
+    script.src = `${MONACO_VS}/loader.js`;
+    script.onload = () => {
+      window.require.config({ paths: { vs: MONACO_VS } });
+      window.require(['vs/editor/editor.main'], () => {
+        registerPythonCompletions(window.monaco);
+        resolve(window.monaco);
+      }, (err) => reject(new Error(`Monaco failed to load: ${err}`)));
+    };
+    script.onerror = () => reject(new Error('Monaco loader failed to load'));
+    document.head.appendChild(script);
+  });
+  return monacoPromise;
+}
+
+const PYTHON_KEYWORDS = ('False None True and as assert async await break class continue def del elif else ' +
+  'except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield ' +
+  'match case').split(' ');
+const PYTHON_BUILTINS = ('abs all any ascii bin bool breakpoint bytearray bytes callable chr classmethod compile ' +
+  'complex delattr dict dir divmod enumerate eval exec filter float format frozenset getattr globals hasattr hash ' +
+  'help hex id input int isinstance issubclass iter len list locals map max memoryview min next object oct open ' +
+  'ord pow print property range repr reversed round set setattr slice sorted staticmethod str sum super tuple ' +
+  'type vars zip Exception ValueError TypeError KeyError IndexError StopIteration RuntimeError ZeroDivisionError ' +
+  'NotImplementedError AttributeError EOFError').split(' ');
+
+/** Python completion: keywords, builtins and the words already in the document. */
+function registerPythonCompletions(monaco) {
+  monaco.languages.registerCompletionItemProvider('python', {
+    provideCompletionItems(model, position) {
+      const word = model.getWordUntilPosition(position);
+      const range = new monaco.Range(position.lineNumber, word.startColumn, position.lineNumber, word.endColumn);
+      const seen = new Set();
+      const items = [];
+      const add = (label, kind) => {
+        if (seen.has(label) || label === word.word) return;
+        seen.add(label);
+        items.push({ label, kind, insertText: label, range });
+      };
+      PYTHON_KEYWORDS.forEach((k) => add(k, monaco.languages.CompletionItemKind.Keyword));
+      PYTHON_BUILTINS.forEach((b) => add(b, monaco.languages.CompletionItemKind.Function));
+      const words = model.getValue().match(/[A-Za-z_][A-Za-z0-9_]{2,}/g) || [];
+      words.forEach((w) => add(w, monaco.languages.CompletionItemKind.Text));
+      return { suggestions: items };
+    },
+  });
+}
+
+/**
+ * Creates the editor in `container` holding `text`.
+ * Callbacks: onChange(json of [{offset,length,text}]), onSelection(anchor, head),
+ * onUndo(), onRedo(), onRun().
+ */
+export async function createEditor(container, text, language, theme, onChange, onSelection, onUndo, onRedo, onRun) {
+  const monaco = await loadMonaco();
+  return new EditorHandle(monaco, container, text, language, theme, onChange, onSelection, onUndo, onRedo, onRun);
+}
+
+/** Starts loading Monaco without creating an editor (warms the cache). */
+export function preloadMonaco() {
+  loadMonaco().catch(() => {});
+}
+
+class EditorHandle {
+  constructor(monaco, container, text, language, theme, onChange, onSelection, onUndo, onRedo, onRun) {
+    this.monaco = monaco;
+    this.muted = false;
+    this.peerDecorations = [];
+    this.peerWidgets = new Map();
+    const model = monaco.editor.createModel(text, language);
+    model.setEOL(monaco.editor.EndOfLineSequence.LF);
+    this.model = model;
+    this.editor = monaco.editor.create(container, {
+      model,
+      theme: theme === 'dark' ? 'vs-dark' : 'vs',
+      automaticLayout: true,
+      minimap: { enabled: false },
+      fontSize: 14,
+      tabSize: 4,
+      scrollBeyondLastLine: false,
+      renderWhitespace: 'selection',
+    });
+    model.onDidChangeContent((event) => {
+      if (this.muted) return;
+      const changes = event.changes.map((c) => ({ offset: c.rangeOffset, length: c.rangeLength, text: c.text }));
+      onChange(JSON.stringify(changes));
+    });
+    this.editor.onDidChangeCursorSelection((event) => {
+      if (this.muted) return;
+      const sel = event.selection;
+      onSelection(model.getOffsetAt(sel.getSelectionStart()), model.getOffsetAt(sel.getPosition()));
+    });
+    const { KeyMod, KeyCode } = monaco;
+    // Undo and redo go to the shared document's undo manager: only your own edits.
+    this.editor.addCommand(KeyMod.CtrlCmd | KeyCode.KeyZ, () => onUndo());
+    this.editor.addCommand(KeyMod.CtrlCmd | KeyMod.Shift | KeyCode.KeyZ, () => onRedo());
+    this.editor.addCommand(KeyMod.CtrlCmd | KeyCode.KeyY, () => onRedo());
+    this.editor.addCommand(KeyMod.CtrlCmd | KeyCode.Enter, () => onRun());
+  }
+
+  /** Offsets of every selection as a flat [anchor, head, anchor, head, ...]. */
+  selections() {
+    const out = [];
+    for (const sel of this.editor.getSelections() || []) {
+      out.push(this.model.getOffsetAt(sel.getSelectionStart()), this.model.getOffsetAt(sel.getPosition()));
+    }
+    return new Uint32Array(out);
+  }
+
+  /**
+   * Applies remote deltas (json: array of arrays of {r}|{i}|{d}) and then puts the
+   * local selections at `selections` (flat anchor/head offsets, already moved
+   * through the deltas by the caller). Returns the model's new length.
+   */
+  applyRemote(deltasJson, selections) {
+    const monaco = this.monaco;
+    const model = this.model;
+    this.muted = true;
+    try {
+      for (const delta of JSON.parse(deltasJson)) {
+        let index = 0;
+        for (const op of delta) {
+          if (op.r !== undefined) {
+            index += op.r;
+          } else if (op.d !== undefined) {
+            const start = model.getPositionAt(index);
+            const end = model.getPositionAt(index + op.d);
+            model.applyEdits([{ range: monaco.Range.fromPositions(start, end), text: '' }]);
+          } else if (op.i !== undefined) {
+            const at = model.getPositionAt(index);
+            model.applyEdits([{ range: monaco.Range.fromPositions(at, at), text: op.i }]);
+            index += op.i.length;
+          }
+        }
+      }
+      this.setSelections(selections);
+    } finally {
+      this.muted = false;
+    }
+    return model.getValueLength();
+  }
+
+  /** Replaces the whole text (resync), keeping the caret where it was if possible. */
+  setValue(text) {
+    const selections = this.selections();
+    this.muted = true;
+    try {
+      this.model.setValue(text);
+      this.setSelections(selections);
+    } finally {
+      this.muted = false;
+    }
+  }
+
+  setSelections(flat) {
+    if (!flat || flat.length < 2) return;
+    const sels = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const anchor = this.model.getPositionAt(flat[i]);
+      const head = this.model.getPositionAt(flat[i + 1]);
+      sels.push(new this.monaco.Selection(anchor.lineNumber, anchor.column, head.lineNumber, head.column));
+    }
+    this.editor.setSelections(sels);
+  }
+
+  getValue() {
+    return this.model.getValue();
+  }
+
+  length() {
+    return this.model.getValueLength();
+  }
+
+  setLanguage(language) {
+    this.monaco.editor.setModelLanguage(this.model, language);
+  }
+
+  setTheme(theme) {
+    this.monaco.editor.setTheme(theme === 'dark' ? 'vs-dark' : 'vs');
+  }
+
+  focus() {
+    this.editor.focus();
+  }
+
+  /** Draws others' carets and selections: json [{id, name, color, anchor, head}]. */
+  setPeers(peersJson) {
+    const monaco = this.monaco;
+    const model = this.model;
+    const peers = JSON.parse(peersJson);
+    const decorations = [];
+    const live = new Set();
+    for (const peer of peers) {
+      const anchor = model.getPositionAt(peer.anchor);
+      const head = model.getPositionAt(peer.head);
+      const color = Number(peer.color) % 12;
+      if (peer.anchor !== peer.head) {
+        decorations.push({
+          range: monaco.Range.fromPositions(anchor, head),
+          options: { className: `pp-peer-selection pp-peer-${color}` },
+        });
+      }
+      decorations.push({
+        range: monaco.Range.fromPositions(head, head),
+        options: { beforeContentClassName: `pp-peer-caret pp-peer-${color}` },
+      });
+      const id = `pp-peer-${peer.id}`;
+      live.add(id);
+      let widget = this.peerWidgets.get(id);
+      if (!widget) {
+        const node = document.createElement('div');
+        node.className = 'pp-peer-label';
+        node.dataset.testid = 'remote-cursor';
+        widget = {
+          node,
+          position: head,
+          getId: () => id,
+          getDomNode: () => node,
+          getPosition: () => ({
+            position: widget.position,
+            preference: [monaco.editor.ContentWidgetPositionPreference.ABOVE,
+              monaco.editor.ContentWidgetPositionPreference.BELOW],
+          }),
+        };
+        this.peerWidgets.set(id, widget);
+        this.editor.addContentWidget(widget);
+      }
+      // textContent, never HTML: names come from other participants.
+      widget.node.textContent = peer.name;
+      widget.node.className = `pp-peer-label pp-peer-${color}`;
+      widget.position = head;
+      this.editor.layoutContentWidget(widget);
+    }
+    for (const [id, widget] of this.peerWidgets) {
+      if (!live.has(id)) {
+        this.editor.removeContentWidget(widget);
+        this.peerWidgets.delete(id);
+      }
+    }
+    this.peerDecorations = this.editor.deltaDecorations(this.peerDecorations, decorations);
+  }
+
+  dispose() {
+    for (const widget of this.peerWidgets.values()) this.editor.removeContentWidget(widget);
+    this.peerWidgets.clear();
+    this.editor.dispose();
+    this.model.dispose();
+  }
+}

@@ -1,0 +1,435 @@
+//! The engine of a session page: owns the document replica (`collab`), the
+//! WebSocket and the Monaco editor, routes events between them, reconnects with
+//! backoff and publishes what the page shows through [`WorkspaceSignals`].
+//! Browser only in practice: on the server the interop twins make it inert.
+
+use super::signals::{ConnectionState, Notice, Participant, WorkspaceSignals};
+use crate::{
+    collab::{
+        backoff,
+        text_ops::{transform_offset, EditorChange},
+        CollabClient, Effects,
+    },
+    domain::{close_codes as close, Language},
+    interop::{
+        browser,
+        editor::{Editor, EditorEvents, PeerCursor, Theme},
+        socket::{Socket, SocketEvent},
+    },
+};
+use leptos::{prelude::*, task::spawn_local};
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    rc::{Rc, Weak},
+};
+
+/// How often we re-announce our presence (y-protocols renews every 15 s).
+const PRESENCE_RENEW_MS: u32 = 15_000;
+/// Others' presence not renewed within this is dropped.
+const PRESENCE_TIMEOUT_MS: u64 = 30_000;
+/// How long a join/leave notice stays.
+const NOTICE_MS: u32 = 4_000;
+
+pub type EngineHandle = Rc<RefCell<Engine>>;
+
+pub struct Engine {
+    session_id: String,
+    client: CollabClient,
+    socket: Option<Socket>,
+    editor: Option<Editor>,
+    editor_loading: bool,
+    container: Option<leptos::web_sys::HtmlElement>,
+    signals: WorkspaceSignals,
+    attempts: u32,
+    /// Local edits were made that could not be sent yet.
+    unsent: bool,
+    /// The server said the session is gone: stop reconnecting.
+    stopped: bool,
+    known_participants: HashMap<u64, String>,
+    next_notice: u64,
+    this: Weak<RefCell<Engine>>,
+}
+
+/// Starts the engine for a session whose editor goes into `container`.
+pub fn start(
+    session_id: String,
+    container: leptos::web_sys::HtmlElement,
+    signals: WorkspaceSignals,
+) -> EngineHandle {
+    let client_id = (browser::random() * f64::from(u32::MAX)) as u64;
+    let client = CollabClient::new(client_id, &signals.name.get_untracked(), browser::now_ms);
+    let engine = Rc::new_cyclic(|this| {
+        RefCell::new(Engine {
+            session_id,
+            client,
+            socket: None,
+            editor: None,
+            editor_loading: false,
+            container: Some(container),
+            signals,
+            attempts: 0,
+            unsent: false,
+            stopped: false,
+            known_participants: HashMap::new(),
+            next_notice: 0,
+            this: this.clone(),
+        })
+    });
+    Editor::preload();
+    connect(&engine);
+    let weak = Rc::downgrade(&engine);
+    browser::set_interval(
+        move || {
+            if let Some(engine) = weak.upgrade() {
+                let mut engine = engine.borrow_mut();
+                let renew = engine.client.renew_presence();
+                engine.apply(renew);
+                let expired = engine
+                    .client
+                    .expire_presence(browser::now_ms(), PRESENCE_TIMEOUT_MS);
+                engine.apply(expired);
+            }
+        },
+        PRESENCE_RENEW_MS,
+    );
+    let weak = Rc::downgrade(&engine);
+    browser::guard_page_unload(move || {
+        weak.upgrade()
+            .and_then(|engine| engine.try_borrow().ok().map(|e| e.has_unsent_edits()))
+            .unwrap_or(false)
+    });
+    engine
+}
+
+/// Runs `f` on the engine if it is alive and not busy.
+fn with_engine(weak: &Weak<RefCell<Engine>>, f: impl FnOnce(&mut Engine)) {
+    if let Some(engine) = weak.upgrade() {
+        match engine.try_borrow_mut() {
+            Ok(mut engine) => f(&mut engine),
+            Err(_) => leptos::logging::error!("pairpad: engine busy; event dropped"),
+        }
+    }
+}
+
+fn connect(engine: &EngineHandle) {
+    let (url, weak) = {
+        let engine = engine.borrow();
+        (
+            browser::session_socket_url(&engine.session_id),
+            engine.this.clone(),
+        )
+    };
+    let Some(url) = url else { return };
+    let on_event = {
+        let weak = weak.clone();
+        move |event| with_engine(&weak, |engine| engine.on_socket_event(event))
+    };
+    match Socket::connect(&url, on_event) {
+        Ok(socket) => engine.borrow_mut().socket = Some(socket),
+        Err(e) => {
+            leptos::logging::error!("pairpad: cannot open the connection: {e}");
+            engine.borrow_mut().schedule_reconnect();
+        }
+    }
+}
+
+impl Engine {
+    /// True while some local edit has not reached the server.
+    pub fn has_unsent_edits(&self) -> bool {
+        self.unsent
+            || self
+                .socket
+                .as_ref()
+                .is_some_and(|s| s.buffered_amount() > 0)
+    }
+
+    /// The user picked a language.
+    pub fn set_language(&mut self, language: Language) {
+        let effects = self.client.set_language(language);
+        self.apply(effects);
+    }
+
+    /// The user changed their display name.
+    pub fn set_name(&mut self, name: &str) {
+        let effects = self.client.set_name(name);
+        self.apply(effects);
+    }
+
+    /// The user toggled the theme.
+    pub fn set_theme(&mut self, theme: Theme) {
+        if let Some(editor) = &self.editor {
+            editor.set_theme(theme);
+        }
+    }
+
+    fn on_socket_event(&mut self, event: SocketEvent) {
+        match event {
+            SocketEvent::Open => {
+                self.attempts = 0;
+                let effects = self.client.on_open();
+                self.apply(effects);
+            }
+            SocketEvent::Message(bytes) => match self.client.on_frame(&bytes) {
+                Ok(effects) => self.apply(effects),
+                Err(e) => leptos::logging::error!("pairpad: bad frame from server: {e}"),
+            },
+            SocketEvent::Closed { code, reason } => self.on_closed(code, &reason),
+        }
+    }
+
+    fn on_closed(&mut self, code: u16, reason: &str) {
+        self.socket = None;
+        let effects = self.client.on_close();
+        self.apply(effects);
+        match code {
+            close::SESSION_NOT_FOUND | close::MALFORMED_SESSION_ID => {
+                self.stopped = true;
+                self.signals.status.set(ConnectionState::Offline);
+                self.signals
+                    .problem
+                    .set(Some("This session no longer exists or has expired.".into()));
+                return;
+            }
+            close::DOCUMENT_TOO_LARGE => {
+                // Our last change made the document too big and was refused:
+                // take it back, or every reconnect would send it again.
+                let undone = self.client.undo();
+                self.apply(undone);
+                self.signals.problem.set(Some(format!(
+                    "That change was too large for the document and was undone ({reason})."
+                )));
+            }
+            _ => {}
+        }
+        self.schedule_reconnect();
+    }
+
+    fn schedule_reconnect(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let attempt = self.attempts;
+        self.attempts += 1;
+        let state = if attempt >= backoff::OFFLINE_AFTER || !browser::is_online() {
+            ConnectionState::Offline
+        } else {
+            ConnectionState::Reconnecting
+        };
+        self.signals.status.set(state);
+        let delay = backoff::delay(attempt, browser::random());
+        let weak = self.this.clone();
+        browser::set_timeout(
+            move || {
+                if let Some(engine) = weak.upgrade() {
+                    connect(&engine);
+                }
+            },
+            delay.as_millis() as u32,
+        );
+    }
+
+    /// Carries out what the replica asks for.
+    fn apply(&mut self, effects: Effects) {
+        for frame in &effects.send {
+            let sent = self
+                .socket
+                .as_ref()
+                .is_some_and(|socket| socket.send(frame));
+            if !sent {
+                // Kept in the document; the next sync carries it.
+                self.unsent = true;
+            }
+        }
+        if let Some(editor) = &self.editor {
+            let expected = self.client.code_len_utf16();
+            if effects.reload_editor {
+                editor.set_value(&self.client.code());
+            } else if !effects.text_deltas.is_empty() {
+                let mut selections = editor.selections();
+                for delta in &effects.text_deltas {
+                    for offset in selections.iter_mut() {
+                        *offset = transform_offset(*offset, delta);
+                    }
+                }
+                let length = editor.apply_remote(&effects.text_deltas, &selections);
+                if length != expected {
+                    // Monaco normalised something (line endings): resync.
+                    editor.set_value(&self.client.code());
+                }
+            }
+        }
+        if let Some(language) = effects.language {
+            self.signals.language.set(language);
+            if let Some(editor) = &self.editor {
+                editor.set_language(language);
+            }
+        }
+        if effects.presence_changed {
+            self.refresh_participants();
+        }
+        if effects.synced {
+            self.unsent = false;
+            self.signals.status.set(ConnectionState::Connected);
+            self.ensure_editor();
+            self.refresh_participants();
+        }
+    }
+
+    fn refresh_participants(&mut self) {
+        let peers = self.client.peers();
+        let participants: Vec<Participant> = peers
+            .iter()
+            .map(|peer| Participant {
+                client_id: peer.client_id,
+                name: peer.name.clone(),
+                color: peer.color,
+                is_local: peer.is_local,
+            })
+            .collect();
+        if let Some(editor) = &self.editor {
+            let cursors: Vec<PeerCursor> = peers
+                .iter()
+                .filter(|peer| !peer.is_local)
+                .filter_map(|peer| {
+                    let (anchor, head) = peer.selection?;
+                    Some(PeerCursor {
+                        id: peer.client_id,
+                        name: peer.name.clone(),
+                        color: peer.color,
+                        anchor,
+                        head,
+                    })
+                })
+                .collect();
+            editor.set_peers(&cursors);
+        }
+        // Join and leave notices, once we are in sync (not for the first roll call).
+        let now: HashMap<u64, String> = participants
+            .iter()
+            .filter(|p| !p.is_local)
+            .map(|p| (p.client_id, p.name.clone()))
+            .collect();
+        if self.client.is_synced() {
+            let mut texts = Vec::new();
+            for (id, name) in &now {
+                if !self.known_participants.contains_key(id) {
+                    texts.push(format!("{name} joined"));
+                }
+            }
+            for (id, name) in &self.known_participants {
+                if !now.contains_key(id) {
+                    texts.push(format!("{name} left"));
+                }
+            }
+            for text in texts {
+                self.notify(text);
+            }
+        }
+        self.known_participants = now;
+        self.signals.participants.set(participants);
+    }
+
+    fn notify(&mut self, text: String) {
+        let id = self.next_notice;
+        self.next_notice += 1;
+        let notices = self.signals.notices;
+        notices.update(|list| list.push(Notice { id, text }));
+        browser::set_timeout(
+            move || notices.update(|list| list.retain(|n| n.id != id)),
+            NOTICE_MS,
+        );
+    }
+
+    /// Creates the Monaco editor once the first sync is done (so it opens with
+    /// the real document, never an empty one).
+    fn ensure_editor(&mut self) {
+        if self.editor.is_some() || self.editor_loading {
+            return;
+        }
+        let Some(container) = self.container.clone() else {
+            return;
+        };
+        self.editor_loading = true;
+        let text = self.client.code();
+        let language = self
+            .client
+            .language()
+            .unwrap_or_else(|| self.signals.language.get_untracked());
+        let theme = self.signals.theme.get_untracked();
+        let weak = self.this.clone();
+        let events = editor_events(&weak);
+        let signals = self.signals;
+        spawn_local(async move {
+            let created = Editor::create(&container, &text, language, theme, events).await;
+            with_engine(&weak, |engine| {
+                engine.editor_loading = false;
+                match created {
+                    Ok(editor) => {
+                        // The document may have moved on while Monaco loaded.
+                        if engine.client.code_len_utf16() != editor.length()
+                            || engine.client.code() != text
+                        {
+                            editor.set_value(&engine.client.code());
+                        }
+                        if let Some(current) = engine.client.language() {
+                            editor.set_language(current);
+                        }
+                        engine.editor = Some(editor);
+                        signals.editor_ready.set(true);
+                        engine.refresh_participants();
+                    }
+                    Err(e) => signals
+                        .problem
+                        .set(Some(format!("The editor failed to load: {e}"))),
+                }
+            });
+        });
+    }
+}
+
+fn editor_events(weak: &Weak<RefCell<Engine>>) -> EditorEvents {
+    let on_change = {
+        let weak = weak.clone();
+        move |changes: Vec<EditorChange>| {
+            with_engine(&weak, |engine| {
+                let effects = engine.client.on_editor_changes(changes);
+                engine.apply(effects);
+            })
+        }
+    };
+    let on_selection = {
+        let weak = weak.clone();
+        move |anchor: u32, head: u32| {
+            with_engine(&weak, |engine| {
+                let effects = engine.client.on_selection(anchor, head);
+                engine.apply(effects);
+            })
+        }
+    };
+    let on_undo = {
+        let weak = weak.clone();
+        move || {
+            with_engine(&weak, |engine| {
+                let effects = engine.client.undo();
+                engine.apply(effects);
+            })
+        }
+    };
+    let on_redo = {
+        let weak = weak.clone();
+        move || {
+            with_engine(&weak, |engine| {
+                let effects = engine.client.redo();
+                engine.apply(effects);
+            })
+        }
+    };
+    EditorEvents {
+        on_change: Box::new(on_change),
+        on_selection: Box::new(on_selection),
+        on_undo: Box::new(on_undo),
+        on_redo: Box::new(on_redo),
+        on_run: Box::new(|| {}),
+    }
+}

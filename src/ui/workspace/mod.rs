@@ -1,0 +1,124 @@
+//! The session workspace: the bar (share link, language, theme, name, status),
+//! the collaborative editor with its server-rendered preview, and the people
+//! panel. The [`engine`] does the work; components only show its signals.
+
+pub mod controls;
+pub mod engine;
+pub mod signals;
+
+use crate::{
+    api::SessionView,
+    domain::Language,
+    interop::{browser, editor::Theme},
+    ui::share_link::ShareLink,
+};
+use controls::{ConnectionStatus, DisplayName, LanguageSelect, ThemeToggle, UserList};
+use engine::EngineHandle;
+use leptos::{html, prelude::*};
+use leptos_meta::Title;
+use signals::WorkspaceSignals;
+
+const NAME_KEY: &str = "pairpad.name";
+const THEME_KEY: &str = "pairpad.theme";
+
+#[component]
+pub fn SessionWorkspace(session: SessionView) -> impl IntoView {
+    let signals = WorkspaceSignals::new(session.language);
+    let engine = StoredValue::new_local(None::<EngineHandle>);
+    let editor_host = NodeRef::<html::Div>::new();
+    let session_id = session.id.clone();
+
+    // Browser only: remembered name and theme, then the engine.
+    Effect::new(move |_| {
+        let Some(host) = editor_host.get() else {
+            return;
+        };
+        if engine.with_value(|e| e.is_some()) {
+            return;
+        }
+        let name = browser::load_setting(NAME_KEY).unwrap_or_else(|| {
+            let name = format!("Guest {}", (browser::random() * 9000.0) as u32 + 1000);
+            browser::save_setting(NAME_KEY, &name);
+            name
+        });
+        signals.name.set(name);
+        let theme = match browser::load_setting(THEME_KEY).as_deref() {
+            Some("dark") => Theme::Dark,
+            Some("light") => Theme::Light,
+            _ if browser::prefers_dark() => Theme::Dark,
+            _ => Theme::Light,
+        };
+        signals.theme.set(theme);
+        let handle = engine::start(session_id.clone(), host.into(), signals);
+        engine.set_value(Some(handle));
+    });
+
+    // Theme changes: remembered, applied to the page and the editor.
+    Effect::new(move |previous: Option<Theme>| {
+        let theme = signals.theme.get();
+        if previous.is_some() {
+            browser::save_setting(THEME_KEY, theme.as_str());
+        }
+        if previous.is_some() || engine.with_value(|e| e.is_some()) {
+            browser::set_document_theme(theme.as_str());
+        }
+        engine.with_value(|e| {
+            if let Some(e) = e {
+                if let Ok(mut e) = e.try_borrow_mut() {
+                    e.set_theme(theme);
+                }
+            }
+        });
+        theme
+    });
+
+    let with_engine = move |f: &dyn Fn(&mut engine::Engine)| {
+        engine.with_value(|e| {
+            if let Some(e) = e {
+                if let Ok(mut e) = e.try_borrow_mut() {
+                    f(&mut e);
+                }
+            }
+        })
+    };
+    let pick_language = Callback::new(move |language: Language| {
+        with_engine(&|e| e.set_language(language));
+    });
+    let rename = Callback::new(move |name: String| {
+        let name = crate::collab::presence::clean_name(&name);
+        browser::save_setting(NAME_KEY, &name);
+        signals.name.set(name.clone());
+        with_engine(&|e| e.set_name(&name));
+    });
+
+    view! {
+        <Title text=format!("Session {}: pairpad", &session.id[..8]) />
+        <section class="session" data-session-id=session.id.clone()>
+            <header class="session-bar">
+                <a class="brand" href="/">"pairpad"</a>
+                <LanguageSelect signals on_pick=pick_language />
+                <ThemeToggle signals />
+                <DisplayName signals on_rename=rename />
+                <ConnectionStatus signals />
+                <ShareLink url=session.share_url.clone() />
+            </header>
+            {move || {
+                signals
+                    .problem
+                    .get()
+                    .map(|problem| view! { <p class="problem" role="alert" data-testid="problem">{problem}</p> })
+            }}
+            <div class="workspace">
+                <div class="editor-area" data-testid="editor" data-ready=move || signals.editor_ready.get().to_string()>
+                    // The server-rendered code: the first paint has content; it is
+                    // replaced by the live editor once that has loaded and synced.
+                    <pre class="code-preview" data-testid="code-preview" class:hidden=move || signals.editor_ready.get()>
+                        {session.code.clone()}
+                    </pre>
+                    <div class="monaco-host" node_ref=editor_host></div>
+                </div>
+                <UserList signals />
+            </div>
+        </section>
+    }
+}
