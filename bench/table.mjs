@@ -79,7 +79,7 @@ const idleRows = [
   ['server log warnings/errors', (r) => r.logWarnings]
 ]
 
-for (const scenario of ['light', 'heavy', 'idle']) {
+for (const scenario of ['light', 'heavy', 'stress', 'idle']) {
   const data = Object.fromEntries(TARGETS.map((t) => [t, load(scenario, t)]))
   if (!TARGETS.some((t) => data[t])) continue
   const any = TARGETS.map((t) => data[t]).find((r) => r && r.label)

@@ -136,3 +136,22 @@ export async function clickCopyOnceHydrated(page) {
   }, 'the copy button never reacted: the page did not hydrate').toPass({ timeout: 30_000 });
   return (await feedback.textContent()).trim();
 }
+
+const LANGUAGE_LABELS = { javascript: 'JavaScript', python: 'Python' };
+
+/**
+ * Expects a session page to show `language` ('javascript' | 'python'): either
+ * as text (`data-testid="session-language"`) or as the chosen option of the
+ * language picker (`data-testid="language-select"`).
+ */
+export async function expectSessionLanguage(page, language) {
+  const label = LANGUAGE_LABELS[language];
+  const shown = page.locator('[data-testid="session-language"], [data-testid="language-select"]').first();
+  await expect(shown, 'the session page shows no language').toBeVisible();
+  if ((await shown.evaluate((el) => el.tagName)) === 'SELECT') {
+    await expect(shown).toHaveValue(language);
+    await expect(shown.locator('option:checked')).toHaveText(label);
+  } else {
+    await expect(shown).toHaveText(label);
+  }
+}

@@ -2,7 +2,7 @@
 // unknown path) answer 404 with a page that says so and offers a fresh session.
 
 import { randomUUID } from 'node:crypto';
-import { test, expect, waitForSessionPage } from '../support/fixtures.mjs';
+import { test, expect, waitForSessionPage, expectSessionLanguage } from '../support/fixtures.mjs';
 
 const cases = [
   { name: 'an unknown session id', path: () => `/s/${randomUUID()}` },
@@ -25,7 +25,7 @@ for (const { name, path } of cases) {
     await notFound.getByTestId('create-language').selectOption('python');
     await create.click();
     await waitForSessionPage(page);
-    await expect(page.getByTestId('session-language')).toHaveText('Python');
+    await expectSessionLanguage(page, 'python');
     await expect(page.getByTestId('not-found')).toHaveCount(0);
   });
 }

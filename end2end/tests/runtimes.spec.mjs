@@ -78,10 +78,10 @@ test('Monaco loads into the editor area and its model round-trips text', async (
   });
   expect(edited).toEqual({ value: `# top\n${text}`, lines: 6, language: 'python' });
 
-  // The view rendered it inside the editor area.
-  const editorArea = page.getByTestId('editor');
-  await expect(editorArea.locator('.monaco-editor')).toHaveCount(1);
-  await expect(editorArea.locator('.view-lines')).toContainText('def greet(name):');
+  // The view rendered it inside the editor area (beside the app's own editor).
+  const ours = page.getByTestId('editor').locator('#e2e-monaco');
+  await expect(ours.locator('.monaco-editor')).toHaveCount(1);
+  await expect(ours.locator('.view-lines')).toContainText('def greet(name):');
 });
 
 test("Monaco's TypeScript worker runs (JavaScript diagnostics appear)", async ({ page, request, browserLog }) => {

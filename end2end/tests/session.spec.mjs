@@ -2,7 +2,14 @@
 // page, share its link with a second browser, and copy the link once the page
 // has hydrated. The REST API must describe the same session the page shows.
 
-import { test, expect, createSessionViaApi, waitForSessionPage, clickCopyOnceHydrated } from '../support/fixtures.mjs';
+import {
+  test,
+  expect,
+  createSessionViaApi,
+  waitForSessionPage,
+  clickCopyOnceHydrated,
+  expectSessionLanguage,
+} from '../support/fixtures.mjs';
 import { ORIGIN } from '../support/env.mjs';
 
 test.describe('with clipboard permission', () => {
@@ -26,7 +33,7 @@ test.describe('with clipboard permission', () => {
     expect(link).toBe(`${ORIGIN}/s/${id}`);
     await expect(page.getByTestId('share-link')).toHaveValue(link);
     await expect(page.getByTestId('share-link')).toHaveAttribute('readonly', '');
-    await expect(page.getByTestId('session-language')).toHaveText('Python');
+    await expectSessionLanguage(page, 'python');
     await expect(page.getByTestId('editor')).toBeVisible();
 
     // The REST API agrees.
@@ -47,7 +54,7 @@ test.describe('with clipboard permission', () => {
       expect(response.status()).toBe(200);
       expect(guest.url()).toBe(link);
       await expect(guest.getByTestId('share-link')).toHaveValue(link);
-      await expect(guest.getByTestId('session-language')).toHaveText('Python');
+      await expectSessionLanguage(guest, 'python');
       await expect(guest.getByTestId('editor')).toBeVisible();
       await expect(guest.locator(`[data-session-id="${id}"]`)).toHaveCount(1);
     } finally {
@@ -59,7 +66,7 @@ test.describe('with clipboard permission', () => {
     const session = await createSessionViaApi(request, 'javascript');
     const response = await page.goto(`/s/${session.id}`);
     expect(response.status()).toBe(200);
-    await expect(page.getByTestId('session-language')).toHaveText('JavaScript');
+    await expectSessionLanguage(page, 'javascript');
     const link = await page.getByTestId('share-link').inputValue();
     expect(link).toBe(`${ORIGIN}/s/${session.id}`);
     expect(link).toBe(session.url);

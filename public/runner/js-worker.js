@@ -540,12 +540,12 @@
         const line = Number(m[1]) - lineOffset;
         const col = Number(m[2]);
         let fn = l.replace(/^at\s+/, '').replace(/\s*\(.*$/, '').replace(/@.*$/, '');
-        if (fn.startsWith('editor.js') || fn === 'eval' || fn === 'async eval' || fn === 'anonymous' || fn === '') {
-          fn = fn.startsWith('async') ? 'async ' : '';
-        } else {
-          fn += ' ';
-        }
-        frames.push({ line, col, text: fn ? `${fn}(editor.js:${line}:${col})` : `editor.js:${line}:${col}` });
+        const where = `editor.js:${line}:${col}`;
+        let text;
+        if (fn.startsWith('editor.js') || fn === 'eval' || fn === 'anonymous' || fn === '') text = where;
+        else if (fn === 'async eval' || fn === 'async anonymous' || fn.startsWith('async editor.js')) text = `async ${where}`;
+        else text = `${fn} (${where})`;
+        frames.push({ line, col, text });
         lastUser = frames.length;
       } else if (/\(<anonymous>\)|\(native\)|\[native code\]/.test(l)) {
         frames.push({ line: null, col: null, text: l.replace(/^at\s+/, '') });
@@ -717,8 +717,11 @@
   function maybeFinish() {
     const r = running;
     if (!r || r.finished || !r.mainSettled || r.timers.size > 0) return;
+    // Two task hops: promise jobs run first, and the browser's "unhandledrejection" task
+    // (queued after the microtask checkpoint) gets its turn before we call the run done.
+    const idle = () => running === r && !r.finished && r.mainSettled && r.timers.size === 0;
     realSetTimeout(() => {
-      if (running === r && !r.finished && r.timers.size === 0) finish('ok', null);
+      if (idle()) realSetTimeout(() => { if (idle()) finish('ok', null); }, 0);
     }, 0);
   }
 

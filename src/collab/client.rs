@@ -12,7 +12,7 @@ use super::{
     text_ops::{ops_from_delta, utf16_len, EditorChange, TextOp},
 };
 use crate::{
-    domain::Language,
+    domain::{run::RunRecord, Language},
     sync::{
         protocol::{self, decode_frame, ClientMessage, FrameError},
         SessionDoc,
@@ -54,6 +54,8 @@ pub struct Effects {
     pub synced: bool,
     /// The editor no longer matches the document: reload it from `code()`.
     pub reload_editor: bool,
+    /// The list of runs changed (someone ran code): re-read `latest_run()`.
+    pub runs_changed: bool,
 }
 
 type Sink<T> = Arc<Mutex<Vec<T>>>;
@@ -68,6 +70,7 @@ pub struct CollabClient {
     undo: UndoManager<()>,
     editor_deltas: Sink<Vec<TextOp>>,
     outgoing: Sink<Vec<u8>>,
+    runs_changed: Arc<std::sync::atomic::AtomicBool>,
     presence: PresenceState,
     language: Option<Language>,
     synced: bool,
@@ -79,7 +82,12 @@ impl CollabClient {
         let doc = SessionDoc::with_client_id(client_id);
         let editor_deltas: Sink<Vec<TextOp>> = Arc::default();
         let outgoing: Sink<Vec<u8>> = Arc::default();
+        let runs_changed: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         {
+            let flag = runs_changed.clone();
+            doc.runs_ref().observe(OBSERVER, move |_txn, _event| {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
             let sink = editor_deltas.clone();
             doc.code_ref().observe(OBSERVER, move |txn, event| {
                 if txn.origin() != Some(&Origin::from(LOCAL)) {
@@ -122,6 +130,7 @@ impl CollabClient {
             undo,
             editor_deltas,
             outgoing,
+            runs_changed,
             presence,
             language: None,
             synced: false,
@@ -269,10 +278,12 @@ impl CollabClient {
     pub fn on_selection(&mut self, anchor: u32, head: u32) -> Effects {
         let cursor = {
             let txn = self.doc.doc().transact();
+            // Attached to the character after the caret; at the very end there is
+            // none (yrs gives no After position there), so to the one before.
             let encode = |index: u32| {
-                self.doc
-                    .code_ref()
-                    .sticky_index(&txn, index, Assoc::After)
+                let code = self.doc.code_ref();
+                code.sticky_index(&txn, index, Assoc::After)
+                    .or_else(|| code.sticky_index(&txn, index, Assoc::Before))
                     .map(|s| s.encode_v1())
             };
             match (encode(anchor), encode(head)) {
@@ -290,6 +301,31 @@ impl CollabClient {
     /// The user changed their display name.
     pub fn set_name(&mut self, name: &str) -> Effects {
         self.presence.user.name = super::presence::clean_name(name);
+        self.publish_presence();
+        let mut effects = self.drain();
+        effects.send.extend(self.local_presence_frame());
+        effects.presence_changed = true;
+        effects
+    }
+
+    /// Picks a colour nobody else present uses, if ours is taken (colours come
+    /// from random ids, so two people can start with the same one).
+    pub fn ensure_distinct_color(&mut self) -> Effects {
+        let me = self.doc.doc().client_id();
+        let taken: std::collections::HashSet<u8> = self
+            .awareness
+            .iter()
+            .filter(|(id, _)| *id != me)
+            .filter_map(|(_, state)| parse_state(state.data.as_deref()?))
+            .map(|state| state.user.color)
+            .collect();
+        if !taken.contains(&self.presence.user.color) {
+            return Effects::default();
+        }
+        let Some(free) = (0..super::presence::PALETTE_SIZE).find(|c| !taken.contains(c)) else {
+            return Effects::default();
+        };
+        self.presence.user.color = free;
         self.publish_presence();
         let mut effects = self.drain();
         effects.send.extend(self.local_presence_frame());
@@ -342,6 +378,22 @@ impl CollabClient {
     pub fn redo(&mut self) -> Effects {
         self.undo.redo_blocking();
         self.drain()
+    }
+
+    /// Records a finished (or starting) run for everyone to see.
+    pub fn record_run(&mut self, run: &RunRecord) -> Effects {
+        self.doc.record_run(run, Some(LOCAL));
+        self.drain()
+    }
+
+    /// The most recent run recorded in the session.
+    pub fn latest_run(&self) -> Option<RunRecord> {
+        self.doc.latest_run()
+    }
+
+    /// Our display name as others see it.
+    pub fn name(&self) -> &str {
+        &self.presence.user.name
     }
 
     /// Everyone present, ourselves first, with their selections in the current text.
@@ -399,10 +451,14 @@ impl CollabClient {
         let current = self.doc.language();
         let language = (current != self.language).then_some(current).flatten();
         self.language = current.or(self.language);
+        let runs_changed = self
+            .runs_changed
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
         Effects {
             send,
             text_deltas,
             language,
+            runs_changed,
             ..Effects::default()
         }
     }
@@ -542,10 +598,30 @@ mod tests {
         drop(b);
         let alice_seen = bob.peers().into_iter().find(|p| p.name == "Alice").unwrap();
         assert_eq!(alice_seen.selection, Some((7, 8)));
+        // A caret at the very end of the text is shared too.
+        let end = alice.on_selection(10, 10);
+        exchange(&mut alice, &mut bob, end);
+        let alice_seen = bob.peers().into_iter().find(|p| p.name == "Alice").unwrap();
+        assert_eq!(alice_seen.selection, Some((13, 13)));
         // A closed connection forgets everyone else.
         let closed = bob.on_close();
         assert!(closed.presence_changed);
         assert_eq!(bob.peers().len(), 1);
+    }
+
+    #[test]
+    fn a_taken_colour_is_swapped_for_a_free_one() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let mut bob = CollabClient::new(1 + 12 * 1000, "Bob", clock);
+        // Force a clash whatever the hash gives.
+        bob.presence.user.color = alice.presence.user.color;
+        bob.publish_presence();
+        let hello = alice.renew_presence();
+        exchange(&mut alice, &mut bob, hello);
+        let fixed = bob.ensure_distinct_color();
+        assert!(fixed.presence_changed && !fixed.send.is_empty());
+        assert_ne!(bob.presence.user.color, alice.presence.user.color);
+        assert!(bob.ensure_distinct_color().send.is_empty(), "nothing to do twice");
     }
 
     #[test]
@@ -587,6 +663,28 @@ mod tests {
         }
         assert_eq!(server.code(), alice.code());
         assert!(server.code().contains("offline ") && server.code().contains("server text"));
+    }
+
+    #[test]
+    fn runs_reach_everyone() {
+        use crate::domain::run::{OutputChunk, RunStatus, Stream};
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let mut bob = CollabClient::new(2, "Bob", clock);
+        let run = RunRecord {
+            id: "1-1".into(),
+            by: alice.name().to_owned(),
+            language: Language::Python,
+            started_at: 5,
+            duration_ms: 12,
+            status: RunStatus::Ok,
+            output: vec![OutputChunk { stream: Stream::Stdout, text: "42\n".into() }],
+            truncated: false,
+        };
+        let recorded = alice.record_run(&run);
+        assert!(recorded.runs_changed);
+        let received = exchange(&mut alice, &mut bob, recorded);
+        assert!(received.iter().any(|e| e.runs_changed));
+        assert_eq!(bob.latest_run(), Some(run));
     }
 
     #[test]

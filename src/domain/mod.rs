@@ -5,6 +5,7 @@
 pub mod close_codes;
 pub mod limits;
 pub mod rate;
+pub mod run;
 pub mod session;
 pub mod time;
 

@@ -2,10 +2,13 @@
 //! `Y.Map` named `meta` (language, ...). Offsets are UTF-16 code units, Monaco's
 //! and JavaScript Yjs's unit, so positions agree across clients.
 
-use crate::domain::Language;
+use crate::domain::{
+    run::{RunRecord, MAX_RECORDED_RUNS},
+    Language,
+};
 use yrs::{
-    updates::decoder::Decode, Any, Doc, GetString, Map, MapRef, OffsetKind, Options, Out, ReadTxn,
-    StateVector, Text, TextRef, Transact, Update,
+    updates::decoder::Decode, Any, Array, ArrayRef, Doc, GetString, Map, MapRef, OffsetKind,
+    Options, Out, ReadTxn, StateVector, Text, TextRef, Transact, Update,
 };
 
 /// Name of the shared text holding the code.
@@ -14,6 +17,8 @@ pub const CODE: &str = "code";
 pub const META: &str = "meta";
 /// Key of the language in the meta map.
 pub const META_LANGUAGE: &str = "language";
+/// Name of the shared array of recent runs.
+pub const RUNS: &str = "runs";
 
 /// An update that could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +33,7 @@ pub struct SessionDoc {
     doc: Doc,
     code: TextRef,
     meta: MapRef,
+    runs: ArrayRef,
 }
 
 impl Default for SessionDoc {
@@ -59,7 +65,13 @@ impl SessionDoc {
     fn wrap(doc: Doc) -> Self {
         let code = doc.get_or_insert_text(CODE);
         let meta = doc.get_or_insert_map(META);
-        Self { doc, code, meta }
+        let runs = doc.get_or_insert_array(RUNS);
+        Self {
+            doc,
+            code,
+            meta,
+            runs,
+        }
     }
 
     /// Rebuilds a document from stored updates, oldest first. Updates that do
@@ -156,6 +168,36 @@ impl SessionDoc {
         txn.encode_update_v1()
     }
 
+    /// The shared array of runs.
+    pub fn runs_ref(&self) -> &ArrayRef {
+        &self.runs
+    }
+
+    /// Records a run (dropping the oldest past [`MAX_RECORDED_RUNS`]) in a
+    /// transaction tagged with `origin`.
+    pub fn record_run(&self, run: &RunRecord, origin: Option<&str>) {
+        let Ok(json) = serde_json::to_string(run) else { return };
+        let Ok(value) = Any::from_json(&json) else { return };
+        let mut txn = match origin {
+            Some(origin) => self.doc.transact_mut_with(origin),
+            None => self.doc.transact_mut(),
+        };
+        self.runs.push_back(&mut txn, value);
+        let len = self.runs.len(&txn);
+        if len > MAX_RECORDED_RUNS {
+            self.runs.remove_range(&mut txn, 0, len - MAX_RECORDED_RUNS);
+        }
+    }
+
+    /// The most recent run, if any (entries that do not parse are skipped).
+    pub fn latest_run(&self) -> Option<RunRecord> {
+        let txn = self.doc.transact();
+        let len = self.runs.len(&txn);
+        (0..len)
+            .rev()
+            .find_map(|i| self.runs.get_as::<_, RunRecord>(&txn, i).ok())
+    }
+
     /// Inserts text at a UTF-16 offset; returns the update that did it.
     pub fn insert_code(&self, utf16_index: u32, text: &str) -> Vec<u8> {
         let mut txn = self.doc.transact_mut();
@@ -200,6 +242,33 @@ mod tests {
         let b = SessionDoc::new();
         b.apply(&update).unwrap();
         assert_eq!(b.language(), Some(Language::Python));
+    }
+
+    #[test]
+    fn runs_are_recorded_bounded_and_synced() {
+        use crate::domain::run::{RunStatus, MAX_RECORDED_RUNS};
+        let a = SessionDoc::new();
+        for i in 0..(MAX_RECORDED_RUNS + 3) {
+            a.record_run(
+                &RunRecord {
+                    id: format!("1-{i}"),
+                    by: "Ada".into(),
+                    language: Language::JavaScript,
+                    started_at: u64::from(i),
+                    duration_ms: 5,
+                    status: RunStatus::Ok,
+                    output: Vec::new(),
+                    truncated: false,
+                },
+                None,
+            );
+        }
+        assert_eq!(a.runs_ref().len(&a.doc().transact()), MAX_RECORDED_RUNS);
+        let b = SessionDoc::new();
+        b.apply(&a.snapshot()).unwrap();
+        let latest = b.latest_run().unwrap();
+        assert_eq!(latest.id, format!("1-{}", MAX_RECORDED_RUNS + 2));
+        assert_eq!(latest.by, "Ada");
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub fn ShareLink(url: String) -> impl IntoView {
     };
     view! {
         <div class="share">
-            <label for="share-link">"Share this link"</label>
+            <label for="share-link" class="share-label">"Share"</label>
             <input
                 id="share-link"
                 node_ref=input

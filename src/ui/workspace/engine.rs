@@ -271,6 +271,8 @@ impl Engine {
         if effects.synced {
             self.unsent = false;
             self.signals.status.set(ConnectionState::Connected);
+            let recoloured = self.client.ensure_distinct_color();
+            self.apply(recoloured);
             self.ensure_editor();
             self.refresh_participants();
         }

@@ -1,0 +1,12 @@
+import { chromium } from 'playwright-core';
+const origin = 'http://127.0.0.1:3941';
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless','--no-sandbox','--disable-gpu'] });
+const ctx = await browser.newContext({ baseURL: origin });
+const page = await ctx.newPage();
+page.on('response', r => { if (r.status() >= 400) console.log(r.status(), r.url()); });
+const r = await fetch(origin + '/api/sessions/create', { method: 'POST' });
+const { id } = await r.json();
+await page.goto(`/s/${id}`);
+await page.waitForSelector('[data-testid=editor][data-ready=true]', { timeout: 30000 });
+await page.waitForTimeout(500);
+await browser.close();

@@ -1,0 +1,151 @@
+//! A code run as every participant sees it: who ran what, how it ended, and its
+//! output (capped). Runs are recorded in the session document, so they sync and
+//! persist like edits.
+
+use super::Language;
+use serde::{Deserialize, Serialize};
+
+/// Most output shared through the document per run (bytes of text). A run may
+/// print more locally; the shared copy is cut here so one run never makes a
+/// frame larger than the server accepts.
+pub const MAX_SHARED_OUTPUT_BYTES: usize = 256 * 1024;
+/// Runs kept in the document (older ones are dropped).
+pub const MAX_RECORDED_RUNS: u32 = 20;
+
+/// Which stream a piece of output came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Still going (recorded when it starts).
+    Running,
+    Ok,
+    Error,
+    Timeout,
+    Stopped,
+}
+
+impl RunStatus {
+    pub fn label(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "finished",
+            RunStatus::Error => "failed",
+            RunStatus::Timeout => "stopped: time limit",
+            RunStatus::Stopped => "stopped",
+        }
+    }
+}
+
+/// One chunk of output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputChunk {
+    pub stream: Stream,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// Unique per run: the runner's client id and a counter.
+    pub id: String,
+    /// Display name of who ran it.
+    pub by: String,
+    pub language: Language,
+    /// Ms since the Unix epoch.
+    pub started_at: u64,
+    pub duration_ms: u64,
+    pub status: RunStatus,
+    pub output: Vec<OutputChunk>,
+    /// Output was cut (by the run's cap or for sharing).
+    pub truncated: bool,
+}
+
+impl RunRecord {
+    /// Cuts the output to what may be shared, marking the record truncated.
+    pub fn cap_for_sharing(&mut self) {
+        let mut budget = MAX_SHARED_OUTPUT_BYTES;
+        let mut kept = Vec::new();
+        for mut chunk in std::mem::take(&mut self.output) {
+            if chunk.text.len() > budget {
+                let mut cut = budget;
+                while !chunk.text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                chunk.text.truncate(cut);
+                self.truncated = true;
+                if !chunk.text.is_empty() {
+                    kept.push(chunk);
+                }
+                break;
+            }
+            budget -= chunk.text.len();
+            kept.push(chunk);
+        }
+        self.output = kept;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(output: Vec<OutputChunk>) -> RunRecord {
+        RunRecord {
+            id: "1-1".into(),
+            by: "Ada".into(),
+            language: Language::Python,
+            started_at: 1,
+            duration_ms: 2,
+            status: RunStatus::Ok,
+            output,
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn sharing_caps_output_on_a_character_boundary() {
+        let big = "é".repeat(MAX_SHARED_OUTPUT_BYTES); // two bytes each
+        let mut run = record(vec![
+            OutputChunk { stream: Stream::Stdout, text: "first\n".into() },
+            OutputChunk { stream: Stream::Stderr, text: big },
+            OutputChunk { stream: Stream::Stdout, text: "never shown".into() },
+        ]);
+        run.cap_for_sharing();
+        assert!(run.truncated);
+        assert_eq!(run.output.len(), 2);
+        let total: usize = run.output.iter().map(|c| c.text.len()).sum();
+        assert!(total <= MAX_SHARED_OUTPUT_BYTES);
+        assert_eq!(run.output[1].stream, Stream::Stderr);
+    }
+
+    #[test]
+    fn small_output_is_kept_whole() {
+        let mut run = record(vec![OutputChunk { stream: Stream::Stdout, text: "hi\n".into() }]);
+        run.cap_for_sharing();
+        assert!(!run.truncated);
+        assert_eq!(run.output[0].text, "hi\n");
+    }
+
+    #[test]
+    fn records_serialise_with_camel_case_keys() {
+        let json = serde_json::to_string(&record(Vec::new())).unwrap();
+        assert!(json.contains("\"startedAt\":1") && json.contains("\"status\":\"ok\""), "{json}");
+    }
+}
