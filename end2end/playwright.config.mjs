@@ -5,7 +5,7 @@
 import { defineConfig } from '@playwright/test';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ORIGIN, PORT } from './support/env.mjs';
+import { ORIGIN, PORT, SERVER_LOG } from './support/env.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -13,7 +13,10 @@ const repoRoot = path.resolve(here, '..');
 export default defineConfig({
   testDir: path.join(here, 'tests'),
   testMatch: '**/*.spec.mjs',
-  outputDir: path.join(here, 'test-results'),
+  // Separate runs at the same time need separate output (and ports).
+  outputDir: process.env.PAIRPAD_E2E_OUTPUT_DIR || path.join(here, 'test-results'),
+  // Fails the run if the server panicked at any point.
+  globalTeardown: path.join(here, 'support', 'global-teardown.mjs'),
   // Two cores: one browser at a time, and a failure is a failure.
   workers: 1,
   fullyParallel: false,
@@ -45,10 +48,14 @@ export default defineConfig({
     command: 'bash end2end/serve.sh',
     cwd: repoRoot,
     url: `${ORIGIN}/api/health`,
-    env: { PAIRPAD_E2E_PORT: String(PORT) },
+    env: {
+      PAIRPAD_E2E_PORT: String(PORT),
+      PAIRPAD_E2E_SERVER_LOG_FILE: SERVER_LOG,
+      PAIRPAD_E2E_SERVER_LOG: process.env.PAIRPAD_E2E_SERVER_LOG || '',
+    },
     reuseExistingServer: false,
     timeout: 60_000,
-    // Server logs (stdout) only when asked: PAIRPAD_E2E_SERVER_LOG=1.
+    // Server logs only when asked: PAIRPAD_E2E_SERVER_LOG=1 (always in the log file).
     stdout: process.env.PAIRPAD_E2E_SERVER_LOG ? 'pipe' : 'ignore',
     stderr: 'pipe',
     gracefulShutdown: { signal: 'SIGTERM', timeout: 10_000 },

@@ -3,9 +3,12 @@
 # with a fresh data directory, run from the repository root (Playwright's
 # webServer does this). The binary and target/site are copied into a temporary
 # directory first, so a rebuild during the run cannot pull files from under the
-# tests; the directory is removed when the server exits.
+# tests; the directory is removed when the server exits. The server's output
+# goes to $PAIRPAD_E2E_SERVER_LOG_FILE (the global teardown reads it), and to
+# stdout as well when PAIRPAD_E2E_SERVER_LOG is set.
 set -u
 port="${PAIRPAD_E2E_PORT:-3917}"
+log="${PAIRPAD_E2E_SERVER_LOG_FILE:-${TMPDIR:-/tmp}/pairpad-e2e-server-$port.log}"
 bin=target/release/pairpad
 site=target/site
 for needed in "$bin" "$site/pkg/pairpad.wasm"; do
@@ -17,8 +20,14 @@ done
 work="$(mktemp -d "${TMPDIR:-/tmp}/pairpad-e2e.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 cp "$bin" "$work/pairpad" && cp -a "$site" "$work/site" || exit 1
-"$work/pairpad" --addr "127.0.0.1:$port" --data-dir "$work/data" --site-root "$work/site" --create-limit 0 &
+: > "$log"
+# Straight to the file: no pipe that could die before the server's last words.
+"$work/pairpad" --addr "127.0.0.1:$port" --data-dir "$work/data" --site-root "$work/site" --create-limit 0 \
+  >> "$log" 2>&1 &
 server=$!
+if [ -n "${PAIRPAD_E2E_SERVER_LOG:-}" ]; then
+  tail -n +1 -f --pid="$server" "$log" &
+fi
 # Pass SIGTERM/SIGINT on and wait for the graceful shutdown before cleaning up.
 trap 'kill -TERM "$server" 2>/dev/null; wait "$server"' TERM INT
 wait "$server"

@@ -1,9 +1,17 @@
 // Where the server under test listens. Shared by the config and the tests so
 // both agree on the port (PAIRPAD_E2E_PORT overrides the default).
 
+import os from 'node:os';
+import path from 'node:path';
+
 export const PORT = Number(process.env.PAIRPAD_E2E_PORT || 3917);
 export const HOST = `127.0.0.1:${PORT}`;
 export const ORIGIN = `http://${HOST}`;
+
+/// Everything the server prints during a run (serve.sh writes it; the global
+/// teardown fails the run if the server panicked).
+export const SERVER_LOG =
+  process.env.PAIRPAD_E2E_SERVER_LOG_FILE || path.join(os.tmpdir(), `pairpad-e2e-server-${PORT}.log`);
 
 /// Vendored runtime locations (their paths carry the npm versions).
 export const MONACO_VS = '/vendor/monaco-editor-0.52.2/min/vs';

@@ -32,8 +32,10 @@ const DEFAULT_MAX_BYTES = 1 << 20;
 const DEFAULT_MAX_LINES = 10000;
 const MAX_CHANNEL_BYTES = 64 << 20;
 const POLL_MS = 16;
+const POLL_BUDGET_BYTES = 64 * 1024;
 const INTERRUPT_GRACE_MS = 1000;
 const RESIGNAL_MS = 100;
+const LOAD_SILENCE_MS = 60000;
 
 const LANGS = { javascript: 'js', js: 'js', python: 'py', py: 'py', python3: 'py' };
 
@@ -120,7 +122,6 @@ export class CodeRunner {
         bytes: 0,
         lines: 0,
         truncated: false,
-        noticed: false,
         lastChar: '\n',
         phase: 'waiting', // waiting -> running -> (ending) -> done
         ending: null,
@@ -155,7 +156,11 @@ export class CodeRunner {
     const run = this._run;
     if (run) this._finish(run, 'stopped', null, null);
     if (this._jsSpare) { this._jsSpare.terminate(); this._jsSpare = null; }
-    if (this._py) { this._py.worker.terminate(); this._py = null; }
+    if (this._py) {
+      if (this._py.worker) this._py.worker.terminate();
+      if (this._py.watchdog) clearTimeout(this._py.watchdog);
+      this._py = null;
+    }
     this._onPyStatus = null;
   }
 
@@ -164,7 +169,11 @@ export class CodeRunner {
   _spawnJs() {
     if (this._disposed) return;
     try {
-      this._jsSpare = new Worker(`${this._origin}/runner/js-worker.js`, { name: 'pairpad-js' });
+      const w = new Worker(`${this._origin}/runner/js-worker.js`, { name: 'pairpad-js' });
+      // A worker that cannot start (404, CSP, COEP) fires 'error' on the Worker object,
+      // possibly before it is used: remember it.
+      w.onerror = (ev) => { ev.preventDefault(); w.pairpadFailed = true; };
+      this._jsSpare = w;
     } catch (_) {
       this._jsSpare = null;
     }
@@ -178,8 +187,15 @@ export class CodeRunner {
       w = this._jsSpare;
       this._jsSpare = null;
     }
-    if (!w) {
-      this._fail(run, 'InternalError', 'could not start the JavaScript worker');
+    if (w && w.pairpadFailed) {
+      w.terminate();
+      this._spawnJs(); // retry once, now
+      w = this._jsSpare;
+      this._jsSpare = null;
+    }
+    if (!w || w.pairpadFailed) {
+      if (w) w.terminate();
+      this._fail(run, 'InternalError', 'the JavaScript worker could not be started');
       return;
     }
     run.worker = w;
@@ -187,7 +203,7 @@ export class CodeRunner {
     w.onmessage = (ev) => this._onWorkerMessage(run, ev.data);
     w.onerror = (ev) => {
       ev.preventDefault();
-      if (this._run === run) this._fail(run, 'InternalError', 'the JavaScript worker failed to start');
+      if (this._run === run) this._fail(run, 'InternalError', 'the JavaScript worker failed');
     };
     w.postMessage({
       type: 'run', id: run.id, code, stdin, maxBytes: run.maxBytes, maxLines: run.maxLines,
@@ -198,11 +214,11 @@ export class CodeRunner {
 
   // ---- Python --------------------------------------------------------------------------
 
-  _ensurePy() {
+  _ensurePy(detail = 'Starting Python…') {
     if (this._py || this._disposed) return this._py;
-    const py = { worker: null, interrupt: null, ready: false, failed: null, waiters: [] };
+    const py = { worker: null, interrupt: null, ready: false, failed: null, waiters: [], watchdog: 0 };
     this._py = py;
-    this._setPyStatus('loading', 'Starting Python…');
+    this._setPyStatus('loading', detail);
     let w;
     try {
       w = new Worker(`${this._origin}/runner/py-worker.js`, { type: 'module', name: 'pairpad-python' });
@@ -218,6 +234,7 @@ export class CodeRunner {
       if (this._py === py && !py.ready) this._pyFailed(py, 'the Python worker failed to start');
     };
     w.postMessage({ type: 'init', interrupt: py.interrupt ? py.interrupt.buffer : null });
+    this._armLoadWatchdog(py);
     return py;
   }
 
@@ -225,6 +242,9 @@ export class CodeRunner {
     if (this._py !== py || !msg || typeof msg !== 'object') return;
     if (msg.type === 'status') {
       const detail = typeof msg.detail === 'string' ? msg.detail.slice(0, 200) : '';
+      if (py.watchdog) clearTimeout(py.watchdog);
+      py.watchdog = 0;
+      if (msg.state === 'loading' && !py.ready) this._armLoadWatchdog(py);
       if (msg.state === 'ready') {
         py.ready = true;
         this._setPyStatus('ready', detail || 'Python ready');
@@ -244,6 +264,7 @@ export class CodeRunner {
 
   _pyFailed(py, message) {
     py.failed = message;
+    if (py.watchdog) clearTimeout(py.watchdog);
     if (py.worker) py.worker.terminate();
     if (this._py === py) this._py = null; // the next preload/run tries again
     this._setPyStatus('error', message);
@@ -256,15 +277,13 @@ export class CodeRunner {
     const py = this._py;
     if (py) {
       if (py.worker) py.worker.terminate();
+      if (py.watchdog) clearTimeout(py.watchdog);
       const waiters = py.waiters;
       py.waiters = [];
       this._py = null;
       for (const w of waiters) w('Python was restarted');
     }
-    if (!this._disposed) {
-      this._ensurePy();
-      this._setPyStatus('loading', 'Restarting Python…');
-    }
+    if (!this._disposed) this._ensurePy('Restarting Python…');
   }
 
   _runPy(run, code, stdin) {
@@ -289,8 +308,18 @@ export class CodeRunner {
   }
 
   _setPyStatus(state, detail) {
+    const prev = this._pyStatus;
+    if (prev.state === state && prev.detail === detail) return;
     this._pyStatus = { state, detail };
     this._emitStatus(state, detail);
+  }
+
+  // Loading that goes quiet for too long (no progress, no ready) is reported as an error.
+  _armLoadWatchdog(py) {
+    if (py.watchdog) clearTimeout(py.watchdog);
+    py.watchdog = setTimeout(() => {
+      if (this._py === py && !py.ready) this._pyFailed(py, 'Python did not finish loading (no progress for 60 s)');
+    }, LOAD_SILENCE_MS);
   }
 
   _emitStatus(state, detail) {
@@ -318,6 +347,9 @@ export class CodeRunner {
     switch (msg.type) {
       case 'started':
         if (run.lang === 'py') this._markRunning(run);
+        break;
+      case 'wake':
+        if (run.phase === 'running') this._drain(run, POLL_BUDGET_BYTES);
         break;
       case 'out': {
         const chunks = Array.isArray(msg.chunks) ? msg.chunks : [];
@@ -436,15 +468,17 @@ export class CodeRunner {
     run.pollTimer = setTimeout(() => {
       run.pollTimer = 0;
       if (this._run !== run) return;
-      this._drain(run);
+      this._drain(run, POLL_BUDGET_BYTES);
       this._schedulePoll(run);
     }, POLL_MS);
   }
 
-  _drain(run) {
+  // Reads what the worker wrote since the last call; at most `budget` bytes (polls use a
+  // budget so a flood of output is spread over frames; the final drain takes the rest).
+  _drain(run, budget = Infinity) {
     const ch = run.channel;
     if (!ch) return;
-    const end = Math.min(Atomics.load(ch.hdr, 0), ch.data.length);
+    const end = Math.min(Atomics.load(ch.hdr, 0), ch.data.length, ch.read + budget);
     if (end > ch.read) {
       const bytes = ch.data.slice(ch.read, end); // a private (unshared) copy
       ch.read = end;

@@ -33,6 +33,7 @@
   const now = G.performance.now.bind(G.performance);
   const AsyncFunction = (async function () {}).constructor;
   const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
   const fnToString = Function.prototype.toString;
   const objToString = Object.prototype.toString;
   const hasOwn = Object.prototype.hasOwnProperty;
@@ -618,6 +619,7 @@
     }
     let pending = [];
     let lastPost = 0;
+    let lastWake = -Infinity;
     let flushTimer = 0;
 
     function flush() {
@@ -644,7 +646,7 @@
         if (bytes[i] === 10) {
           nl++;
           if (st.lines + nl >= maxLines) {
-            if (i + 1 < end || bytes.length > i + 1) cut = true;
+            if (bytes.length > i + 1) cut = true;
             end = i + 1;
             break;
           }
@@ -671,8 +673,11 @@
         data.set(bytes, pos);
         pos += bytes.length;
         Atomics.store(hdr, 0, pos);
+        // Nudge the page (at most every 16 ms) so output shows without waiting for its poll.
+        const t = now();
+        if (t - lastWake >= 16) { lastWake = t; post({ type: 'wake', id }); }
       } else {
-        const s = bytes === null ? '' : new TextDecoder().decode(bytes);
+        const s = decoder.decode(bytes); // whole characters: the caps cut on boundaries
         const n = pending.length;
         if (n && pending[n - 2] === stream) pending[n - 1] += s;
         else pending.push(stream, s);

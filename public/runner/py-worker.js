@@ -66,11 +66,15 @@ function reportDownload() {
 // While Pyodide loads, fetch() is wrapped so the bytes of each file can be counted (on a
 // clone of the response: the original goes to Pyodide untouched, so streaming compilation
 // and the browser's wasm code cache still apply).
+// Pyodide swallows some load failures (a failed wasm fetch or compile only logs a warning and
+// then waits forever), so failures seen here end the load at once with a clear message.
+let failLoad = () => {};
 function countingFetch(input, init) {
+  const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+  const name = String(url).split('?')[0].split('/').pop();
   return realFetch(input, init).then((resp) => {
+    if (!resp.ok) failLoad(new Error(`could not download ${name} (HTTP ${resp.status})`));
     try {
-      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-      const name = String(url).split('?')[0].split('/').pop();
       if (resp.ok && resp.body && hasOwn.call(KNOWN_SIZES, name)) {
         const encoded = resp.headers.get('content-encoding');
         const len = Number(resp.headers.get('content-length'));
@@ -88,6 +92,9 @@ function countingFetch(input, init) {
       }
     } catch (_) { /* progress is best effort */ }
     return resp;
+  }, (e) => {
+    failLoad(new Error(`could not download ${name}: ${e && e.message ? e.message : e}`));
+    throw e;
   });
 }
 
@@ -226,6 +233,7 @@ def _result(status, e=None, message=None):
     return json.dumps({"status": status, "error": err})
 
 def _fail(e):
+    _flush()
     if isinstance(e, KeyboardInterrupt):
         _flush()
         return json.dumps({"status": "interrupted", "traceback": _format(e),
@@ -293,6 +301,7 @@ function makeOutput(id, sab, maxBytes, maxLines) {
   let pos = 0;
   let pending = [];
   let lastPost = 0;
+  let lastWake = -Infinity;
   let flushTimer = 0;
   const decoders = { 1: new TextDecoder(), 2: new TextDecoder() };
 
@@ -343,6 +352,9 @@ function makeOutput(id, sab, maxBytes, maxLines) {
         for (let i = pos, e = pos + part.length; i < e; i++) if (data[i] >= 0xfe) data[i] = 0x3f;
         pos += part.length;
         Atomics.store(hdr, 0, pos);
+        // Nudge the page (at most every 16 ms) so output shows without waiting for its poll.
+        const t = now();
+        if (t - lastWake >= 16) { lastWake = t; post({ type: 'wake', id }); }
       } else {
         const s = decoders[stream].decode(part, { stream: true });
         const n = pending.length;
@@ -363,6 +375,9 @@ function makeOutput(id, sab, maxBytes, maxLines) {
 let pyodide = null;
 let runFn = null;
 let interrupt = null; // Int32Array over the page's SharedArrayBuffer: [0] signal, [1] reason
+let interruptBuffer = null; // what Pyodide polls: `interrupt`, or the deadline hook below
+let stdout = null; // the stream handlers given to Pyodide
+let stderr = null;
 let current = null; // the output of the run in progress
 let deadline = 0; // fallback time limit (no SharedArrayBuffer)
 let fallbackInterrupted = false;
@@ -374,17 +389,30 @@ async function load() {
   status('loading', 'Starting Python…', true);
   await initReceived;
   const { loadPyodide } = await import(`${INDEX_URL}pyodide.mjs`);
+  const WA = G.WebAssembly;
+  const realInstantiateStreaming = WA.instantiateStreaming;
+  const realInstantiate = WA.instantiate;
+  const failed = new Promise((_, reject) => { failLoad = reject; });
+  const watch = (p) => {
+    p.catch((e) => failLoad(new Error(`could not compile Python's WebAssembly: ${e && e.message ? e.message : e}`)));
+    return p;
+  };
   G.fetch = countingFetch;
+  WA.instantiateStreaming = function instantiateStreaming(...args) { return watch(realInstantiateStreaming.apply(WA, args)); };
+  WA.instantiate = function instantiate(...args) { return watch(realInstantiate.apply(WA, args)); };
   let py;
   try {
-    py = await loadPyodide({
+    py = await Promise.race([failed, loadPyodide({
       indexURL: INDEX_URL,
-      env: { HOME: '/home/pyodide', NO_COLOR: '1', PYTHON_COLORS: '0', PYTHONHASHSEED: '0' },
+      env: { HOME: '/home/pyodide', NO_COLOR: '1', PYTHON_COLORS: '0' },
       stdout: () => {},
       stderr: () => {},
-    });
+    })]);
   } finally {
     G.fetch = realFetch;
+    WA.instantiateStreaming = realInstantiateStreaming;
+    WA.instantiate = realInstantiate;
+    failLoad = () => {};
   }
   status('loading', 'Starting Python…', true);
   const writer = (stream) => ({
@@ -394,22 +422,23 @@ async function load() {
     },
     isatty: false,
   });
-  py.setStdout(writer(1));
-  py.setStderr(writer(2));
+  stdout = writer(1);
+  stderr = writer(2);
   py.setStdin({ stdin: () => null });
   if (initMsg && initMsg.interrupt instanceof SharedArrayBuffer) {
     interrupt = new Int32Array(initMsg.interrupt);
-    py.setInterruptBuffer(interrupt);
+    interruptBuffer = interrupt;
   } else {
     // No shared memory: the interrupt hook itself checks a local deadline.
-    py.setInterruptBuffer({
+    interruptBuffer = {
       get 0() {
         if (deadline && now() > deadline) { fallbackInterrupted = true; deadline = 0; return 2; }
         return 0;
       },
       set 0(_) { /* cleared by Pyodide after reading */ },
-    });
+    };
   }
+  py.setInterruptBuffer(interruptBuffer);
   const ns = py.globals.get('dict')();
   py.runPython(PY_DRIVER, { globals: ns, filename: '<pairpad-runner>' });
   runFn = ns.get('run');
@@ -445,6 +474,10 @@ async function run(msg) {
   const out = makeOutput(id, msg.out instanceof SharedArrayBuffer ? msg.out : null, maxBytes, maxLines);
   current = out;
   if (interrupt) { Atomics.store(interrupt, 0, 0); Atomics.store(interrupt, 1, 0); }
+  // Re-armed every run, in case the previous program changed them through pyodide_js.
+  pyodide.setInterruptBuffer(interruptBuffer);
+  pyodide.setStdout(stdout);
+  pyodide.setStderr(stderr);
   fallbackInterrupted = false;
   deadline = !interrupt && msg.timeLimitMs > 0 ? now() + msg.timeLimitMs : 0;
   post({ type: 'started', id });

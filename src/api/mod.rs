@@ -16,6 +16,11 @@ pub struct SessionView {
     pub users: usize,
     /// The code as stored, shown before the live editor has loaded.
     pub code: String,
+    /// Longest a run may take, in milliseconds.
+    pub run_time_limit_ms: u64,
+    /// Most output a run keeps.
+    pub max_output_bytes: usize,
+    pub max_output_lines: usize,
 }
 
 /// The answer to "show me session X".
@@ -47,6 +52,9 @@ pub async fn load_session(id: String) -> Result<SessionLookup, ServerFnError> {
             share_url: state.share_url(host, id),
             users: info.users,
             code: state.sessions.stored_code(id).await.unwrap_or_default(),
+            run_time_limit_ms: state.limits.run_time_limit.as_millis() as u64,
+            max_output_bytes: state.limits.max_output_bytes,
+            max_output_lines: state.limits.max_output_lines,
         })),
         Ok(None) => Ok(SessionLookup::NotFound),
         Err(e) => {

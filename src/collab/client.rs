@@ -621,7 +621,10 @@ mod tests {
         let fixed = bob.ensure_distinct_color();
         assert!(fixed.presence_changed && !fixed.send.is_empty());
         assert_ne!(bob.presence.user.color, alice.presence.user.color);
-        assert!(bob.ensure_distinct_color().send.is_empty(), "nothing to do twice");
+        assert!(
+            bob.ensure_distinct_color().send.is_empty(),
+            "nothing to do twice"
+        );
     }
 
     #[test]
@@ -677,7 +680,10 @@ mod tests {
             started_at: 5,
             duration_ms: 12,
             status: RunStatus::Ok,
-            output: vec![OutputChunk { stream: Stream::Stdout, text: "42\n".into() }],
+            output: vec![OutputChunk {
+                stream: Stream::Stdout,
+                text: "42\n".into(),
+            }],
             truncated: false,
         };
         let recorded = alice.record_run(&run);

@@ -13,7 +13,7 @@ pub const MAX_SHARED_OUTPUT_BYTES: usize = 256 * 1024;
 pub const MAX_RECORDED_RUNS: u32 = 20;
 
 /// Which stream a piece of output came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,
@@ -102,6 +102,32 @@ impl RunRecord {
     }
 }
 
+/// Output as lines for display: each line keeps the stream it came from; a
+/// chunk without a trailing newline continues on the next chunk of the same
+/// stream. Only the last `max_lines` lines are returned, with how many were left out.
+pub fn output_lines(chunks: &[OutputChunk], max_lines: usize) -> (Vec<(Stream, String)>, usize) {
+    let mut lines: Vec<(Stream, String)> = Vec::new();
+    // Whether the last line is still waiting for its newline.
+    let mut open = false;
+    for chunk in chunks {
+        let mut rest = chunk.text.as_str();
+        while !rest.is_empty() {
+            let (piece, terminated, next) = match rest.find('\n') {
+                Some(i) => (&rest[..i], true, &rest[i + 1..]),
+                None => (rest, false, ""),
+            };
+            match lines.last_mut() {
+                Some((stream, line)) if open && *stream == chunk.stream => line.push_str(piece),
+                _ => lines.push((chunk.stream, piece.to_owned())),
+            }
+            open = !terminated;
+            rest = next;
+        }
+    }
+    let hidden = lines.len().saturating_sub(max_lines);
+    (lines.split_off(hidden), hidden)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,9 +149,18 @@ mod tests {
     fn sharing_caps_output_on_a_character_boundary() {
         let big = "é".repeat(MAX_SHARED_OUTPUT_BYTES); // two bytes each
         let mut run = record(vec![
-            OutputChunk { stream: Stream::Stdout, text: "first\n".into() },
-            OutputChunk { stream: Stream::Stderr, text: big },
-            OutputChunk { stream: Stream::Stdout, text: "never shown".into() },
+            OutputChunk {
+                stream: Stream::Stdout,
+                text: "first\n".into(),
+            },
+            OutputChunk {
+                stream: Stream::Stderr,
+                text: big,
+            },
+            OutputChunk {
+                stream: Stream::Stdout,
+                text: "never shown".into(),
+            },
         ]);
         run.cap_for_sharing();
         assert!(run.truncated);
@@ -137,15 +172,53 @@ mod tests {
 
     #[test]
     fn small_output_is_kept_whole() {
-        let mut run = record(vec![OutputChunk { stream: Stream::Stdout, text: "hi\n".into() }]);
+        let mut run = record(vec![OutputChunk {
+            stream: Stream::Stdout,
+            text: "hi\n".into(),
+        }]);
         run.cap_for_sharing();
         assert!(!run.truncated);
         assert_eq!(run.output[0].text, "hi\n");
     }
 
+    fn chunk(stream: Stream, text: &str) -> OutputChunk {
+        OutputChunk {
+            stream,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn output_splits_into_lines_per_stream() {
+        let chunks = [
+            chunk(Stream::Stdout, "a\nb"),
+            chunk(Stream::Stdout, "c\n"),
+            chunk(Stream::Stderr, "oops\n"),
+            chunk(Stream::Stdout, "\nlast"),
+        ];
+        let (lines, hidden) = output_lines(&chunks, 100);
+        assert_eq!(hidden, 0);
+        assert_eq!(
+            lines,
+            vec![
+                (Stream::Stdout, "a".into()),
+                (Stream::Stdout, "bc".into()),
+                (Stream::Stderr, "oops".into()),
+                (Stream::Stdout, "".into()),
+                (Stream::Stdout, "last".into()),
+            ]
+        );
+        let (tail, hidden) = output_lines(&chunks, 2);
+        assert_eq!(hidden, 3);
+        assert_eq!(tail[1], (Stream::Stdout, "last".into()));
+    }
+
     #[test]
     fn records_serialise_with_camel_case_keys() {
         let json = serde_json::to_string(&record(Vec::new())).unwrap();
-        assert!(json.contains("\"startedAt\":1") && json.contains("\"status\":\"ok\""), "{json}");
+        assert!(
+            json.contains("\"startedAt\":1") && json.contains("\"status\":\"ok\""),
+            "{json}"
+        );
     }
 }

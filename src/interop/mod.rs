@@ -5,4 +5,5 @@
 pub mod browser;
 pub mod clipboard;
 pub mod editor;
+pub mod runner;
 pub mod socket;

@@ -176,8 +176,12 @@ impl SessionDoc {
     /// Records a run (dropping the oldest past [`MAX_RECORDED_RUNS`]) in a
     /// transaction tagged with `origin`.
     pub fn record_run(&self, run: &RunRecord, origin: Option<&str>) {
-        let Ok(json) = serde_json::to_string(run) else { return };
-        let Ok(value) = Any::from_json(&json) else { return };
+        let Ok(json) = serde_json::to_string(run) else {
+            return;
+        };
+        let Ok(value) = Any::from_json(&json) else {
+            return;
+        };
         let mut txn = match origin {
             Some(origin) => self.doc.transact_mut_with(origin),
             None => self.doc.transact_mut(),

@@ -3,17 +3,22 @@
 //! backoff and publishes what the page shows through [`WorkspaceSignals`].
 //! Browser only in practice: on the server the interop twins make it inert.
 
-use super::signals::{ConnectionState, Notice, Participant, WorkspaceSignals};
+use super::signals::{ConnectionState, Notice, Participant, RunView, WorkspaceSignals};
 use crate::{
     collab::{
         backoff,
         text_ops::{transform_offset, EditorChange},
         CollabClient, Effects,
     },
-    domain::{close_codes as close, Language},
+    domain::{
+        close_codes as close,
+        run::{RunRecord, RunStatus},
+        Language,
+    },
     interop::{
         browser,
         editor::{Editor, EditorEvents, PeerCursor, Theme},
+        runner::{RunLimits, RunOutcome, Runner},
         socket::{Socket, SocketEvent},
     },
 };
@@ -33,6 +38,39 @@ const NOTICE_MS: u32 = 4_000;
 
 pub type EngineHandle = Rc<RefCell<Engine>>;
 
+thread_local! {
+    /// The engine of the session page being shown. A thread-local rather than a
+    /// reactive store: the engine is browser-only (`!Send`), and the page's
+    /// reactive owner is also created and dropped on the server's threads.
+    static CURRENT: RefCell<Option<EngineHandle>> = const { RefCell::new(None) };
+}
+
+/// Makes `engine` the page's engine (dropping any previous one).
+pub fn install(engine: EngineHandle) {
+    CURRENT.with(|current| *current.borrow_mut() = Some(engine));
+}
+
+/// Drops the page's engine (the workspace was unmounted).
+pub fn uninstall() {
+    let previous = CURRENT.with(|current| current.borrow_mut().take());
+    drop(previous);
+}
+
+/// True once the page's engine runs.
+pub fn is_running() -> bool {
+    CURRENT.with(|current| current.borrow().is_some())
+}
+
+/// Runs `f` on the page's engine, if there is one and it is not busy.
+pub fn with_current(f: impl FnOnce(&mut Engine)) {
+    let engine = CURRENT.with(|current| current.borrow().clone());
+    if let Some(engine) = engine {
+        if let Ok(mut engine) = engine.try_borrow_mut() {
+            f(&mut engine);
+        }
+    }
+}
+
 pub struct Engine {
     session_id: String,
     client: CollabClient,
@@ -48,6 +86,9 @@ pub struct Engine {
     stopped: bool,
     known_participants: HashMap<u64, String>,
     next_notice: u64,
+    runner: Option<Runner>,
+    run_limits: RunLimits,
+    runs_started: u64,
     this: Weak<RefCell<Engine>>,
 }
 
@@ -56,6 +97,7 @@ pub fn start(
     session_id: String,
     container: leptos::web_sys::HtmlElement,
     signals: WorkspaceSignals,
+    run_limits: RunLimits,
 ) -> EngineHandle {
     let client_id = (browser::random() * f64::from(u32::MAX)) as u64;
     let client = CollabClient::new(client_id, &signals.name.get_untracked(), browser::now_ms);
@@ -73,11 +115,19 @@ pub fn start(
             stopped: false,
             known_participants: HashMap::new(),
             next_notice: 0,
+            runner: None,
+            run_limits,
+            runs_started: 0,
             this: this.clone(),
         })
     });
     Editor::preload();
     connect(&engine);
+    // Python takes seconds to load: start now, in the background, with progress.
+    if let Some(mut runner) = Runner::new() {
+        runner.preload_python(move |status| signals.python.set(status));
+        engine.borrow_mut().runner = Some(runner);
+    }
     let weak = Rc::downgrade(&engine);
     browser::set_interval(
         move || {
@@ -160,6 +210,135 @@ impl Engine {
     pub fn set_theme(&mut self, theme: Theme) {
         if let Some(editor) = &self.editor {
             editor.set_theme(theme);
+        }
+    }
+
+    /// Runs the current code in the current language (Run button, Ctrl+Enter).
+    /// One run at a time: a run asked for while one is going is refused.
+    pub fn run_code(&mut self) {
+        let Some(runner) = &self.runner else { return };
+        if self.signals.running.get_untracked() || runner.is_running() {
+            return;
+        }
+        self.runs_started += 1;
+        let id = format!("{}-{}", self.client.client_id(), self.runs_started);
+        let language = self
+            .client
+            .language()
+            .unwrap_or_else(|| self.signals.language.get_untracked());
+        let started_at = browser::now_ms();
+        let view = self.signals.run_view;
+        view.set(Some(RunView {
+            id: id.clone(),
+            by: self.client.name().to_owned(),
+            language,
+            status: RunStatus::Running,
+            duration_ms: 0,
+            output: Vec::new(),
+            truncated: false,
+            local: true,
+        }));
+        self.signals.running.set(true);
+        let output_id = id.clone();
+        let on_output = move |stream, text: String| {
+            view.update(|current| {
+                if let Some(current) = current.as_mut().filter(|v| v.id == output_id) {
+                    current.push(stream, &text);
+                }
+            })
+        };
+        let run = runner.run(
+            language,
+            &self.client.code(),
+            &self.signals.stdin.get_untracked(),
+            self.run_limits,
+            on_output,
+        );
+        let weak = self.this.clone();
+        spawn_local(async move {
+            let outcome = run.await;
+            with_engine(&weak, |engine| {
+                engine.finish_run(id, language, started_at, outcome)
+            });
+        });
+    }
+
+    /// Stops our run.
+    pub fn stop_code(&mut self) {
+        if let Some(runner) = &self.runner {
+            runner.stop();
+        }
+    }
+
+    fn finish_run(
+        &mut self,
+        id: String,
+        language: Language,
+        started_at: u64,
+        outcome: Result<RunOutcome, String>,
+    ) {
+        self.signals.running.set(false);
+        let (status, duration_ms, truncated) = match &outcome {
+            Ok(outcome) => (
+                match outcome.status.as_str() {
+                    "ok" => RunStatus::Ok,
+                    "timeout" => RunStatus::Timeout,
+                    "stopped" => RunStatus::Stopped,
+                    _ => RunStatus::Error,
+                },
+                outcome.duration_ms.max(0.0) as u64,
+                outcome.truncated,
+            ),
+            Err(_) => (
+                RunStatus::Error,
+                browser::now_ms().saturating_sub(started_at),
+                false,
+            ),
+        };
+        let mut record = None;
+        self.signals.run_view.update(|view| {
+            if let Some(view) = view.as_mut().filter(|v| v.id == id) {
+                if let Err(problem) = &outcome {
+                    view.push(crate::domain::run::Stream::Stderr, &format!("{problem}\n"));
+                }
+                view.status = status;
+                view.duration_ms = duration_ms;
+                view.truncated |= truncated;
+                record = Some(RunRecord {
+                    id: id.clone(),
+                    by: view.by.clone(),
+                    language,
+                    started_at,
+                    duration_ms,
+                    status,
+                    output: view.output.clone(),
+                    truncated: view.truncated,
+                });
+            }
+        });
+        if let Some(mut record) = record {
+            // Everyone sees who ran what and its output (capped for sharing).
+            record.cap_for_sharing();
+            let effects = self.client.record_run(&record);
+            self.apply(effects);
+        }
+    }
+
+    fn show_latest_run(&mut self) {
+        let Some(latest) = self.client.latest_run() else {
+            return;
+        };
+        if self.signals.running.get_untracked() {
+            return; // never replace our own streaming output
+        }
+        let shown = self
+            .signals
+            .run_view
+            .with_untracked(|v| v.as_ref().map(|v| v.id.clone()));
+        if shown.as_deref() != Some(latest.id.as_str()) {
+            self.signals
+                .run_view
+                .set(Some(RunView::from_record(latest)));
         }
     }
 
@@ -267,6 +446,9 @@ impl Engine {
         }
         if effects.presence_changed {
             self.refresh_participants();
+        }
+        if effects.runs_changed {
+            self.show_latest_run();
         }
         if effects.synced {
             self.unsent = false;
@@ -432,6 +614,9 @@ fn editor_events(weak: &Weak<RefCell<Engine>>) -> EditorEvents {
         on_selection: Box::new(on_selection),
         on_undo: Box::new(on_undo),
         on_redo: Box::new(on_redo),
-        on_run: Box::new(|| {}),
+        on_run: Box::new({
+            let weak = weak.clone();
+            move || with_engine(&weak, |engine| engine.run_code())
+        }),
     }
 }

@@ -4,18 +4,19 @@
 
 pub mod controls;
 pub mod engine;
+pub mod run_panel;
 pub mod signals;
 
 use crate::{
     api::SessionView,
     domain::Language,
-    interop::{browser, editor::Theme},
+    interop::{browser, editor::Theme, runner::RunLimits},
     ui::share_link::ShareLink,
 };
 use controls::{ConnectionStatus, DisplayName, LanguageSelect, ThemeToggle, UserList};
-use engine::EngineHandle;
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
+use run_panel::RunPanel;
 use signals::WorkspaceSignals;
 
 const NAME_KEY: &str = "pairpad.name";
@@ -24,18 +25,24 @@ const THEME_KEY: &str = "pairpad.theme";
 #[component]
 pub fn SessionWorkspace(session: SessionView) -> impl IntoView {
     let signals = WorkspaceSignals::new(session.language);
-    let engine = StoredValue::new_local(None::<EngineHandle>);
     let editor_host = NodeRef::<html::Div>::new();
     let session_id = session.id.clone();
+    let run_limits = RunLimits {
+        time_limit_ms: session.run_time_limit_ms,
+        max_output_bytes: session.max_output_bytes,
+        max_output_lines: session.max_output_lines,
+    };
+    on_cleanup(engine::uninstall);
 
-    // Browser only: remembered name and theme, then the engine.
-    Effect::new(move |_| {
-        let Some(host) = editor_host.get() else {
-            return;
-        };
-        if engine.with_value(|e| e.is_some()) {
-            return;
+    // Browser only (effects do not run on the server): remembered name and
+    // theme, then the engine. Returns whether it has started.
+    Effect::new(move |started: Option<bool>| {
+        if started == Some(true) {
+            return true;
         }
+        let Some(host) = editor_host.get() else {
+            return false;
+        };
         let name = browser::load_setting(NAME_KEY).unwrap_or_else(|| {
             let name = format!("Guest {}", (browser::random() * 9000.0) as u32 + 1000);
             browser::save_setting(NAME_KEY, &name);
@@ -49,8 +56,13 @@ pub fn SessionWorkspace(session: SessionView) -> impl IntoView {
             _ => Theme::Light,
         };
         signals.theme.set(theme);
-        let handle = engine::start(session_id.clone(), host.into(), signals);
-        engine.set_value(Some(handle));
+        engine::install(engine::start(
+            session_id.clone(),
+            host.into(),
+            signals,
+            run_limits,
+        ));
+        true
     });
 
     // Theme changes: remembered, applied to the page and the editor.
@@ -59,36 +71,21 @@ pub fn SessionWorkspace(session: SessionView) -> impl IntoView {
         if previous.is_some() {
             browser::save_setting(THEME_KEY, theme.as_str());
         }
-        if previous.is_some() || engine.with_value(|e| e.is_some()) {
+        if previous.is_some() || engine::is_running() {
             browser::set_document_theme(theme.as_str());
         }
-        engine.with_value(|e| {
-            if let Some(e) = e {
-                if let Ok(mut e) = e.try_borrow_mut() {
-                    e.set_theme(theme);
-                }
-            }
-        });
+        engine::with_current(|e| e.set_theme(theme));
         theme
     });
 
-    let with_engine = move |f: &dyn Fn(&mut engine::Engine)| {
-        engine.with_value(|e| {
-            if let Some(e) = e {
-                if let Ok(mut e) = e.try_borrow_mut() {
-                    f(&mut e);
-                }
-            }
-        })
-    };
     let pick_language = Callback::new(move |language: Language| {
-        with_engine(&|e| e.set_language(language));
+        engine::with_current(|e| e.set_language(language));
     });
     let rename = Callback::new(move |name: String| {
         let name = crate::collab::presence::clean_name(&name);
         browser::save_setting(NAME_KEY, &name);
         signals.name.set(name.clone());
-        with_engine(&|e| e.set_name(&name));
+        engine::with_current(|e| e.set_name(&name));
     });
 
     view! {
@@ -119,6 +116,7 @@ pub fn SessionWorkspace(session: SessionView) -> impl IntoView {
                 </div>
                 <UserList signals />
             </div>
+            <RunPanel signals />
         </section>
     }
 }

@@ -1,7 +1,13 @@
 //! The reactive state of a session page, shared by its components and written
 //! by the engine.
 
-use crate::{domain::Language, interop::editor::Theme};
+use crate::{
+    domain::{
+        run::{OutputChunk, RunRecord, RunStatus, Stream},
+        Language,
+    },
+    interop::{editor::Theme, runner::PythonStatus},
+};
 use leptos::prelude::*;
 
 /// The connection as the status indicator shows it.
@@ -47,6 +53,47 @@ pub struct Notice {
     pub text: String,
 }
 
+/// The run the output panel shows: the local one as it streams, or the latest
+/// one recorded in the session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunView {
+    pub id: String,
+    pub by: String,
+    pub language: Language,
+    pub status: RunStatus,
+    pub duration_ms: u64,
+    pub output: Vec<OutputChunk>,
+    pub truncated: bool,
+    /// Ran in this page (so output streamed here).
+    pub local: bool,
+}
+
+impl RunView {
+    pub fn from_record(record: RunRecord) -> Self {
+        Self {
+            id: record.id,
+            by: record.by,
+            language: record.language,
+            status: record.status,
+            duration_ms: record.duration_ms,
+            output: record.output,
+            truncated: record.truncated,
+            local: false,
+        }
+    }
+
+    /// Appends output, merging with the previous chunk of the same stream.
+    pub fn push(&mut self, stream: Stream, text: &str) {
+        match self.output.last_mut() {
+            Some(last) if last.stream == stream => last.text.push_str(text),
+            _ => self.output.push(OutputChunk {
+                stream,
+                text: text.to_owned(),
+            }),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 pub struct WorkspaceSignals {
     pub status: RwSignal<ConnectionState>,
@@ -58,6 +105,13 @@ pub struct WorkspaceSignals {
     pub editor_ready: RwSignal<bool>,
     /// A problem the user must know about (session gone, editor failed, ...).
     pub problem: RwSignal<Option<String>>,
+    /// What the output panel shows.
+    pub run_view: RwSignal<Option<RunView>>,
+    /// A run of ours is going.
+    pub running: RwSignal<bool>,
+    pub python: RwSignal<PythonStatus>,
+    /// Input for the program (one line per input() call).
+    pub stdin: RwSignal<String>,
 }
 
 impl WorkspaceSignals {
@@ -71,6 +125,10 @@ impl WorkspaceSignals {
             notices: RwSignal::new(Vec::new()),
             editor_ready: RwSignal::new(false),
             problem: RwSignal::new(None),
+            run_view: RwSignal::new(None),
+            running: RwSignal::new(false),
+            python: RwSignal::new(PythonStatus::Loading("Python: waiting…".into())),
+            stdin: RwSignal::new(String::new()),
         }
     }
 }

@@ -1,0 +1,302 @@
+#!/usr/bin/env node
+// Measures, against a pairpad server of its own on loopback, in Debian's Chromium:
+//
+//  1. load: time from navigation start to an editable editor (the editor area
+//     has data-ready="true", i.e. Monaco loaded and the first sync done), over
+//     fresh page loads with a warm HTTP cache (one browser context reused) and a
+//     cold one (a new context per load). Each load opens a new session.
+//  2. keystroke: time from a keystroke in page A (its keydown event) to the
+//     character appearing in page B's Monaco model (onDidChangeContent), for a
+//     few hundred characters typed one at a time. Both pages live in one browser
+//     process, so `performance.timeOrigin + performance.now()` is a shared clock.
+//
+// Run from the repository root (after `cargo leptos build --release`):
+//   node end2end/measure/editor-latency.mjs [--loads 10] [--chars 300] [--interval 50] [--json out.json]
+// Numbers are for information (issue notes); nothing here is a pass/fail check.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import { OwnServer, CHROMIUM } from './server.mjs';
+
+const options = parseArgs(process.argv.slice(2), {
+  loads: 10,
+  chars: 300,
+  interval: 50, // ms between keystrokes in the paced run (20 characters/s)
+  fastInterval: 0, // the fast run: as fast as Playwright can type
+  json: '',
+});
+
+function parseArgs(argv, defaults) {
+  const out = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (!(key in out)) throw new Error(`unknown option ${argv[i]}`);
+    const value = argv[++i];
+    out[key] = typeof defaults[key] === 'number' ? Number(value) : value;
+  }
+  return out;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function stats(values) {
+  const sorted = values.filter(Number.isFinite).sort((x, y) => x - y);
+  const n = sorted.length;
+  if (!n) return { n: 0 };
+  // Nearest-rank percentiles.
+  const at = (p) => sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))];
+  const round = (x) => Math.round(x * 10) / 10;
+  return {
+    n,
+    min: round(sorted[0]),
+    median: round(at(50)),
+    p95: round(at(95)),
+    max: round(sorted[n - 1]),
+    mean: round(sorted.reduce((s, x) => s + x, 0) / n),
+  };
+}
+
+// In every page: note when the editor becomes ready (ms since navigation start),
+// and when the server-rendered preview is first in the DOM.
+function recordReadiness() {
+  window.__pp = { ready: null, preview: null };
+  const check = () => {
+    const editor = document.querySelector('[data-testid="editor"]');
+    if (editor && window.__pp.preview === null) window.__pp.preview = performance.now();
+    if (editor && editor.getAttribute('data-ready') === 'true' && window.__pp.ready === null) {
+      window.__pp.ready = performance.now();
+    }
+  };
+  new MutationObserver(check).observe(document, { subtree: true, childList: true, attributes: true });
+  document.addEventListener('DOMContentLoaded', check);
+}
+
+async function loadOnce(context, server) {
+  const id = await server.createSession('javascript');
+  const page = await context.newPage();
+  try {
+    await page.goto(`${server.origin}/s/${id}`);
+    await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
+    await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]', { timeout: 60_000 });
+    return await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0];
+      const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+      const transferred = performance
+        .getEntriesByType('resource')
+        .reduce((sum, r) => sum + (r.transferSize || 0), nav ? nav.transferSize || 0 : 0);
+      return {
+        ready: window.__pp.ready,
+        domContentLoaded: nav ? nav.domContentLoadedEventEnd : null,
+        fcp: fcp ? fcp.startTime : null,
+        transferredBytes: transferred,
+      };
+    });
+  } finally {
+    await page.close();
+  }
+}
+
+async function measureLoads(browser, server, count) {
+  const result = {};
+  // Warm: one context; a first load fills the cache and is not counted.
+  {
+    const context = await browser.newContext();
+    await context.addInitScript(recordReadiness);
+    await loadOnce(context, server);
+    const runs = [];
+    for (let i = 0; i < count; i++) runs.push(await loadOnce(context, server));
+    await context.close();
+    result.warm = runs;
+  }
+  // Cold: a new context (empty HTTP cache, no storage) for every load.
+  {
+    const runs = [];
+    for (let i = 0; i < count; i++) {
+      const context = await browser.newContext();
+      await context.addInitScript(recordReadiness);
+      runs.push(await loadOnce(context, server));
+      await context.close();
+    }
+    result.cold = runs;
+  }
+  return result;
+}
+
+/** Types `text` one character at a time in A; returns per-character send and arrival times. */
+async function measureKeystrokes(browser, server, text, intervalMs) {
+  const id = await server.createSession('javascript');
+  const url = `${server.origin}/s/${id}`;
+  const ctxA = await browser.newContext();
+  const ctxB = await browser.newContext();
+  try {
+    const a = await ctxA.newPage();
+    const b = await ctxB.newPage();
+    for (const page of [a, b]) {
+      await page.goto(url);
+      await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
+      await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]');
+    }
+    // A: when each key reached the page, and when A's own model had it.
+    await a.evaluate(() => {
+      const clock = () => performance.timeOrigin + performance.now();
+      window.__keys = [];
+      window.__local = [];
+      document.addEventListener('keydown', (e) => window.__keys.push({ key: e.key, t: clock() }), true);
+      window.monaco.editor.getModels()[0].onDidChangeContent(() => {
+        window.__local.push({ length: window.monaco.editor.getModels()[0].getValueLength(), t: clock() });
+      });
+    });
+    // B: when each change arrived, and the length it brought the text to.
+    await b.evaluate(() => {
+      const clock = () => performance.timeOrigin + performance.now();
+      window.__arrivals = [];
+      const model = window.monaco.editor.getModels()[0];
+      model.onDidChangeContent(() => window.__arrivals.push({ length: model.getValueLength(), t: clock() }));
+    });
+    await a.locator('.monaco-editor .view-lines').click();
+    await a.keyboard.press('Control+End');
+    const base = await a.evaluate(() => window.monaco.editor.getModels()[0].getValueLength());
+    await a.evaluate(() => {
+      window.__keys.length = 0;
+    });
+    let disconnects = 0;
+    const watch = setInterval(async () => {
+      try {
+        const state = await a.getAttribute('[data-testid="connection-status"]', 'data-state');
+        if (state !== 'connected') disconnects += 1;
+      } catch {
+        // page busy
+      }
+    }, 200);
+    for (const ch of text) {
+      await a.keyboard.type(ch);
+      if (intervalMs) await sleep(intervalMs);
+    }
+    // Wait (bounded) for B to have everything.
+    const want = base + text.length;
+    const deadline = Date.now() + 30_000;
+    let bLength = 0;
+    while (Date.now() < deadline) {
+      bLength = await b.evaluate(() => window.monaco.editor.getModels()[0].getValueLength());
+      if (bLength >= want) break;
+      await sleep(50);
+    }
+    clearInterval(watch);
+    const keys = await a.evaluate(() => window.__keys);
+    const local = await a.evaluate(() => window.__local);
+    const arrivals = await b.evaluate(() => window.__arrivals);
+    const same =
+      (await a.evaluate(() => window.monaco.editor.getModels()[0].getValue())) ===
+      (await b.evaluate(() => window.monaco.editor.getModels()[0].getValue()));
+    const statusB = await b.getAttribute('[data-testid="connection-status"]', 'data-state');
+
+    // Character i (0-based) is in a model once its length reaches base + i + 1.
+    const firstAt = (events, length) => events.find((e) => e.length >= length)?.t;
+    const remote = [];
+    const localEcho = [];
+    let missing = 0;
+    const typedKeys = keys.filter((k) => k.key.length === 1);
+    for (let i = 0; i < text.length; i++) {
+      const sent = typedKeys[i]?.t;
+      const arrived = firstAt(arrivals, base + i + 1);
+      const shown = firstAt(local, base + i + 1);
+      if (sent === undefined || arrived === undefined) {
+        missing += 1;
+        continue;
+      }
+      remote.push(arrived - sent);
+      if (shown !== undefined) localEcho.push(shown - sent);
+    }
+    const span = typedKeys.length > 1 ? (typedKeys.at(-1).t - typedKeys[0].t) / 1000 : 0;
+    return {
+      intervalMs,
+      characters: text.length,
+      charactersPerSecond: span ? Math.round((text.length - 1) / span) : null,
+      remoteChanges: arrivals.length,
+      missing,
+      converged: same && bLength >= want,
+      statusBAfter: statusB,
+      notConnectedSamplesA: disconnects,
+      keyToRemote: stats(remote),
+      keyToLocalModel: stats(localEcho),
+    };
+  } finally {
+    await ctxA.close();
+    await ctxB.close();
+  }
+}
+
+function typingText(n) {
+  // Plain words and spaces: nothing Monaco auto-closes or completes on.
+  const words = ['let', 'value', 'sum', 'count', 'item', 'total', 'index', 'data', 'node', 'next'];
+  let out = '';
+  for (let i = 0; out.length < n; i++) out += `${words[i % words.length]}${i % 7} `;
+  return out.slice(0, n);
+}
+
+function table(rows, columns) {
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const line = (cells) => cells.map((cell, i) => String(cell ?? '').padStart(widths[i])).join('  ');
+  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => r[c])))].join(
+    '\n',
+  );
+}
+
+async function main() {
+  const server = new OwnServer();
+  await server.start();
+  const browser = await chromium.launch({ ...CHROMIUM, headless: true });
+  const report = {
+    when: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100) },
+    chromium: browser.version(),
+    server: server.origin,
+  };
+  try {
+    const loads = await measureLoads(browser, server, options.loads);
+    report.load = {};
+    for (const [cache, runs] of Object.entries(loads)) {
+      report.load[cache] = {
+        editorReadyMs: stats(runs.map((r) => r.ready)),
+        domContentLoadedMs: stats(runs.map((r) => r.domContentLoaded)),
+        firstContentfulPaintMs: stats(runs.map((r) => r.fcp)),
+        transferredKiB: stats(runs.map((r) => r.transferredBytes / 1024)),
+      };
+    }
+    const text = typingText(options.chars);
+    report.keystroke = {
+      paced: await measureKeystrokes(browser, server, text, options.interval),
+      fast: await measureKeystrokes(browser, server, text, options.fastInterval),
+    };
+    report.machine.loadavgAfter = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  } finally {
+    await browser.close();
+    await server.dispose();
+  }
+
+  const rows = [];
+  for (const [cache, m] of Object.entries(report.load)) {
+    for (const [metric, s] of Object.entries(m)) rows.push({ measure: `load ${cache}: ${metric}`, ...s });
+  }
+  for (const [run, m] of Object.entries(report.keystroke)) {
+    const label = `${run} (${m.charactersPerSecond} chars/s)`;
+    rows.push({ measure: `keystroke ${label}: key->remote ms`, ...m.keyToRemote });
+    rows.push({ measure: `keystroke ${label}: key->own model ms`, ...m.keyToLocalModel });
+  }
+  console.log(`pairpad editor latency, ${report.when}, ${report.machine.cpus} CPUs, Chromium ${report.chromium}`);
+  console.log(table(rows, ['measure', 'n', 'min', 'median', 'p95', 'max']));
+  for (const [run, m] of Object.entries(report.keystroke)) {
+    console.log(
+      `${run}: ${m.characters} chars, ${m.remoteChanges} remote changes, missing ${m.missing}, converged ${m.converged}, ` +
+        `B status after ${m.statusBAfter}, A not-connected samples ${m.notConnectedSamplesA}`,
+    );
+  }
+  console.log(JSON.stringify(report, null, 2));
+  if (options.json) fs.writeFileSync(options.json, JSON.stringify(report, null, 2));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
