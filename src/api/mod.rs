@@ -73,7 +73,7 @@ pub async fn create_session(language: String) -> Result<(), ServerFnError> {
     use axum::extract::ConnectInfo;
     use std::net::SocketAddr;
     let state = expect_context::<AppState>();
-    let language: Language = language.parse().map_err(|e| ServerFnError::new(e))?;
+    let language: Language = language.parse().map_err(ServerFnError::new)?;
     let ConnectInfo(peer): ConnectInfo<SocketAddr> = leptos_axum::extract().await?;
     match state.sessions.create(peer.ip(), language).await {
         Ok(meta) => {

@@ -241,7 +241,7 @@ impl CollabClient {
     pub fn on_editor_changes(&mut self, mut changes: Vec<EditorChange>) -> Effects {
         // Monaco's offsets all refer to the text before the event: apply from the
         // end so earlier offsets stay valid.
-        changes.sort_by(|a, b| b.offset.cmp(&a.offset));
+        changes.sort_by_key(|change| std::cmp::Reverse(change.offset));
         let text = self.doc.code_ref().clone();
         let mut reload_editor = false;
         for change in changes {

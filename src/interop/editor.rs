@@ -101,17 +101,19 @@ mod browser {
     use super::*;
     use wasm_bindgen::{closure::Closure, JsCast};
 
+    /// The callbacks handed to the editor, kept alive as long as it may call them.
+    struct Callbacks {
+        _on_change: Closure<dyn FnMut(String)>,
+        _on_selection: Closure<dyn FnMut(u32, u32)>,
+        _on_undo: Closure<dyn FnMut()>,
+        _on_redo: Closure<dyn FnMut()>,
+        _on_run: Closure<dyn FnMut()>,
+    }
+
     /// A live Monaco editor.
     pub struct Editor {
         handle: raw::EditorHandle,
-        // Kept alive as long as the editor may call them.
-        _closures: (
-            Closure<dyn FnMut(String)>,
-            Closure<dyn FnMut(u32, u32)>,
-            Closure<dyn FnMut()>,
-            Closure<dyn FnMut()>,
-            Closure<dyn FnMut()>,
-        ),
+        _callbacks: Callbacks,
     }
 
     impl Editor {
@@ -160,7 +162,13 @@ mod browser {
             .map_err(|e| format!("{e:?}"))?;
             Ok(Editor {
                 handle: handle.unchecked_into(),
-                _closures: (on_change, on_selection, on_undo, on_redo, on_run),
+                _callbacks: Callbacks {
+                    _on_change: on_change,
+                    _on_selection: on_selection,
+                    _on_undo: on_undo,
+                    _on_redo: on_redo,
+                    _on_run: on_run,
+                },
             })
         }
 
