@@ -59,6 +59,21 @@ fn log_range(id: SessionId, after_seq: u64) -> std::ops::RangeInclusive<(u128, u
     (key, after_seq.saturating_add(1))..=(key, u64::MAX)
 }
 
+/// The sequence number of a session's newest log entry (0 if none).
+fn last_seq(
+    updates: &impl ReadableTable<(u128, u64), &'static [u8]>,
+    id: SessionId,
+) -> StorageResult<u64> {
+    let last = updates
+        .range(log_range(id, 0))
+        .map_err(err)?
+        .next_back()
+        .transpose()
+        .map_err(err)?
+        .map(|(key, _)| key.value().1);
+    Ok(last.unwrap_or(0))
+}
+
 impl EmbeddedStorage {
     /// Opens (or creates) the database in `data_dir`, creating the dir if needed.
     pub fn open(data_dir: &Path) -> StorageResult<Self> {
@@ -188,15 +203,7 @@ impl Storage for EmbeddedStorage {
                             .map_err(err)?
                             .is_some();
                         let first = if known {
-                            let last = updates
-                                .range(log_range(record.session, 0))
-                                .map_err(err)?
-                                .next_back()
-                                .transpose()
-                                .map_err(err)?
-                                .map(|(k, _)| k.value().1)
-                                .unwrap_or(0);
-                            Some(last + 1)
+                            Some(last_seq(&updates, record.session)? + 1)
                         } else {
                             None
                         };
@@ -282,14 +289,7 @@ impl Storage for EmbeddedStorage {
         let through_seq;
         {
             let updates = tx.open_table(UPDATES).map_err(err)?;
-            through_seq = updates
-                .range(log_range(id, 0))
-                .map_err(err)?
-                .next_back()
-                .transpose()
-                .map_err(err)?
-                .map(|(k, _)| k.value().1)
-                .unwrap_or(0);
+            through_seq = last_seq(&updates, id)?;
             let mut snapshots = tx.open_table(SNAPSHOTS).map_err(err)?;
             let mut value = Vec::with_capacity(8 + state.len());
             value.extend_from_slice(&through_seq.to_le_bytes());
