@@ -6,6 +6,7 @@
 //                   without one, output is posted as {type:'out', id, chunks:[stream, text, ...]}
 //                   coalesced per ~16 ms.
 //   worker -> page  {type:'started', id}
+//                   {type:'wake', id}   (output was written to the channel; at most every 16 ms)
 //                   {type:'done', id, status:'ok'|'error', error:{type,message,line}|null,
 //                    truncated, durationMs}
 // The run ends when the user's top-level code has settled and no timer it started is pending
@@ -32,6 +33,8 @@
   const realQueueMicrotask = G.queueMicrotask.bind(G);
   const now = G.performance.now.bind(G.performance);
   const AsyncFunction = (async function () {}).constructor;
+  const promiseThen = Promise.prototype.then;
+  const apply = Reflect.apply;
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   const fnToString = Function.prototype.toString;
@@ -748,7 +751,7 @@
       error: (...a) => emit(2, a),
       trace: (...a) => {
         const frames = userFrames(new Error()).map((f) => '    at ' + f.text);
-        emit(2, [['Trace' + (a.length ? ': ' + formatArgs(a) : ''), ...frames.slice(1)].join('\n')]);
+        emit(2, [['Trace' + (a.length ? ': ' + formatArgs(a) : ''), ...frames].join('\n')]);
       },
       dir: (v) => emit(1, [inspect(v, true)]),
       dirxml: (...a) => emit(1, a),
@@ -908,7 +911,8 @@
       uncaught(e, false);
       return;
     }
-    p.then(() => { r.mainSettled = true; maybeFinish(); }, (e) => { r.mainSettled = true; uncaught(e, false); });
+    // The program may have replaced Promise.prototype.then by now: use the original.
+    apply(promiseThen, p, [() => { r.mainSettled = true; maybeFinish(); }, (e) => { r.mainSettled = true; uncaught(e, false); }]);
   }
 
   listen('unhandledrejection', (ev) => {

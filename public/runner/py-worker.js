@@ -7,8 +7,10 @@
 //                   worker's) or null; without one output is posted as {type:'out', id, chunks}.
 //   worker -> page  {type:'status', state:'loading'|'ready'|'error', detail}
 //                   {type:'started', id}
-//                   {type:'done', id, status:'ok'|'error'|'interrupted', error, truncated,
-//                    durationMs, fatal}
+//                   {type:'wake', id}   (output was written to the channel; at most every 16 ms)
+//                   {type:'done', id, status:'ok'|'error'|'interrupted'|'timeout', error,
+//                    truncated, durationMs, fatal}   ('timeout': the worker's own deadline,
+//                    without SharedArrayBuffer; fatal: Pyodide broke, restart the worker)
 // Interrupts: the page writes a reason (1 = time limit, 2 = stop) to interrupt[1] and then
 // SIGINT (2) to interrupt[0]; Pyodide raises KeyboardInterrupt in the running code. Without a
 // SharedArrayBuffer the worker enforces the time limit itself (same hook, a local deadline).
@@ -45,22 +47,19 @@ function status(state, detail, force) {
   post({ type: 'status', state, detail });
 }
 
-const downloads = new Map(); // name -> {loaded, total}
+const downloads = new Map(); // name -> {loaded, total, done}
 function reportDownload() {
   let loaded = 0;
   let total = 0;
-  let known = true;
-  for (const d of downloads.values()) {
-    loaded += d.loaded;
-    if (d.total > 0) total += Math.max(d.total, d.loaded);
-    else known = false;
+  let allDone = true;
+  for (const name of Object.keys(KNOWN_SIZES)) {
+    const d = downloads.get(name);
+    if (!d || !d.done) allDone = false;
+    loaded += d ? d.loaded : 0;
+    total += d ? Math.max(d.total, d.loaded) : KNOWN_SIZES[name];
   }
-  if (known && total > 0) {
-    const pct = Math.min(99, Math.floor((loaded / total) * 100));
-    status('loading', `Downloading Python… ${pct}%`);
-  } else {
-    status('loading', `Downloading Python… ${(loaded / 1048576).toFixed(1)} MB`);
-  }
+  if (allDone) status('loading', 'Starting Python…', true);
+  else status('loading', `Downloading Python… ${Math.min(99, Math.floor((loaded / total) * 100))}%`);
 }
 
 // While Pyodide loads, fetch() is wrapped so the bytes of each file can be counted (on a
@@ -79,11 +78,11 @@ function countingFetch(input, init) {
         const encoded = resp.headers.get('content-encoding');
         const len = Number(resp.headers.get('content-length'));
         const total = encoded && encoded !== 'identity' ? KNOWN_SIZES[name] : (len > 0 ? len : KNOWN_SIZES[name]);
-        const entry = { loaded: 0, total };
+        const entry = { loaded: 0, total, done: false };
         downloads.set(name, entry);
         const reader = resp.clone().body.getReader();
         const pump = () => reader.read().then(({ done, value }) => {
-          if (done) { entry.total = entry.loaded; reportDownload(); return undefined; }
+          if (done) { entry.total = entry.loaded; entry.done = true; reportDownload(); return undefined; }
           entry.loaded += value.byteLength;
           reportDownload();
           return pump();

@@ -1,6 +1,7 @@
 //! Response headers: security headers on every response (with cross-origin
 //! isolation so `SharedArrayBuffer` is available to stop Python runs), the page
-//! Content-Security-Policy, and cache lifetimes by kind of asset.
+//! Content-Security-Policy, the code-runner workers' stricter policies, and cache
+//! lifetimes by kind of asset.
 
 use axum::{
     extract::Request,
@@ -14,6 +15,31 @@ use axum::{
 pub const VENDOR_PREFIX: &str = "/vendor/";
 /// URL prefix of the build's own bundle (names not hashed: revalidate).
 pub const PKG_PREFIX: &str = "/pkg/";
+
+/// URL prefix of the code-runner worker scripts.
+pub const RUNNER_PREFIX: &str = "/runner/";
+/// Where Pyodide's core files are served (the npm version pinned in
+/// package.json; scripts/vendor.mjs names the directory after it).
+pub const PYODIDE_DIR: &str = "/vendor/pyodide-314.0.7/";
+
+/// The JavaScript runner may compile user code and nothing else: no script
+/// source, so no importScripts/import(), and no connections at all.
+const JS_WORKER_CSP: &str = "default-src 'none'; script-src 'unsafe-eval'";
+
+/// The Python runner may load and compile Pyodide's own files and nothing else.
+/// `host` is the request's Host; a scheme-less source matches http and https.
+fn python_worker_csp(host: &str) -> Option<String> {
+    let safe = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    safe.then(|| {
+        format!(
+            "default-src 'none'; script-src {host}{PYODIDE_DIR} 'wasm-unsafe-eval'; \
+             connect-src {host}{PYODIDE_DIR}"
+        )
+    })
+}
 
 /// The page CSP: scripts only from this origin or the page's inline bootstrap
 /// (by nonce), WebAssembly compilation allowed, connections only back home.
@@ -38,7 +64,27 @@ fn set(headers: &mut HeaderMap, name: HeaderName, value: &'static str) {
 /// Adds security and caching headers to every response.
 pub async fn apply(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let mut response = next.run(request).await;
+    // Worker scripts get their own, much tighter policy: user code runs there.
+    let worker_csp = match path.as_str() {
+        "/runner/js-worker.js" => Some(JS_WORKER_CSP.to_owned()),
+        // Without a usable Host, the narrowest policy that still loads Pyodide.
+        "/runner/py-worker.js" => Some(python_worker_csp(&host).unwrap_or_else(|| {
+            "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'".into()
+        })),
+        _ => None,
+    };
+    if let Some(Ok(policy)) = worker_csp.map(|p| HeaderValue::from_str(&p)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     let headers = response.headers_mut();
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     // Session links are capabilities: never leak them in a Referer.
@@ -68,7 +114,8 @@ pub async fn apply(request: Request, next: Next) -> Response {
     if !headers.contains_key(header::CACHE_CONTROL) {
         let policy = if path.starts_with(VENDOR_PREFIX) && response.status().is_success() {
             "public, max-age=31536000, immutable"
-        } else if path.starts_with(PKG_PREFIX) {
+        } else if path.starts_with(PKG_PREFIX) || path.starts_with(RUNNER_PREFIX) {
+            // Revalidated, not re-downloaded: a JS run starts a fresh worker each time.
             "no-cache"
         } else {
             "no-store"
@@ -76,4 +123,37 @@ pub async fn apply(request: Request, next: Next) -> Response {
         set(response.headers_mut(), header::CACHE_CONTROL, policy);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_python_worker_may_only_reach_pyodide() {
+        let csp = python_worker_csp("127.0.0.1:3000").unwrap();
+        assert!(
+            csp.contains("connect-src 127.0.0.1:3000/vendor/pyodide-314.0.7/"),
+            "{csp}"
+        );
+        assert!(!csp.contains("'unsafe-eval'"));
+    }
+
+    #[test]
+    fn hosts_that_could_inject_directives_are_refused() {
+        assert_eq!(python_worker_csp("evil.com; script-src *"), None);
+        assert_eq!(python_worker_csp(""), None);
+        assert!(python_worker_csp("[::1]:8080").is_some());
+    }
+
+    #[test]
+    fn the_pyodide_directory_matches_the_pinned_package() {
+        let manifest = include_str!("../../package.json");
+        let pinned = manifest
+            .lines()
+            .find(|line| line.trim_start().starts_with("\"pyodide\""))
+            .expect("pyodide is pinned in package.json");
+        let version = pinned.split('"').nth(3).unwrap();
+        assert_eq!(PYODIDE_DIR, format!("/vendor/pyodide-{version}/"));
+    }
 }
