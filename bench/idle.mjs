@@ -23,7 +23,7 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import {
   parseFlags, targetInfo, createRooms, findListeningPid, ProcSampler, readMem,
-  selfCpuMark, selfCpuSince, round, mib, writeJson, machine, sleep
+  selfCpuMark, selfCpuSince, percentiles, round, mib, writeJson, machine, sleep
 } from './common.mjs'
 
 const USAGE = `usage: node bench/idle.mjs --target pairpad|reference --port PORT [flags]
@@ -113,6 +113,8 @@ function sessionDocument (s) {
 
 const failures = []
 const stats = { synced: 0, verified: 0, closedAfterSync: 0, closeCodes: {} }
+/** Per connection: ms from starting the WebSocket to receiving the server's SyncStep2. */
+const syncMs = { writers: [], readers: [] }
 const conns = []
 
 /**
@@ -121,6 +123,7 @@ const conns = []
  */
 function openClient (s, c, room, docInfo) {
   return new Promise((resolve) => {
+    const started = performance.now()
     const ws = new WebSocket(`${info.wsBase}/${room}`, { perMessageDeflate: false })
     ws.binaryType = 'nodebuffer'
     const conn = { ws, s, c, synced: false, closed: null }
@@ -171,6 +174,7 @@ function openClient (s, c, room, docInfo) {
             }
             conn.synced = true
             stats.synced++
+            syncMs[writer ? 'writers' : 'readers'].push(performance.now() - started)
             if (flags.awareness) ws.send(awarenessFrame((Math.random() * 0xffffffff) >>> 0, `user-${s}-${c}`))
             finish(true)
           }
@@ -244,7 +248,7 @@ const result = {
   machine: machine(),
   config: { sessions: R, clients: C, connections: N, linesPerDocument: flags.lines, bytesPerDocument: docs[0]?.text.length, batch: flags.batch, awareness: flags.awareness },
   sessionsCreateSeconds: roomSeconds,
-  connect: { writers, readers, serverCpu: connectCpu },
+  connect: { writers, readers, serverCpu: connectCpu, syncMsWriters: percentiles(syncMs.writers), syncMsReaders: percentiles(syncMs.readers) },
   sync: {
     synced: stats.synced,
     verifiedReaders: stats.verified,
@@ -276,7 +280,7 @@ writeJson(flags.json, result)
 console.log([
   `== idle ${result.target}: ${result.label} ==`,
   `sync              ${result.sync.synced}/${N} synced, ${result.sync.verifiedReaders}/${result.sync.expectedReaders} readers got the writer's text, ${result.sync.syncedAndOpenAfterSettle} synced and still open after ${flags.settle} s, failures ${result.sync.failures}`,
-  `connect           writers ${writers.seconds} s, readers ${readers.seconds} s (sessions created in ${roomSeconds} s)`,
+  `connect           writers ${writers.seconds} s, readers ${readers.seconds} s (sessions created in ${roomSeconds} s); time to sync per connection: writers p50 ${result.connect.syncMsWriters.p50} / p99 ${result.connect.syncMsWriters.p99} ms, readers p50 ${result.connect.syncMsReaders.p50} / p99 ${result.connect.syncMsReaders.p99} ms`,
   `server RSS        before ${result.server.rssBeforeMiB} MiB, after sessions ${result.server.rssAfterSessionsMiB}, after sync ${result.server.rssAfterSyncMiB}, settled ${result.server.rssSettledMiB} MiB (${result.server.perConnectionKiB} KiB/connection), peak ${result.server.peakRssVmHWMMiB} MiB`,
   `server CPU        idle ${idleCpu.cpuPercent}% of a core over ${flags.settle} s`,
   `generator         CPU ${generatorCpu.cpuPercent}% of a core, RSS ${result.generator.rssMiB} MiB`

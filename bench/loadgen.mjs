@@ -531,7 +531,8 @@ async function main () {
     // all cores, % of one core; "others" is what neither the server nor this generator used
     machineCpu: {
       busyPercent: machineBusyPercent,
-      othersPercent: round(machineBusyPercent - serverCpu.cpuPercent - generatorCpu.cpuPercent, 1),
+      // approximate (tick granularity, slightly different windows): clamped at 0
+      othersPercent: Math.max(0, round(machineBusyPercent - serverCpu.cpuPercent - generatorCpu.cpuPercent, 1)),
       cores: machine().cpus
     }
   }

@@ -74,7 +74,9 @@ const idleRows = [
   ['server peak RSS (VmHWM) MiB', (r) => r.server.peakRssVmHWMMiB],
   ['server CPU while idle %', (r) => r.server.idleCpu.cpuPercent],
   ['server CPU while connecting %', (r) => r.connect.serverCpu.cpuPercent],
-  ['connect time writers / readers s', (r) => `${r.connect.writers.seconds} / ${r.connect.readers.seconds}`],
+  ['connect time writers / readers s (batches of 250)', (r) => `${r.connect.writers.seconds} / ${r.connect.readers.seconds}`],
+  ['time to sync per writer p50 / p99 ms', (r) => `${r.connect.syncMsWriters.p50} / ${r.connect.syncMsWriters.p99}`],
+  ['time to sync per reader p50 / p99 ms', (r) => `${r.connect.syncMsReaders.p50} / ${r.connect.syncMsReaders.p99}`],
   ['generator CPU % (whole run)', (r) => r.generator.cpu.cpuPercent],
   ['server log warnings/errors', (r) => r.logWarnings]
 ]

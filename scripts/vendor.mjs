@@ -5,7 +5,7 @@
 // cargo-leptos then copies public/ into the site. Nothing here touches the network.
 
 import { createRequire } from 'node:module';
-import { brotliCompressSync, gzipSync, constants } from 'node:zlib';
+import { compressBeside } from './compress.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -19,24 +19,6 @@ function packageDir(name) {
 
 function versionOf(name) {
   return JSON.parse(fs.readFileSync(path.join(packageDir(name), 'package.json'), 'utf8')).version;
-}
-
-const COMPRESSIBLE = /\.(js|mjs|css|json|wasm|svg|ttf|map|txt|html)$/;
-
-function compressBeside(file) {
-  if (!COMPRESSIBLE.test(file)) return;
-  const data = fs.readFileSync(file);
-  if (data.length < 1024) return;
-  fs.writeFileSync(`${file}.gz`, gzipSync(data, { level: 9 }));
-  fs.writeFileSync(
-    `${file}.br`,
-    brotliCompressSync(data, {
-      params: {
-        [constants.BROTLI_PARAM_QUALITY]: 9,
-        [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
-      },
-    }),
-  );
 }
 
 function copyTree(from, to) {

@@ -1,0 +1,230 @@
+#!/usr/bin/env node
+// Measures running code, against a pairpad server of its own on loopback, in
+// Debian's Chromium (launched as the suite launches it):
+//
+//  1. run: time from the click on Run (the click event in the page) to the first
+//     output line in the output panel, for warm runs (a run already happened on
+//     that page: the JS worker is pre-started, Pyodide loaded and used once),
+//     in JavaScript and in Python. Also click -> run status no longer "running".
+//  2. python-load: on a fresh session page, time from navigation start to the
+//     Python status saying ready (data-state="ready"), with a cold HTTP cache (a
+//     new browser context per load) and a warm one (one context, a first load
+//     not counted).
+//
+// Times are taken inside the page (performance.now(), a MutationObserver on the
+// panel), so Playwright's round trips are not in them.
+//
+// Run from the repository root (after `cargo leptos build --release`):
+//   node end2end/measure/run-latency.mjs [--runs 10] [--loads 5] [--json out.json]
+// Numbers are for information; nothing here is a pass/fail check.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import { OwnServer, CHROMIUM } from './server.mjs';
+
+const options = parseArgs(process.argv.slice(2), { runs: 10, loads: 5, json: '' });
+
+function parseArgs(argv, defaults) {
+  const out = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (!(key in out)) throw new Error(`unknown option ${argv[i]}`);
+    const value = argv[++i];
+    out[key] = typeof defaults[key] === 'number' ? Number(value) : value;
+  }
+  return out;
+}
+
+function stats(values) {
+  const sorted = values.filter(Number.isFinite).sort((x, y) => x - y);
+  const n = sorted.length;
+  if (!n) return { n: 0 };
+  const at = (p) => sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))];
+  const round = (x) => Math.round(x * 10) / 10;
+  return {
+    n,
+    min: round(sorted[0]),
+    median: round(at(50)),
+    p95: round(at(95)),
+    max: round(sorted[n - 1]),
+    mean: round(sorted.reduce((s, x) => s + x, 0) / n),
+  };
+}
+
+const PY_LOAD_TIMEOUT = 180_000;
+
+// --- run latency ------------------------------------------------------------------------
+
+/** In the page: times of the next click on Run, first output line and end of the run. */
+function armRunProbe() {
+  const output = document.querySelector('[data-testid="output"]');
+  const button = document.querySelector('[data-testid="run-button"]');
+  const probe = { click: null, firstLine: null, ended: null, status: null };
+  window.__runProbe = probe;
+  button.addEventListener('click', () => { if (probe.click === null) probe.click = performance.now(); }, {
+    capture: true,
+    once: true,
+  });
+  const check = () => {
+    if (probe.click === null) return;
+    if (probe.firstLine === null && output.querySelector('.line')) probe.firstLine = performance.now();
+    const status = output.querySelector('[data-testid="run-status"]');
+    const state = status && status.getAttribute('data-status');
+    if (probe.ended === null && state && state !== 'running') {
+      probe.ended = performance.now();
+      probe.status = state;
+    }
+  };
+  const observer = new MutationObserver(check);
+  observer.observe(output, { subtree: true, childList: true, characterData: true, attributes: true });
+  probe.disconnect = () => observer.disconnect();
+}
+
+async function runOnce(page, code) {
+  await page.evaluate((c) => window.monaco.editor.getModels()[0].setValue(c), code);
+  await page.click('[data-testid="clear-output"]');
+  await page.waitForFunction(() => !document.querySelector('[data-testid="run-status"]'));
+  await page.waitForSelector('[data-testid="run-button"]:not([disabled])');
+  await page.evaluate(armRunProbe);
+  await page.click('[data-testid="run-button"]');
+  await page.waitForFunction(() => window.__runProbe.ended !== null, null, { timeout: 30_000 });
+  const probe = await page.evaluate(() => {
+    const { click, firstLine, ended, status } = window.__runProbe;
+    window.__runProbe.disconnect();
+    return { click, firstLine, ended, status };
+  });
+  if (probe.status !== 'ok') throw new Error(`run ended with status ${probe.status}`);
+  return { firstLine: probe.firstLine - probe.click, ended: probe.ended - probe.click };
+}
+
+async function measureRuns(browser, server, language, count) {
+  const code = language === 'python' ? 'print("hello")' : 'console.log("hello");';
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const id = await server.createSession(language);
+    await page.goto(`${server.origin}/s/${id}`);
+    await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
+    await page.waitForSelector('[data-testid="python-status"][data-state="ready"]', { timeout: PY_LOAD_TIMEOUT });
+    const first = await runOnce(page, code); // warms up: not counted
+    const runs = [];
+    for (let i = 0; i < count; i++) runs.push(await runOnce(page, code));
+    return { first, runs };
+  } finally {
+    await context.close();
+  }
+}
+
+// --- Pyodide load -----------------------------------------------------------------------
+
+// In every page: when the Python status first says ready (ms since navigation start).
+function recordPythonReady() {
+  window.__py = { ready: null, firstLoading: null };
+  const check = () => {
+    const el = document.querySelector('[data-testid="python-status"]');
+    if (!el) return;
+    const state = el.getAttribute('data-state');
+    if (state === 'loading' && window.__py.firstLoading === null) window.__py.firstLoading = performance.now();
+    if (state === 'ready' && window.__py.ready === null) window.__py.ready = performance.now();
+  };
+  new MutationObserver(check).observe(document, { subtree: true, childList: true, attributes: true });
+  document.addEventListener('DOMContentLoaded', check);
+}
+
+async function loadOnce(context, server) {
+  const id = await server.createSession('python');
+  const page = await context.newPage();
+  try {
+    await page.goto(`${server.origin}/s/${id}`);
+    await page.waitForFunction(() => window.__py && window.__py.ready !== null, null, { timeout: PY_LOAD_TIMEOUT });
+    return await page.evaluate(() => ({ ready: window.__py.ready, firstLoading: window.__py.firstLoading }));
+  } finally {
+    await page.close();
+  }
+}
+
+async function measureLoads(browser, server, count) {
+  const result = { cold: [], warm: [] };
+  for (let i = 0; i < count; i++) {
+    const context = await browser.newContext();
+    await context.addInitScript(recordPythonReady);
+    result.cold.push(await loadOnce(context, server));
+    await context.close();
+  }
+  const context = await browser.newContext();
+  await context.addInitScript(recordPythonReady);
+  await loadOnce(context, server); // fills the cache: not counted
+  for (let i = 0; i < count; i++) result.warm.push(await loadOnce(context, server));
+  await context.close();
+  return result;
+}
+
+function table(rows, columns) {
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const line = (cells) => cells.map((cell, i) => String(cell ?? '').padStart(widths[i])).join('  ');
+  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => r[c])))].join(
+    '\n',
+  );
+}
+
+async function main() {
+  const server = new OwnServer();
+  await server.start();
+  const browser = await chromium.launch({ ...CHROMIUM, headless: true });
+  const report = {
+    when: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100) },
+    chromium: browser.version(),
+    server: server.origin,
+    options,
+  };
+  try {
+    report.run = {};
+    for (const language of ['javascript', 'python']) {
+      const { first, runs } = await measureRuns(browser, server, language, options.runs);
+      report.run[language] = {
+        firstRunOnPage: first,
+        warmClickToFirstLineMs: stats(runs.map((r) => r.firstLine)),
+        warmClickToEndMs: stats(runs.map((r) => r.ended)),
+      };
+    }
+    const loads = await measureLoads(browser, server, options.loads);
+    report.pythonLoad = {};
+    for (const [cache, runs] of Object.entries(loads)) {
+      report.pythonLoad[cache] = {
+        navigationToReadyMs: stats(runs.map((r) => r.ready)),
+        navigationToLoadingShownMs: stats(runs.map((r) => r.firstLoading)),
+      };
+    }
+    report.machine.loadavgAfter = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  } finally {
+    await browser.close();
+    await server.dispose();
+  }
+
+  const rows = [];
+  for (const [language, m] of Object.entries(report.run)) {
+    rows.push({ measure: `run ${language} warm: click->first line ms`, ...m.warmClickToFirstLineMs });
+    rows.push({ measure: `run ${language} warm: click->run ended ms`, ...m.warmClickToEndMs });
+  }
+  for (const [cache, m] of Object.entries(report.pythonLoad)) {
+    rows.push({ measure: `python load ${cache} cache: nav->ready ms`, ...m.navigationToReadyMs });
+    rows.push({ measure: `python load ${cache} cache: nav->"loading" shown ms`, ...m.navigationToLoadingShownMs });
+  }
+  console.log(`pairpad run latency, ${report.when}, ${report.machine.cpus} CPUs, Chromium ${report.chromium}`);
+  console.log(table(rows, ['measure', 'n', 'min', 'median', 'p95', 'max']));
+  for (const [language, m] of Object.entries(report.run)) {
+    console.log(
+      `${language}: first run on the page (not counted): click->first line ${Math.round(m.firstRunOnPage.firstLine)} ms, ` +
+        `click->ended ${Math.round(m.firstRunOnPage.ended)} ms`,
+    );
+  }
+  console.log(JSON.stringify(report, null, 2));
+  if (options.json) fs.writeFileSync(options.json, JSON.stringify(report, null, 2));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,428 @@
+// Running code from the user's side, on the suite's server (default limits):
+// hello world in both languages, console formatting like Node's, runtime and
+// syntax errors pointing at the editor's line numbers on stderr, stdin for
+// input()/readline(), output streaming while a program runs, Ctrl+Enter, Clear,
+// the Stop button, and runs shared with the other people in the session.
+//
+// The code is set through Monaco's model (the normal edit path); output is read
+// from the run panel's `.line` elements. Every wait is bounded; nothing asserts a
+// wall-clock time. Time limits and output caps are in run-limits.spec.mjs (own
+// server with small limits); sandbox escapes in run-sandbox.spec.mjs.
+
+import util from 'node:util';
+import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
+
+/** Pyodide is ~12 MB and compiles on a 2-core machine: allow for it. */
+const PYTHON_LOAD = { timeout: 120_000 };
+/** A short program finishes (and shows up elsewhere) within this. */
+const RUN_END = { timeout: 20_000 };
+
+// --- helpers (same in every run-*.spec.mjs; no shared module is ours to add) -------------
+
+/** Makes every page of `context` start with display name `name`. */
+async function presetName(context, name) {
+  await context.addInitScript((n) => {
+    try {
+      localStorage.setItem('pairpad.name', n);
+    } catch {
+      // about:blank has no storage
+    }
+  }, name);
+}
+
+/** Opens session `id` in `page` and waits until its editor is live. */
+async function openSession(page, id) {
+  const response = await page.goto(`/s/${id}`);
+  expect(response.status()).toBe(200);
+  await expect(page.getByTestId('editor'), 'the editor never became ready').toHaveAttribute('data-ready', 'true', {
+    timeout: 30_000,
+  });
+  await expect(page.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
+}
+
+async function waitForPython(page) {
+  await expect(page.getByTestId('python-status'), 'Python never finished loading').toHaveAttribute(
+    'data-state',
+    'ready',
+    PYTHON_LOAD,
+  );
+  await expect(page.getByTestId('python-status')).toHaveText('Python ready');
+}
+
+/** Replaces the editor's text (goes through the normal edit path and syncs). */
+async function setCode(page, code) {
+  await page.evaluate((c) => window.monaco.editor.getModels()[0].setValue(c), code);
+}
+
+function editorText(page) {
+  return page.evaluate(() => window.monaco.editor.getModels()[0].getValue());
+}
+
+/** The output panel's lines as `{ stream, text }`. */
+function outputLines(page) {
+  return page
+    .getByTestId('output')
+    .locator('.line')
+    .evaluateAll((els) => els.map((el) => ({ stream: el.getAttribute('data-stream'), text: el.textContent })));
+}
+
+const texts = (lines, stream) => lines.filter((l) => !stream || l.stream === stream).map((l) => l.text);
+
+/** Empties the panel, then clicks Run (the status line that appears is this run's). */
+async function startRun(page) {
+  await page.getByTestId('clear-output').click();
+  await expect(page.getByTestId('run-status')).toHaveCount(0);
+  await expect(page.getByTestId('run-button')).toBeEnabled();
+  await page.getByTestId('run-button').click();
+}
+
+/** Waits for the run on the page to end; returns its status, status text and lines. */
+async function runEnded(page, wait = RUN_END) {
+  const status = page.getByTestId('run-status');
+  await expect(status, 'the run never ended').toHaveAttribute('data-status', /^(ok|error|timeout|stopped)$/, wait);
+  return {
+    status: await status.getAttribute('data-status'),
+    summary: (await status.textContent()).trim(),
+    lines: await outputLines(page),
+  };
+}
+
+/** Sets the code, runs it and waits for the end. */
+async function run(page, code, wait = RUN_END) {
+  await setCode(page, code);
+  await startRun(page);
+  return runEnded(page, wait);
+}
+
+// ------------------------------------------------------------------------------------------
+
+test.describe('JavaScript', () => {
+  test.beforeEach(async ({ page, context, request }) => {
+    await presetName(context, 'Ada');
+    const { id } = await createSessionViaApi(request, 'javascript');
+    await openSession(page, id);
+  });
+
+  test('hello world prints on stdout and the status says who ran it', async ({ page }) => {
+    const result = await run(page, 'console.log("Hello, world!");');
+    expect(result.lines).toEqual([{ stream: 'stdout', text: 'Hello, world!' }]);
+    expect(result.status).toBe('ok');
+    expect(result.summary).toMatch(/^Ada ran JavaScript · finished in \d+ ms$/);
+  });
+
+  test('console.log formats values like Node', async ({ page }) => {
+    // Each line must print exactly what Node's console.log prints for it.
+    const program = [
+      'console.log({a: 1, b: [1, 2], m: new Map([["k", 1]])});',
+      'console.log([1, "two", null, undefined, true, 1.5, -0, 10n]);',
+      'console.log({ deep: { er: { still: { hidden: 1 } } }, list: [[1, [2, [3, [4]]]]] });',
+      'console.log(new Set(["x", 2]), "plain string", 42);',
+      'console.log({ q: "it\'s", "needs quotes": 1, nested: { s: "text" } });',
+      'const o = { name: "o" }; o.self = o; console.log(o);',
+      'console.log(new (class Point { constructor() { this.x = 1; this.y = 2; } })());',
+      'function namedFn() {} console.log(namedFn, () => 1, [function () {}]);',
+      'console.log([undefined, , 3], {}, [], new Map(), "end");',
+      'console.log(new Map([[{ k: 1 }, ["v"]]]), [new Set([[1]])]);',
+    ].join('\n');
+    const expected = [];
+    new Function('console', program)({ log: (...args) => expected.push(...util.format(...args).split('\n')) });
+
+    const result = await run(page, program);
+    expect(result.status, JSON.stringify(result.lines)).toBe('ok');
+    expect(texts(result.lines)).toEqual(expected);
+    expect(texts(result.lines, 'stderr')).toEqual([]);
+  });
+
+  test('a runtime error shows its type, message and editor line on stderr', async ({ page }) => {
+    const program = [
+      'function lookup(o) {', // 1
+      '  return o.missing.deeper;', // 2
+      '}', // 3
+      'console.log("before");', // 4
+      'lookup({});', // 5
+      'console.log("after");', // 6
+    ].join('\n');
+    const result = await run(page, program);
+    expect(result.status).toBe('error');
+    expect(result.summary).toMatch(/^Ada ran JavaScript · failed in \d+ ms$/);
+    expect(texts(result.lines, 'stdout')).toEqual(['before']);
+    const stderr = texts(result.lines, 'stderr');
+    expect(stderr[0]).toBe("Uncaught TypeError: Cannot read properties of undefined (reading 'deeper')");
+    // The frames: inside lookup (line 2), called from line 5, in the editor's numbering.
+    expect(stderr.join('\n')).toMatch(/at lookup \(editor\.js:2:\d+\)/);
+    expect(stderr.join('\n')).toMatch(/editor\.js:5:\d+/);
+    expect(stderr.join('\n'), 'runner-internal frames leaked into the trace').not.toMatch(/js-worker|runner\.js/);
+    expect(texts(result.lines)).not.toContain('after');
+  });
+
+  test('a thrown error and a syntax error point at the right line', async ({ page }) => {
+    let result = await run(page, '\n\nthrow new RangeError("too far");\n');
+    expect(result.status).toBe('error');
+    expect(texts(result.lines, 'stderr')[0]).toBe('Uncaught RangeError: too far');
+    expect(texts(result.lines, 'stderr').join('\n')).toMatch(/editor\.js:3:\d+/);
+
+    result = await run(page, 'const a = 1;\nconst b = 2;\nlet c = (a + ;\n');
+    expect(result.status).toBe('error');
+    expect(texts(result.lines, 'stdout')).toEqual([]);
+    expect(texts(result.lines, 'stderr')[0]).toMatch(/^Uncaught SyntaxError: /);
+    expect(texts(result.lines, 'stderr').join('\n')).toMatch(/editor\.js:3:\d+/);
+  });
+
+  test('console.error and console.warn go to stderr, in order with stdout', async ({ page }) => {
+    const result = await run(page, 'console.log("out 1");\nconsole.error("err 1");\nconsole.warn("warn 1");\nconsole.log("out 2");');
+    expect(result.status).toBe('ok');
+    expect(result.lines).toEqual([
+      { stream: 'stdout', text: 'out 1' },
+      { stream: 'stderr', text: 'err 1' },
+      { stream: 'stderr', text: 'warn 1' },
+      { stream: 'stdout', text: 'out 2' },
+    ]);
+  });
+
+  test('readline() reads the stdin box line by line, then null', async ({ page }) => {
+    await page.getByTestId('stdin').fill('first line\nsecond line');
+    const result = await run(page, 'console.log(readline());\nconsole.log(readline());\nconsole.log(readline());');
+    expect(result.status).toBe('ok');
+    expect(texts(result.lines)).toEqual(['first line', 'second line', 'null']);
+  });
+
+  test('output streams while the program runs', async ({ page }) => {
+    await setCode(page, 'console.log("first");\nsetTimeout(() => console.log("second"), 1500);');
+    await page.getByTestId('clear-output').click();
+    await watchForFirstLine(page, 'first');
+    await page.getByTestId('run-button').click();
+    const result = await runEnded(page);
+    expect(result.status).toBe('ok');
+    expect(texts(result.lines)).toEqual(['first', 'second']);
+    const seen = await page.evaluate(() => window.__firstSeen);
+    expect(seen, '"first" was never seen on its own').not.toBeNull();
+    expect(seen.lines, '"first" only appeared together with "second"').toEqual(['first']);
+    expect(seen.status, '"first" only appeared once the run had ended').toBe('running');
+  });
+
+  test('Ctrl+Enter in the editor runs the code', async ({ page }) => {
+    await setCode(page, 'console.log(6 * 7);');
+    await page.locator('.monaco-editor .view-lines').click();
+    await page.keyboard.press('Control+Enter');
+    const result = await runEnded(page);
+    expect(result.lines).toEqual([{ stream: 'stdout', text: '42' }]);
+    expect(await editorText(page), 'Ctrl+Enter also typed into the editor').toBe('console.log(6 * 7);');
+  });
+
+  test('Clear empties the output panel', async ({ page }) => {
+    const result = await run(page, 'console.log("one");\nconsole.error("two");');
+    expect(result.lines).toHaveLength(2);
+    await page.getByTestId('clear-output').click();
+    await expect(page.getByTestId('output').locator('.line')).toHaveCount(0);
+    await expect(page.getByTestId('run-status')).toHaveCount(0);
+    await expect(page.getByTestId('output')).toHaveText('');
+  });
+
+  test('Stop ends a running loop; Run works again afterwards', async ({ page }) => {
+    await setCode(page, 'console.log("spinning");\nlet i = 0;\nwhile (true) { i++; }');
+    await startRun(page);
+    await expectStopsWithButton(page);
+    const result = await run(page, 'console.log("after stop");');
+    expect(result.status).toBe('ok');
+    expect(texts(result.lines)).toEqual(['after stop']);
+  });
+});
+
+test.describe('Python', () => {
+  test.beforeEach(async ({ page, context, request }) => {
+    test.setTimeout(180_000);
+    await presetName(context, 'Ada');
+    const { id } = await createSessionViaApi(request, 'python');
+    await openSession(page, id);
+    await waitForPython(page);
+  });
+
+  test('hello world prints on stdout and the status says who ran it', async ({ page }) => {
+    const result = await run(page, 'print("Hello, world!")');
+    expect(result.lines).toEqual([{ stream: 'stdout', text: 'Hello, world!' }]);
+    expect(result.status).toBe('ok');
+    expect(result.summary).toMatch(/^Ada ran Python · finished in \d+ ms$/);
+  });
+
+  test('a runtime error shows a traceback with editor line numbers on stderr', async ({ page }) => {
+    const program = [
+      'def lookup(d):', // 1
+      '    return d["missing"]', // 2
+      '', // 3
+      'print("before")', // 4
+      'lookup({})', // 5
+      'print("after")', // 6
+    ].join('\n');
+    const result = await run(page, program);
+    expect(result.status).toBe('error');
+    expect(result.summary).toMatch(/^Ada ran Python · failed in \d+ ms$/);
+    expect(texts(result.lines, 'stdout')).toEqual(['before']);
+    const stderr = texts(result.lines, 'stderr');
+    expect(stderr[0]).toBe('Traceback (most recent call last):');
+    const trace = stderr.join('\n');
+    expect(trace).toMatch(/File "<editor>", line 5, in <module>/);
+    expect(trace).toMatch(/File "<editor>", line 2, in lookup/);
+    expect(stderr.at(-1)).toBe("KeyError: 'missing'");
+    expect(trace, "the runner's own frames leaked into the traceback").not.toMatch(/File "(?!<editor>)/);
+    expect(texts(result.lines)).not.toContain('after');
+  });
+
+  test('a syntax error points at its line', async ({ page }) => {
+    const result = await run(page, 'x = 1\ny = 2\nprint(x +)\n');
+    expect(result.status).toBe('error');
+    expect(texts(result.lines, 'stdout')).toEqual([]);
+    const trace = texts(result.lines, 'stderr').join('\n');
+    expect(trace).toMatch(/File "<editor>", line 3/);
+    expect(texts(result.lines, 'stderr').at(-1)).toMatch(/^SyntaxError: /);
+  });
+
+  test('input() reads the stdin box line by line; past its end it raises EOFError', async ({ page }) => {
+    await page.getByTestId('stdin').fill('Ada\n36');
+    const program = [
+      'name = input()', // 1
+      'age = int(input())', // 2
+      'print(f"{name} is {age}")', // 3
+      'print("third:", input())', // 4
+    ].join('\n');
+    const result = await run(page, program);
+    expect(result.status).toBe('error');
+    expect(texts(result.lines, 'stdout')).toEqual(['Ada is 36']);
+    const stderr = texts(result.lines, 'stderr');
+    expect(stderr.join('\n')).toMatch(/File "<editor>", line 4, in <module>/);
+    expect(stderr.at(-1)).toBe('EOFError: EOF when reading a line');
+  });
+
+  test('stderr output is marked as stderr, in order with stdout', async ({ page }) => {
+    const result = await run(page, 'import sys\nprint("out 1")\nprint("err 1", file=sys.stderr)\nprint("out 2")');
+    expect(result.status).toBe('ok');
+    expect(result.lines).toEqual([
+      { stream: 'stdout', text: 'out 1' },
+      { stream: 'stderr', text: 'err 1' },
+      { stream: 'stdout', text: 'out 2' },
+    ]);
+  });
+
+  test('output streams while the program runs (print, sleep, print)', async ({ page }) => {
+    await setCode(page, 'import time\nprint("first")\ntime.sleep(1.5)\nprint("second")');
+    await page.getByTestId('clear-output').click();
+    await watchForFirstLine(page, 'first');
+    await page.getByTestId('run-button').click();
+    const result = await runEnded(page);
+    expect(result.status, JSON.stringify(result.lines)).toBe('ok');
+    expect(texts(result.lines)).toEqual(['first', 'second']);
+    const seen = await page.evaluate(() => window.__firstSeen);
+    expect(seen, '"first" was never seen on its own').not.toBeNull();
+    expect(seen.lines, '"first" only appeared together with "second"').toEqual(['first']);
+    expect(seen.status, '"first" only appeared once the run had ended').toBe('running');
+  });
+
+  test('Stop ends a running loop; Run works again afterwards', async ({ page }) => {
+    await setCode(page, 'print("spinning")\ni = 0\nwhile True:\n    i += 1');
+    await startRun(page);
+    await expectStopsWithButton(page);
+    const result = await run(page, 'print("after stop")');
+    expect(result.status).toBe('ok');
+    expect(texts(result.lines)).toEqual(['after stop']);
+  });
+});
+
+test('a run is shown to everyone in the session with the name of who ran it', async ({ browser, browserLog, request }) => {
+  test.setTimeout(90_000);
+  const { id } = await createSessionViaApi(request, 'javascript');
+  const contexts = [];
+  const person = async (name) => {
+    const context = await browser.newContext();
+    contexts.push(context);
+    await browserLog.watchContext(context);
+    await presetName(context, name);
+    const page = await context.newPage();
+    await openSession(page, id);
+    return page;
+  };
+  try {
+    const ada = await person('Ada');
+    const bob = await person('Bob');
+    await expect(ada.getByTestId('users-count')).toHaveText('2', RUN_END);
+
+    // Ada runs; Bob sees her output, its streams, and that it was Ada.
+    const mine = await run(ada, 'console.log("from Ada");\nconsole.error("Ada\'s warning");\nconsole.log([1, 2]);');
+    expect(mine.status).toBe('ok');
+    await expect(bob.getByTestId('run-status'), "Bob's panel never showed Ada's run").toHaveAttribute(
+      'data-status',
+      'ok',
+      RUN_END,
+    );
+    await expect(bob.getByTestId('run-status')).toHaveText(/^Ada ran JavaScript · finished in \d+ ms$/);
+    expect(await outputLines(bob)).toEqual(mine.lines);
+    expect(await outputLines(bob)).toEqual([
+      { stream: 'stdout', text: 'from Ada' },
+      { stream: 'stderr', text: "Ada's warning" },
+      { stream: 'stdout', text: '[ 1, 2 ]' },
+    ]);
+
+    // Bob runs something that fails; Ada's panel switches to Bob's run.
+    const his = await run(bob, 'console.log("from Bob");\nnull.x;');
+    expect(his.status).toBe('error');
+    await expect(ada.getByTestId('run-status'), "Ada's panel never showed Bob's run").toHaveText(
+      /^Bob ran JavaScript · failed in \d+ ms$/,
+      RUN_END,
+    );
+    await expect(ada.getByTestId('run-status')).toHaveAttribute('data-status', 'error');
+    expect(await outputLines(ada)).toEqual(his.lines);
+    expect(texts(his.lines, 'stderr')[0]).toMatch(/^Uncaught TypeError: /);
+
+    // Someone who joins later sees the latest run too.
+    const cyd = await person('Cyd');
+    await expect(cyd.getByTestId('run-status'), 'a late joiner does not see the latest run').toHaveText(
+      /^Bob ran JavaScript · failed in \d+ ms$/,
+      RUN_END,
+    );
+    expect(await outputLines(cyd)).toEqual(his.lines);
+  } finally {
+    for (const context of contexts) await context.close();
+  }
+});
+
+// --- shared by the tests above -------------------------------------------------------------
+
+/**
+ * In the page: records the panel's lines and run status the first time a line
+ * reading `text` is in the output (a MutationObserver, so the snapshot is exact).
+ */
+async function watchForFirstLine(page, text) {
+  await page.evaluate((wanted) => {
+    const output = document.querySelector('[data-testid="output"]');
+    window.__firstSeen = null;
+    const check = () => {
+      if (window.__firstSeen) return;
+      const lines = [...output.querySelectorAll('.line')].map((el) => el.textContent);
+      if (lines.includes(wanted)) {
+        const status = output.querySelector('[data-testid="run-status"]');
+        window.__firstSeen = { lines, status: status ? status.getAttribute('data-status') : null };
+      }
+    };
+    new MutationObserver(check).observe(output, {
+      subtree: true,
+      childList: true,
+      characterData: true,
+      attributes: true,
+    });
+  }, text);
+}
+
+/** With a loop printing "spinning" running: Stop ends it and the buttons flip back. */
+async function expectStopsWithButton(page) {
+  const output = page.getByTestId('output');
+  await expect(output.locator('.line', { hasText: 'spinning' }), 'the loop never printed').toBeVisible(RUN_END);
+  await expect(page.getByTestId('run-status')).toHaveAttribute('data-status', 'running');
+  await expect(page.getByTestId('run-button'), 'Run is clickable during a run').toBeDisabled();
+  await expect(page.getByTestId('stop-button')).toBeEnabled();
+  await page.getByTestId('stop-button').click();
+  const result = await runEnded(page, { timeout: 8_000 });
+  expect(result.status, JSON.stringify(result.lines)).toBe('stopped');
+  expect(result.summary).toMatch(/^Ada ran (JavaScript|Python) · stopped in \d+ ms$/);
+  expect(texts(result.lines, 'stdout')[0]).toBe('spinning');
+  expect(result.lines.at(-1)).toEqual({ stream: 'stderr', text: '[stopped]' });
+  await expect(page.getByTestId('run-button')).toBeEnabled();
+  await expect(page.getByTestId('stop-button')).toBeDisabled();
+}

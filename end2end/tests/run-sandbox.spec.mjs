@@ -1,0 +1,304 @@
+// User code cannot leave its sandbox: each way out of the JavaScript worker
+// (fetch, XMLHttpRequest, WebSocket, EventSource, importScripts, nested workers,
+// sendBeacon, IndexedDB, Cache Storage, document, localStorage) and of the
+// Python worker (the `js` module's fetch/XMLHttpRequest/WebSocket/…,
+// pyodide.http, urllib) fails with an error shown in the output panel, and
+// nothing reaches the server:
+//  - no request the browser makes (page or worker) carries the probe's unique
+//    token (Playwright sees worker requests too: checked with Pyodide's own
+//    downloads), and
+//  - the server's HTTP response counter (/metrics) grows by exactly the requests
+//    the browser was seen to make, so nothing arrived behind Playwright's back.
+//
+// Each probe prints "ESCAPED" if the forbidden call went through.
+
+import { randomUUID } from 'node:crypto';
+import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
+import { ORIGIN, HOST, PYODIDE_DIR } from '../support/env.mjs';
+
+const PYTHON_LOAD = { timeout: 120_000 };
+const RUN_END = { timeout: 20_000 };
+
+// --- helpers (same in every run-*.spec.mjs; no shared module is ours to add) -------------
+
+async function presetName(context, name) {
+  await context.addInitScript((n) => {
+    try {
+      localStorage.setItem('pairpad.name', n);
+    } catch {
+      // about:blank has no storage
+    }
+  }, name);
+}
+
+async function openSession(page, id) {
+  const response = await page.goto(`/s/${id}`);
+  expect(response.status()).toBe(200);
+  await expect(page.getByTestId('editor'), 'the editor never became ready').toHaveAttribute('data-ready', 'true', {
+    timeout: 30_000,
+  });
+  await expect(page.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
+}
+
+async function setCode(page, code) {
+  await page.evaluate((c) => window.monaco.editor.getModels()[0].setValue(c), code);
+}
+
+function outputLines(page) {
+  return page
+    .getByTestId('output')
+    .locator('.line')
+    .evaluateAll((els) => els.map((el) => ({ stream: el.getAttribute('data-stream'), text: el.textContent })));
+}
+
+const texts = (lines, stream) => lines.filter((l) => !stream || l.stream === stream).map((l) => l.text);
+
+async function startRun(page) {
+  await page.getByTestId('clear-output').click();
+  await expect(page.getByTestId('run-status')).toHaveCount(0);
+  await expect(page.getByTestId('run-button')).toBeEnabled();
+  await page.getByTestId('run-button').click();
+}
+
+async function runEnded(page, wait = RUN_END) {
+  const status = page.getByTestId('run-status');
+  await expect(status, 'the run never ended').toHaveAttribute('data-status', /^(ok|error|timeout|stopped)$/, wait);
+  return {
+    status: await status.getAttribute('data-status'),
+    summary: (await status.textContent()).trim(),
+    lines: await outputLines(page),
+  };
+}
+
+async function run(page, code, wait = RUN_END) {
+  await setCode(page, code);
+  await startRun(page);
+  return runEnded(page, wait);
+}
+
+// --- what reaches the network and the server ----------------------------------------------
+
+/** Every request and WebSocket the browser makes in `context` (pages and their workers). */
+function watchNetwork(context) {
+  const seen = [];
+  context.on('request', (r) => seen.push({ kind: 'request', url: r.url() }));
+  context.on('page', (page) => page.on('websocket', (ws) => seen.push({ kind: 'websocket', url: ws.url() })));
+  for (const page of context.pages()) page.on('websocket', (ws) => seen.push({ kind: 'websocket', url: ws.url() }));
+  return seen;
+}
+
+/** The server's total of HTTP responses (all statuses) from /metrics. */
+async function responsesServed(request) {
+  const response = await request.get('/metrics');
+  expect(response.status()).toBe(200);
+  let total = 0;
+  for (const line of (await response.text()).split('\n')) {
+    const m = line.match(/^pairpad_http_responses_total\{status="\d+"\} (\d+)$/);
+    if (m) total += Number(m[1]);
+  }
+  return total;
+}
+
+/**
+ * A baseline of the server's response count; `expectNothingElseArrived()` then
+ * checks that the count grew by exactly our own scrapes plus the requests the
+ * browser was seen to make to the server since.
+ */
+async function serverBaseline(request, seen) {
+  const base = await responsesServed(request);
+  const seenAtBase = seen.length;
+  let scrapes = 1; // the baseline scrape itself is counted after it answered
+  return {
+    async expectNothingElseArrived(what) {
+      let extra;
+      await expect
+        .poll(
+          async () => {
+            const now = await responsesServed(request);
+            const browser = seen.slice(seenAtBase).filter((s) => s.url.startsWith(ORIGIN) || s.url.includes(HOST));
+            extra = now - base - scrapes - browser.length;
+            scrapes += 1;
+            return extra;
+          },
+          { message: `the server answered requests the browser did not show (${what})`, timeout: 5_000 },
+        )
+        .toBe(0);
+    },
+  };
+}
+
+// --- the probes ---------------------------------------------------------------------------
+
+/**
+ * JavaScript ways out. `api` must be named in the error. Each prints ESCAPED
+ * if the call went through.
+ */
+const JS_ESCAPES = [
+  { api: 'fetch', code: (t) => `fetch("/api/health?probe=${t}").then((r) => console.log("ESCAPED", r.status));` },
+  {
+    api: 'fetch',
+    name: 'fetch from the prototype chain',
+    code: (t) =>
+      `const proto = Object.getPrototypeOf(Object.getPrototypeOf(globalThis));\n` +
+      `if (typeof proto.fetch !== "function") throw new TypeError("fetch is not on WorkerGlobalScope.prototype");\n` +
+      `proto.fetch.call(globalThis, "/api/health?probe=${t}").then(() => console.log("ESCAPED"));`,
+  },
+  {
+    api: 'XMLHttpRequest',
+    code: (t) =>
+      `const x = new XMLHttpRequest();\nx.open("GET", "/api/health?probe=${t}", false);\nx.send();\nconsole.log("ESCAPED", x.status);`,
+  },
+  {
+    api: 'WebSocket',
+    code: (t) => `const ws = new WebSocket("ws://${HOST}/ws/${t}");\nws.onopen = () => console.log("ESCAPED");`,
+  },
+  {
+    api: 'EventSource',
+    code: (t) => `const es = new EventSource("/api/health?probe=${t}");\nes.onopen = () => console.log("ESCAPED");`,
+  },
+  { api: 'importScripts', code: (t) => `importScripts("/pkg/pairpad.js?probe=${t}");\nconsole.log("ESCAPED");` },
+  {
+    api: 'Worker',
+    code: (t) => `const w = new Worker("/runner/js-worker.js?probe=${t}");\nconsole.log("ESCAPED");`,
+  },
+  {
+    api: 'sendBeacon',
+    code: (t) => `navigator.sendBeacon("/api/health?probe=${t}", "x");\nconsole.log("ESCAPED");`,
+  },
+  {
+    api: 'indexedDB',
+    code: (t) => `const req = indexedDB.open("probe-${t}");\nreq.onsuccess = () => console.log("ESCAPED");`,
+  },
+  { api: 'caches', code: (t) => `caches.open("probe-${t}").then(() => console.log("ESCAPED"));` },
+  { api: 'document', code: (t) => `document.title = "${t}";\nconsole.log("ESCAPED");` },
+  { api: 'localStorage', code: (t) => `localStorage.setItem("probe", "${t}");\nconsole.log("ESCAPED");` },
+];
+
+/** Python ways out; `api` must be named in the error (null: any error will do). */
+const PY_ESCAPES = [
+  {
+    name: 'js.fetch',
+    api: 'fetch',
+    code: (t) => `import js\nprint("ESCAPED", js.fetch("/api/health?probe=${t}"))`,
+  },
+  { name: 'from js import fetch', api: 'fetch', code: (t) => `from js import fetch\nfetch("/api/health?probe=${t}")\nprint("ESCAPED")` },
+  {
+    name: 'pyodide.http.pyfetch',
+    api: 'pyodide.http',
+    code: (t) => `from pyodide.http import pyfetch\nr = await pyfetch("/api/health?probe=${t}")\nprint("ESCAPED", r.status)`,
+  },
+  {
+    name: 'pyodide.http.open_url',
+    api: 'pyodide.http',
+    code: (t) => `from pyodide.http import open_url\nprint("ESCAPED", open_url("/api/health?probe=${t}").read())`,
+  },
+  {
+    name: 'js.XMLHttpRequest',
+    api: 'XMLHttpRequest',
+    code: (t) =>
+      `import js\nx = js.XMLHttpRequest.new()\nx.open("GET", "/api/health?probe=${t}", False)\nx.send()\nprint("ESCAPED", x.status)`,
+  },
+  {
+    name: 'js.WebSocket',
+    api: 'WebSocket',
+    code: (t) => `import js\nws = js.WebSocket.new("ws://${HOST}/ws/${t}")\nprint("ESCAPED")`,
+  },
+  {
+    name: 'js.importScripts',
+    api: 'importScripts',
+    code: (t) => `import js\njs.importScripts("/pkg/pairpad.js?probe=${t}")\nprint("ESCAPED")`,
+  },
+  {
+    name: 'js.indexedDB',
+    api: 'indexedDB',
+    code: (t) => `import js\njs.indexedDB.open("probe-${t}")\nprint("ESCAPED")`,
+  },
+  { name: 'js.caches', api: 'caches', code: (t) => `import js\njs.caches.open("probe-${t}")\nprint("ESCAPED")` },
+  {
+    name: 'js.localStorage',
+    api: 'localStorage',
+    code: (t) => `import js\njs.localStorage.setItem("probe", "${t}")\nprint("ESCAPED")`,
+  },
+  {
+    name: 'urllib.request',
+    api: null,
+    code: (t) =>
+      `import urllib.request\nprint("ESCAPED", urllib.request.urlopen("${ORIGIN}/api/health?probe=${t}").status)`,
+  },
+];
+
+/** Runs each probe in `page`, checking the output, the browser's requests and the server. */
+async function tryEscapes(page, request, seen, probes, expectError) {
+  for (const probe of probes) {
+    const title = probe.name || probe.api;
+    await test.step(title, async () => {
+      const token = randomUUID();
+      const server = await serverBaseline(request, seen);
+      const result = await run(page, probe.code(token));
+      const shown = JSON.stringify(result.lines);
+      expect.soft(result.status, `${title}: the run did not fail: ${shown}`).toBe('error');
+      expect.soft(texts(result.lines, 'stdout').join('\n'), `${title}: the call went through`).not.toContain('ESCAPED');
+      expectError(title, probe.api, result.lines);
+      // Anything asynchronous the probe started has had its chance by the time the counter settles.
+      await server.expectNothingElseArrived(title);
+      expect.soft(
+        seen.filter((s) => s.url.includes(token)),
+        `${title}: a request with the probe's token left the browser`,
+      ).toEqual([]);
+    });
+  }
+}
+
+test('JavaScript: every way out of the worker fails with an error and reaches nothing', async ({
+  page,
+  context,
+  request,
+}) => {
+  test.setTimeout(240_000);
+  await presetName(context, 'Ada');
+  const seen = watchNetwork(context);
+  const { id } = await createSessionViaApi(request, 'javascript');
+  await openSession(page, id);
+  // Python loads in the background on every session page: let it finish so its
+  // downloads do not blur the server's counters.
+  await expect(page.getByTestId('python-status')).toHaveAttribute('data-state', 'ready', PYTHON_LOAD);
+
+  await tryEscapes(page, request, seen, JS_ESCAPES, (title, api, lines) => {
+    const stderr = texts(lines, 'stderr');
+    expect
+      .soft(
+        stderr.some((l) => new RegExp(`^Uncaught (\\(in promise\\) )?\\w*Error: .*\\b${api}\\b`).test(l)),
+        `${title}: no error naming ${api} on stderr: ${JSON.stringify(lines)}`,
+      )
+      .toBe(true);
+  });
+});
+
+test('Python: every way out of the worker fails with an error and reaches nothing', async ({
+  page,
+  context,
+  request,
+}) => {
+  test.setTimeout(240_000);
+  await presetName(context, 'Ada');
+  const seen = watchNetwork(context);
+  const { id } = await createSessionViaApi(request, 'python');
+  await openSession(page, id);
+  await expect(page.getByTestId('python-status')).toHaveAttribute('data-state', 'ready', PYTHON_LOAD);
+  // Playwright does see requests made from inside the workers: Pyodide's own downloads.
+  expect(
+    seen.some((s) => s.url.startsWith(`${ORIGIN}${PYODIDE_DIR}`) && s.url.endsWith('.wasm')),
+    `Pyodide's worker requests are not visible, so the request checks below would prove nothing:\n${seen
+      .map((s) => s.url)
+      .join('\n')}`,
+  ).toBe(true);
+
+  await tryEscapes(page, request, seen, PY_ESCAPES, (title, api, lines) => {
+    const stderr = texts(lines, 'stderr');
+    const last = stderr.at(-1) || '';
+    expect.soft(last, `${title}: the traceback does not end with an error: ${JSON.stringify(lines)}`).toMatch(/^\w+(Error|Exception)\b/);
+    if (api) {
+      expect.soft(last, `${title}: the error does not name ${api}`).toContain(api);
+    }
+  });
+});
