@@ -10,6 +10,9 @@
 //     few hundred characters typed one at a time. Both pages live in one browser
 //     process, so `performance.timeOrigin + performance.now()` is a shared clock.
 //
+// Cold loads are also measured with Pyodide's files blocked (coldNoPyodide),
+// to show what its background download and start-up cost the editor.
+//
 // Run from the repository root (after `cargo leptos build --release`):
 //   node end2end/measure/editor-latency.mjs [--loads 10] [--chars 300] [--interval 50] [--json out.json]
 // Numbers are for information (issue notes); nothing here is a pass/fail check.
@@ -109,16 +112,22 @@ async function measureLoads(browser, server, count) {
     await context.close();
     result.warm = runs;
   }
-  // Cold: a new context (empty HTTP cache, no storage) for every load.
-  {
+  // Cold: a new context (empty HTTP cache, no storage) for every load. The
+  // second variant blocks Pyodide (which the page starts loading in the
+  // background) to show what it costs the editor.
+  for (const [name, blockPyodide] of [
+    ['cold', false],
+    ['coldNoPyodide', true],
+  ]) {
     const runs = [];
     for (let i = 0; i < count; i++) {
       const context = await browser.newContext();
       await context.addInitScript(recordReadiness);
+      if (blockPyodide) await context.route('**/vendor/pyodide-*/**', (route) => route.abort());
       runs.push(await loadOnce(context, server));
       await context.close();
     }
-    result.cold = runs;
+    result[name] = runs;
   }
   return result;
 }
@@ -261,7 +270,8 @@ async function main() {
         editorReadyMs: stats(runs.map((r) => r.ready)),
         domContentLoadedMs: stats(runs.map((r) => r.domContentLoaded)),
         firstContentfulPaintMs: stats(runs.map((r) => r.fcp)),
-        transferredKiB: stats(runs.map((r) => r.transferredBytes / 1024)),
+        // Page resources only: what workers fetch (Pyodide) is not in this.
+        pageTransferredKiB: stats(runs.map((r) => r.transferredBytes / 1024)),
       };
     }
     const text = typingText(options.chars);

@@ -2,7 +2,8 @@
 // hello world in both languages, console formatting like Node's, runtime and
 // syntax errors pointing at the editor's line numbers on stderr, stdin for
 // input()/readline(), output streaming while a program runs, Ctrl+Enter, Clear,
-// the Stop button, and runs shared with the other people in the session.
+// the Stop button, a Python run asked for while Python is still loading, and
+// runs shared with the other people in the session.
 //
 // The code is set through Monaco's model (the normal edit path); output is read
 // from the run panel's `.line` elements. Every wait is bounded; nothing asserts a
@@ -169,7 +170,12 @@ test.describe('JavaScript', () => {
   });
 
   test('console.error and console.warn go to stderr, in order with stdout', async ({ page }) => {
-    const result = await run(page, 'console.log("out 1");\nconsole.error("err 1");\nconsole.warn("warn 1");\nconsole.log("out 2");');
+    const result = await run(
+      page,
+      ['console.log("out 1");', 'console.error("err 1");', 'console.warn("warn 1");', 'console.log("out 2");'].join(
+        '\n',
+      ),
+    );
     expect(result.status).toBe('ok');
     expect(result.lines).toEqual([
       { stream: 'stdout', text: 'out 1' },
@@ -326,7 +332,43 @@ test.describe('Python', () => {
   });
 });
 
-test('a run is shown to everyone in the session with the name of who ran it', async ({ browser, browserLog, request }) => {
+test('Run pressed while Python is still loading runs once it is ready', async ({ page, context, request }) => {
+  test.setTimeout(180_000);
+  await presetName(context, 'Ada');
+  // Hold Pyodide's interpreter download until the run has been asked for.
+  let release;
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  let intercepted = false;
+  await context.route('**/pyodide.asm.wasm', async (route) => {
+    intercepted = true;
+    await held;
+    await route.continue();
+  });
+  const { id } = await createSessionViaApi(request, 'python');
+  await openSession(page, id);
+  await expect
+    .poll(() => intercepted, { message: "Pyodide's download never started (or the route never saw it)", ...PYTHON_LOAD })
+    .toBe(true);
+  await expect(page.getByTestId('python-status')).toHaveAttribute('data-state', 'loading');
+  await expect(page.getByTestId('python-status')).toHaveText(/Python/);
+  await setCode(page, 'print("ran after loading")');
+  await startRun(page);
+  await expect(page.getByTestId('run-status')).toHaveAttribute('data-status', 'running');
+  await expect(page.getByTestId('run-button'), 'Run is clickable while the first run waits').toBeDisabled();
+  release();
+  await waitForPython(page);
+  const result = await runEnded(page, PYTHON_LOAD);
+  expect(result.status, JSON.stringify(result.lines)).toBe('ok');
+  expect(result.lines).toEqual([{ stream: 'stdout', text: 'ran after loading' }]);
+});
+
+test('a run is shown to everyone in the session with the name of who ran it', async ({
+  browser,
+  browserLog,
+  request,
+}) => {
   test.setTimeout(90_000);
   const { id } = await createSessionViaApi(request, 'javascript');
   const contexts = [];

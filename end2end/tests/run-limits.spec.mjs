@@ -143,9 +143,8 @@ for (const [language, { label, loop, after }] of Object.entries(LOOPS)) {
       });
     });
     await startRun(page);
-    await expect(page.getByTestId('output').locator('.line', { hasText: 'looping' }), 'the loop never printed').toBeVisible(
-      RUN_END,
-    );
+    const looping = page.getByTestId('output').locator('.line', { hasText: 'looping' });
+    await expect(looping, 'the loop never printed').toBeVisible(RUN_END);
     await expect(page.getByTestId('run-status')).toHaveAttribute('data-status', 'running');
 
     // While it spins, the editor still takes typing (the loop is not on the page's thread).

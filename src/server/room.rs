@@ -44,6 +44,9 @@ const AWARENESS_TIMEOUT: Duration = Duration::from_secs(30);
 const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
 /// Updates logged since the last snapshot that trigger a new one.
 const SNAPSHOT_EVERY: usize = 500;
+/// How often a busy room records its last activity in storage (for expiry and
+/// the REST API; the update log itself carries exact timestamps).
+const ACTIVITY_FLUSH: Duration = Duration::from_secs(60);
 
 /// WebSocket close codes (shared with the browser).
 pub use crate::domain::close_codes as close;
@@ -144,6 +147,8 @@ pub struct Room {
     awareness: Awareness,
     connections: HashMap<ConnId, Connection>,
     updates_since_snapshot: usize,
+    /// Activity not yet recorded in the session's metadata.
+    activity_unrecorded: bool,
     empty_since: Option<Instant>,
 }
 
@@ -204,6 +209,7 @@ impl Room {
             stats,
             connections: HashMap::new(),
             updates_since_snapshot,
+            activity_unrecorded: false,
             empty_since: Some(Instant::now()),
         };
         match room.doc.language() {
@@ -222,6 +228,8 @@ impl Room {
     async fn run(mut self, mut queue: mpsc::Receiver<RoomCommand>) {
         let mut sweep = tokio::time::interval(AWARENESS_SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut activity = tokio::time::interval(ACTIVITY_FLUSH);
+        activity.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let unload_at = self
                 .empty_since
@@ -238,6 +246,7 @@ impl Room {
                     None => return,
                 },
                 _ = sweep.tick() => self.expire_stale_presence(),
+                _ = activity.tick() => self.record_activity().await,
                 _ = sleep_until_opt(unload_at) => {
                     if self.connections.is_empty() {
                         self.snapshot().await;
@@ -392,12 +401,28 @@ impl Room {
         self.cx.writer.append(records).await?;
         self.updates_since_snapshot += count;
         self.stats.last_activity_ms.store(at_ms, Ordering::Relaxed);
+        self.activity_unrecorded = true;
         Ok(())
     }
 
+    /// Records the last activity in the session's metadata, if it moved.
+    async fn record_activity(&mut self) {
+        if !self.activity_unrecorded {
+            return;
+        }
+        let storage = self.cx.storage.clone();
+        let id = self.meta.id;
+        let at_ms = self.stats.last_activity_ms.load(Ordering::Relaxed);
+        match blocking(move || storage.touch(id, at_ms)).await {
+            Ok(()) => self.activity_unrecorded = false,
+            Err(e) => tracing::error!(session = %id, error = %e, "recording activity failed"),
+        }
+    }
+
     /// Stores the whole document as the session's snapshot (compaction for fast
-    /// loading; the update log itself is kept for playback).
+    /// loading; the update log itself is kept for playback), and the activity.
     async fn snapshot(&mut self) {
+        self.record_activity().await;
         if self.updates_since_snapshot == 0 {
             return;
         }

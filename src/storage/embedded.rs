@@ -189,11 +189,10 @@ impl Storage for EmbeddedStorage {
         }
         let tx = self.db.begin_write().map_err(err)?;
         {
-            let mut sessions = tx.open_table(SESSIONS).map_err(err)?;
+            let sessions = tx.open_table(SESSIONS).map_err(err)?;
             let mut updates = tx.open_table(UPDATES).map_err(err)?;
-            // Next sequence number and newest activity per session in this batch.
+            // Next sequence number per session in this batch (None = unknown session).
             let mut next_seq: HashMap<SessionId, Option<u64>> = HashMap::new();
-            let mut newest: HashMap<SessionId, u64> = HashMap::new();
             for record in batch {
                 let slot = match next_seq.get_mut(&record.session) {
                     Some(slot) => slot,
@@ -218,23 +217,6 @@ impl Storage for EmbeddedStorage {
                     )
                     .map_err(err)?;
                 *seq += 1;
-                let newest_at = newest.entry(record.session).or_insert(0);
-                *newest_at = (*newest_at).max(record.at_ms);
-            }
-            for (id, at_ms) in newest {
-                let current = sessions
-                    .get(id.as_u128())
-                    .map_err(err)?
-                    .map(|v| decode_meta(v.value()))
-                    .transpose()?;
-                if let Some(mut meta) = current {
-                    if at_ms > meta.last_activity_ms {
-                        meta.last_activity_ms = at_ms;
-                        sessions
-                            .insert(id.as_u128(), encode_meta(&meta)?.as_slice())
-                            .map_err(err)?;
-                    }
-                }
             }
         }
         tx.commit().map_err(err)
@@ -399,7 +381,6 @@ mod tests {
             vec![(1, 5, vec![1]), (2, 7, vec![2]), (3, 8, vec![3])]
         );
         assert_eq!(storage.update_log(b.id).unwrap().len(), 1);
-        assert_eq!(storage.session(a.id).unwrap().unwrap().last_activity_ms, 8);
     }
 
     #[test]

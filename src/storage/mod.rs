@@ -75,8 +75,9 @@ pub trait Storage: Send + Sync + 'static {
     fn sessions_inactive_since(&self, cutoff_ms: u64) -> StorageResult<Vec<SessionId>>;
     /// How many sessions exist.
     fn session_count(&self) -> StorageResult<u64>;
-    /// Appends updates in one durable transaction and moves each session's last
-    /// activity to its newest update. Updates of unknown sessions are dropped.
+    /// Appends updates in one durable transaction. Updates of unknown sessions
+    /// are dropped. (Last activity is not touched here: that would double the
+    /// pages written per commit; rooms record it with `touch` now and then.)
     fn append_updates(&self, batch: &[UpdateRecord]) -> StorageResult<()>;
     /// The snapshot and the updates logged after it.
     fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument>;
