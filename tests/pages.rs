@@ -122,3 +122,64 @@ async fn the_create_form_is_rate_limited_too() {
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn static_files_revalidate_with_304_and_carry_cache_policies() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(site.path().join("pkg")).unwrap();
+    std::fs::create_dir_all(site.path().join("runner")).unwrap();
+    std::fs::write(
+        site.path().join("pkg/pairpad.js"),
+        "export const x = 1;\n".repeat(200),
+    )
+    .unwrap();
+    std::fs::write(
+        site.path().join("runner/js-worker.js"),
+        "self.onmessage = () => {};",
+    )
+    .unwrap();
+    let root = site.path().to_path_buf();
+    let server = TestServer::start(move |config| config.site_root = root).await;
+
+    let first = client()
+        .get(server.url("/pkg/pairpad.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["cache-control"], "no-cache");
+    let modified = first.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let again = client()
+        .get(server.url("/pkg/pairpad.js"))
+        .header("if-modified-since", &modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        304,
+        "an unchanged bundle is not downloaded again"
+    );
+
+    let worker = client()
+        .get(server.url("/runner/js-worker.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(worker.status(), 200);
+    let csp = worker.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        csp, "default-src 'none'; script-src 'unsafe-eval'",
+        "user code may not load or connect"
+    );
+    assert_eq!(
+        worker.headers()["cross-origin-embedder-policy"],
+        "require-corp"
+    );
+}

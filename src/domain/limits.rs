@@ -7,10 +7,11 @@ use std::time::Duration;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Largest document text (UTF-8 bytes); a bigger update is rejected.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 2 * 1024 * 1024;
-/// Sustained WebSocket messages per second per connection.
-pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 100;
+/// Sustained WebSocket messages per second per connection. A keystroke costs
+/// two (the edit and the cursor), so this allows 100 keys a second held.
+pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 200;
 /// Messages a connection may send at once above the sustained rate.
-pub const DEFAULT_MESSAGE_BURST: u32 = 400;
+pub const DEFAULT_MESSAGE_BURST: u32 = 800;
 /// Simultaneous connections to one session.
 pub const DEFAULT_MAX_CONNECTIONS_PER_SESSION: usize = 32;
 /// Simultaneous WebSocket connections from one IP address (0 = no limit).

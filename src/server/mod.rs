@@ -51,6 +51,13 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, page_context.clone(), move || {
             shell(options.clone())
         })
+        // Static files: served directly so conditional requests get 304 (the
+        // Leptos fallback handler forwards only Accept-Encoding).
+        .nest_service("/pkg", static_dir(&state, "pkg"))
+        .nest_service("/vendor", static_dir(&state, "vendor"))
+        .nest_service("/runner", static_dir(&state, "runner"))
+        .nest_service("/js", static_dir(&state, "js"))
+        // Other files at the site root (the favicon), else the 404 page.
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,
@@ -67,6 +74,13 @@ pub fn router(state: AppState) -> Router {
             metrics::count_responses,
         ))
         .with_state(state)
+}
+
+/// A directory of the built site, with precompressed variants where present.
+fn static_dir(state: &AppState, dir: &str) -> tower_http::services::ServeDir {
+    tower_http::services::ServeDir::new(state.config.site_root.join(dir))
+        .precompressed_br()
+        .precompressed_gzip()
 }
 
 /// The Leptos options for a site built into `site_root`.

@@ -35,6 +35,8 @@ const PRESENCE_RENEW_MS: u32 = 15_000;
 const PRESENCE_TIMEOUT_MS: u64 = 30_000;
 /// How long a join/leave notice stays.
 const NOTICE_MS: u32 = 4_000;
+/// Python starts loading this long after the page at the latest.
+const PYTHON_PRELOAD_FALLBACK_MS: u32 = 4_000;
 
 pub type EngineHandle = Rc<RefCell<Engine>>;
 
@@ -87,6 +89,7 @@ pub struct Engine {
     known_participants: HashMap<u64, String>,
     next_notice: u64,
     runner: Option<Runner>,
+    python_requested: bool,
     run_limits: RunLimits,
     runs_started: u64,
     this: Weak<RefCell<Engine>>,
@@ -116,6 +119,7 @@ pub fn start(
             known_participants: HashMap::new(),
             next_notice: 0,
             runner: None,
+            python_requested: false,
             run_limits,
             runs_started: 0,
             this: this.clone(),
@@ -123,11 +127,14 @@ pub fn start(
     });
     Editor::preload();
     connect(&engine);
-    // Python takes seconds to load: start now, in the background, with progress.
-    if let Some(mut runner) = Runner::new() {
-        runner.preload_python(move |status| signals.python.set(status));
-        engine.borrow_mut().runner = Some(runner);
-    }
+    engine.borrow_mut().runner = Runner::new();
+    // Python takes seconds to load; it starts once the editor is up (so the two
+    // downloads do not compete), or after a few seconds whatever happens.
+    let weak = Rc::downgrade(&engine);
+    browser::set_timeout(
+        move || with_engine(&weak, |engine| engine.preload_python()),
+        PYTHON_PRELOAD_FALLBACK_MS,
+    );
     let weak = Rc::downgrade(&engine);
     browser::set_interval(
         move || {
@@ -213,9 +220,23 @@ impl Engine {
         }
     }
 
+    /// Starts loading Python in the background (once), reporting progress.
+    fn preload_python(&mut self) {
+        if self.python_requested {
+            return;
+        }
+        let Some(runner) = self.runner.as_mut() else {
+            return;
+        };
+        self.python_requested = true;
+        let python = self.signals.python;
+        runner.preload_python(move |status| python.set(status));
+    }
+
     /// Runs the current code in the current language (Run button, Ctrl+Enter).
     /// One run at a time: a run asked for while one is going is refused.
     pub fn run_code(&mut self) {
+        self.preload_python();
         let Some(runner) = &self.runner else { return };
         if self.signals.running.get_untracked() || runner.is_running() {
             return;
@@ -562,6 +583,7 @@ impl Engine {
                         engine.editor = Some(editor);
                         signals.editor_ready.set(true);
                         engine.refresh_participants();
+                        engine.preload_python();
                     }
                     Err(e) => signals
                         .problem
