@@ -67,6 +67,7 @@ class Shard {
     /** marker id -> {t0, session (local index), sender, seenMask} */
     this.inflight = new Map()
     this.latencies = []
+    this.sentAt = [] // absolute send time (ms since epoch) of each latency sample, for the timeline
     this.nextMarker = 0
     this.editsSent = 0
     this.deletesSent = 0
@@ -127,6 +128,7 @@ class Shard {
         if (rec.seenMask & bit) { this.duplicateArrivals++; continue }
         rec.seenMask |= bit
         this.latencies.push(t - rec.t0)
+        this.sentAt.push(performance.timeOrigin + rec.t0)
         if (rec.seenMask === this.fullMask) {
           this.inflight.delete(m[1])
           this.sessions[rec.session][rec.sender].own.push(m[1])
@@ -260,6 +262,7 @@ class Shard {
   stats () {
     return {
       latencies: Float64Array.from(this.latencies),
+      sentAt: Float64Array.from(this.sentAt),
       editsSent: this.editsSent,
       deletesSent: this.deletesSent,
       undelivered: this.inflight.size,
@@ -309,7 +312,7 @@ if (!isMainThread) {
       else if (cmd.op === 'finish') {
         const stats = shard.stats()
         shard.destroy()
-        parentPort.postMessage({ op: 'finish', ...stats }, [stats.latencies.buffer])
+        parentPort.postMessage({ op: 'finish', ...stats }, [stats.latencies.buffer, stats.sentAt.buffer])
         setTimeout(() => process.exit(0), 100).unref()
       }
     } catch (err) {
@@ -448,6 +451,16 @@ async function main () {
   let off = 0
   for (const s of stats) { allLat.set(s.latencies, off); off += s.latencies.length }
   const lat = percentiles(allLat)
+  // Latency by the second in which the edit was made: shows stalls and their period.
+  const editStartAbs = performance.timeOrigin + editStart
+  const buckets = Array.from({ length: Math.ceil(editWall) }, () => [])
+  for (const s of stats) {
+    for (let i = 0; i < s.latencies.length; i++) {
+      const b = Math.floor((s.sentAt[i] - editStartAbs) / 1000)
+      buckets[Math.max(0, Math.min(buckets.length - 1, b))].push(s.latencies[i])
+    }
+  }
+  const timeline = buckets.map((b, second) => ({ second, ...percentiles(b) }))
   const editsSent = sum(stats, (s) => s.editsSent)
   const expectedEdits = R * C * E * D
   const undelivered = sum(stats, (s) => s.undelivered)
@@ -476,6 +489,7 @@ async function main () {
       perSecond: round(editsSent / editWall, 1)
     },
     latencyMs: lat,
+    latencyTimeline: timeline.map(({ second, count, p50, p99, max }) => ({ second, count, p50, p99, max })),
     delivery: {
       expectedArrivals: editsSent * (C - 1),
       arrivals: allLat.length,
@@ -549,6 +563,7 @@ function printSummary (r) {
     `== loadgen ${r.target}: ${r.label} (${r.config.connections} connections, ${r.config.offeredEditsPerSecond} edits/s offered, ${r.config.generatorThreads} generator thread(s)) ==`,
     `edits sent        ${r.edits.sent} (${r.edits.achievedPercent}% of offered, ${r.edits.perSecond}/s), deletes ${r.edits.deletes}`,
     `relay latency ms  p50 ${l.p50}  p95 ${l.p95}  p99 ${l.p99}  max ${l.max}  (mean ${l.mean}, n=${l.count})`,
+    `p99 by second     ${r.latencyTimeline.map((b) => b.p99 == null ? '-' : Math.round(b.p99)).join(' ')}`,
     `delivered         ${r.delivery.arrivals}/${r.delivery.expectedArrivals} marker arrivals, undelivered ${r.delivery.undeliveredMarkers}, remote updates ${r.delivery.remoteUpdatesPerSecond}/s`,
     `convergence       ${r.convergence.converged ? 'OK' : 'FAILED'}: ${r.convergence.sessionsIdentical}/${r.convergence.sessions} sessions identical, fresh clients ${r.convergence.freshClientsMatched}/${r.convergence.sessions} matched (${r.convergence.freshClientsSynced} synced), mean text ${r.convergence.meanTextLength} chars`,
     `connections       closes ${r.connectionEvents.closes} ${JSON.stringify(r.connectionEvents.closeCodes)}, errors ${r.connectionEvents.errors}, reconnects ${r.connectionEvents.reconnects}`,
