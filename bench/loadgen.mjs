@@ -453,7 +453,7 @@ async function main () {
   const lat = percentiles(allLat)
   // Latency by the second in which the edit was made: shows stalls and their period.
   const editStartAbs = performance.timeOrigin + editStart
-  const buckets = Array.from({ length: Math.ceil(editWall) }, () => [])
+  const buckets = Array.from({ length: Math.max(1, Math.round(editWall)) }, () => [])
   for (const s of stats) {
     for (let i = 0; i < s.latencies.length; i++) {
       const b = Math.floor((s.sentAt[i] - editStartAbs) / 1000)

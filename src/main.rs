@@ -5,11 +5,11 @@
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     use clap::Parser;
-    use pairpad::server::{config::Config, serve};
+    use pairpad::server::{bind, config::Config, serve};
 
     let config = Config::parse();
     init_tracing(&config);
-    let listener = match tokio::net::TcpListener::bind(config.addr).await {
+    let listener = match bind(config.addr) {
         Ok(listener) => listener,
         Err(e) => {
             tracing::error!(addr = %config.addr, error = %e, "cannot listen");

@@ -21,6 +21,7 @@ use crate::{
 };
 use axum::{
     routing::{any, get, post},
+    serve::ListenerExt,
     Router,
 };
 use config::Config;
@@ -93,6 +94,22 @@ pub fn leptos_options(config: &Config) -> leptos::config::LeptosOptions {
         .build()
 }
 
+/// Pending connections the kernel queues for us: a reconnect storm after a
+/// restart (thousands of clients at once) must not overflow it.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the listening socket with a deep accept queue.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Opens storage, serves on `listener` until `shutdown` resolves, then closes
 /// every WebSocket with 1001 after flushing storage.
 pub async fn serve(
@@ -112,6 +129,13 @@ pub async fn serve(
     ));
     tracing::info!(addr = %listener.local_addr()?, "pairpad listening");
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // No Nagle: relay frames are small and must leave at once (with Nagle and
+    // delayed ACKs, back-to-back frames wait up to 40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot disable Nagle on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

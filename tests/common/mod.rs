@@ -5,7 +5,7 @@
 
 use pairpad::server::{config::Config, serve};
 use std::{net::SocketAddr, path::PathBuf};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -31,7 +31,7 @@ impl TestServer {
         config.site_root = data_dir.join("no-site");
         config.create_limit = 0;
         configure(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = pairpad::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(config, listener, async {
