@@ -65,6 +65,8 @@ impl TestServer {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A request that hangs fails its test instead of hanging the suite.
+        .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap()
 }
