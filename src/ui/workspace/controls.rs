@@ -1,7 +1,7 @@
 //! The session bar's controls: language, theme, display name, connection status,
 //! the users list and join/leave notices.
 
-use super::signals::{ConnectionState, WorkspaceSignals};
+use super::signals::WorkspaceSignals;
 use crate::{domain::Language, interop::editor::Theme};
 use leptos::prelude::*;
 
@@ -116,9 +116,4 @@ pub fn UserList(signals: WorkspaceSignals) -> impl IntoView {
             </div>
         </aside>
     }
-}
-
-/// Whether the status is "connected".
-pub fn is_connected(signals: &WorkspaceSignals) -> bool {
-    signals.status.get() == ConnectionState::Connected
 }
