@@ -478,7 +478,13 @@ export class CodeRunner {
   _drain(run, budget = Infinity) {
     const ch = run.channel;
     if (!ch) return;
-    const end = Math.min(Atomics.load(ch.hdr, 0), ch.data.length, ch.read + budget);
+    // The worker writes its data before raising the truncated flag, so read the
+    // flag first: everything written before it is then visible below. (Reading
+    // it after the data could see a flag whose data this call did not read yet,
+    // and drop lines that were within the cap.)
+    const flagged = Atomics.load(ch.hdr, 1) === 1;
+    const written = Atomics.load(ch.hdr, 0);
+    const end = Math.min(written, ch.data.length, ch.read + budget);
     if (end > ch.read) {
       const bytes = ch.data.slice(ch.read, end); // a private (unshared) copy
       ch.read = end;
@@ -499,7 +505,7 @@ export class CodeRunner {
       }
       emit(bytes.length);
     }
-    if (Atomics.load(ch.hdr, 1) === 1) this._truncated(run, null);
+    if (flagged && ch.read >= Math.min(written, ch.data.length)) this._truncated(run, null);
   }
 
   // Page-side cap (the workers enforce the same limits; this is the second wall).
