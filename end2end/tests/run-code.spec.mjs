@@ -12,24 +12,10 @@
 
 import util from 'node:util';
 import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
+import { RUN_END, texts, presetName, setCode, editorText, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
 
 /** Pyodide is ~12 MB and compiles on a 2-core machine: allow for it. */
 const PYTHON_LOAD = { timeout: 120_000 };
-/** A short program finishes (and shows up elsewhere) within this. */
-const RUN_END = { timeout: 20_000 };
-
-// --- helpers (same in every run-*.spec.mjs; no shared module is ours to add) -------------
-
-/** Makes every page of `context` start with display name `name`. */
-async function presetName(context, name) {
-  await context.addInitScript((n) => {
-    try {
-      localStorage.setItem('pairpad.name', n);
-    } catch {
-      // about:blank has no storage
-    }
-  }, name);
-}
 
 /** Opens session `id` in `page` and waits until its editor is live. */
 async function openSession(page, id) {
@@ -48,51 +34,6 @@ async function waitForPython(page) {
     PYTHON_LOAD,
   );
   await expect(page.getByTestId('python-status')).toHaveText('Python ready');
-}
-
-/** Replaces the editor's text (goes through the normal edit path and syncs). */
-async function setCode(page, code) {
-  await page.evaluate((c) => window.monaco.editor.getModels()[0].setValue(c), code);
-}
-
-function editorText(page) {
-  return page.evaluate(() => window.monaco.editor.getModels()[0].getValue());
-}
-
-/** The output panel's lines as `{ stream, text }`. */
-function outputLines(page) {
-  return page
-    .getByTestId('output')
-    .locator('.line')
-    .evaluateAll((els) => els.map((el) => ({ stream: el.getAttribute('data-stream'), text: el.textContent })));
-}
-
-const texts = (lines, stream) => lines.filter((l) => !stream || l.stream === stream).map((l) => l.text);
-
-/** Empties the panel, then clicks Run (the status line that appears is this run's). */
-async function startRun(page) {
-  await page.getByTestId('clear-output').click();
-  await expect(page.getByTestId('run-status')).toHaveCount(0);
-  await expect(page.getByTestId('run-button')).toBeEnabled();
-  await page.getByTestId('run-button').click();
-}
-
-/** Waits for the run on the page to end; returns its status, status text and lines. */
-async function runEnded(page, wait = RUN_END) {
-  const status = page.getByTestId('run-status');
-  await expect(status, 'the run never ended').toHaveAttribute('data-status', /^(ok|error|timeout|stopped)$/, wait);
-  return {
-    status: await status.getAttribute('data-status'),
-    summary: (await status.textContent()).trim(),
-    lines: await outputLines(page),
-  };
-}
-
-/** Sets the code, runs it and waits for the end. */
-async function run(page, code, wait = RUN_END) {
-  await setCode(page, code);
-  await startRun(page);
-  return runEnded(page, wait);
 }
 
 // ------------------------------------------------------------------------------------------

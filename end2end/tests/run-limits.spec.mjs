@@ -5,12 +5,12 @@
 // next run works; output past the line cap is cut with a notice.
 
 import { test, expect } from '../support/fixtures.mjs';
+import { RUN_END, texts, presetName, setCode, editorText, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
 import { OwnServer } from '../measure/server.mjs';
 
 const TIME_LIMIT_SECS = 2;
 const MAX_OUTPUT_LINES = 50;
 const PYTHON_LOAD = { timeout: 120_000 };
-const RUN_END = { timeout: 20_000 };
 
 let server;
 
@@ -32,18 +32,6 @@ test.afterEach(async ({}, testInfo) => {
   }
 });
 
-// --- helpers (same in every run-*.spec.mjs; no shared module is ours to add) -------------
-
-async function presetName(context, name) {
-  await context.addInitScript((n) => {
-    try {
-      localStorage.setItem('pairpad.name', n);
-    } catch {
-      // about:blank has no storage
-    }
-  }, name);
-}
-
 /** Creates a session on our server, opens it and waits for the editor (and Python). */
 async function openNewSession(page, context, language) {
   await presetName(context, 'Ada');
@@ -61,46 +49,6 @@ async function openNewSession(page, context, language) {
       PYTHON_LOAD,
     );
   }
-}
-
-async function setCode(page, code) {
-  await page.evaluate((c) => window.monaco.editor.getModels()[0].setValue(c), code);
-}
-
-function editorText(page) {
-  return page.evaluate(() => window.monaco.editor.getModels()[0].getValue());
-}
-
-function outputLines(page) {
-  return page
-    .getByTestId('output')
-    .locator('.line')
-    .evaluateAll((els) => els.map((el) => ({ stream: el.getAttribute('data-stream'), text: el.textContent })));
-}
-
-const texts = (lines, stream) => lines.filter((l) => !stream || l.stream === stream).map((l) => l.text);
-
-async function startRun(page) {
-  await page.getByTestId('clear-output').click();
-  await expect(page.getByTestId('run-status')).toHaveCount(0);
-  await expect(page.getByTestId('run-button')).toBeEnabled();
-  await page.getByTestId('run-button').click();
-}
-
-async function runEnded(page, wait = RUN_END) {
-  const status = page.getByTestId('run-status');
-  await expect(status, 'the run never ended').toHaveAttribute('data-status', /^(ok|error|timeout|stopped)$/, wait);
-  return {
-    status: await status.getAttribute('data-status'),
-    summary: (await status.textContent()).trim(),
-    lines: await outputLines(page),
-  };
-}
-
-async function run(page, code, wait = RUN_END) {
-  await setCode(page, code);
-  await startRun(page);
-  return runEnded(page, wait);
 }
 
 // ------------------------------------------------------------------------------------------

@@ -14,22 +14,10 @@
 
 import { randomUUID } from 'node:crypto';
 import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
+import { RUN_END, texts, presetName, setCode, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
 import { ORIGIN, HOST, PYODIDE_DIR } from '../support/env.mjs';
 
 const PYTHON_LOAD = { timeout: 120_000 };
-const RUN_END = { timeout: 20_000 };
-
-// --- helpers (same in every run-*.spec.mjs; no shared module is ours to add) -------------
-
-async function presetName(context, name) {
-  await context.addInitScript((n) => {
-    try {
-      localStorage.setItem('pairpad.name', n);
-    } catch {
-      // about:blank has no storage
-    }
-  }, name);
-}
 
 async function openSession(page, id) {
   const response = await page.goto(`/s/${id}`);
@@ -38,42 +26,6 @@ async function openSession(page, id) {
     timeout: 30_000,
   });
   await expect(page.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
-}
-
-async function setCode(page, code) {
-  await page.evaluate((c) => window.monaco.editor.getModels()[0].setValue(c), code);
-}
-
-function outputLines(page) {
-  return page
-    .getByTestId('output')
-    .locator('.line')
-    .evaluateAll((els) => els.map((el) => ({ stream: el.getAttribute('data-stream'), text: el.textContent })));
-}
-
-const texts = (lines, stream) => lines.filter((l) => !stream || l.stream === stream).map((l) => l.text);
-
-async function startRun(page) {
-  await page.getByTestId('clear-output').click();
-  await expect(page.getByTestId('run-status')).toHaveCount(0);
-  await expect(page.getByTestId('run-button')).toBeEnabled();
-  await page.getByTestId('run-button').click();
-}
-
-async function runEnded(page, wait = RUN_END) {
-  const status = page.getByTestId('run-status');
-  await expect(status, 'the run never ended').toHaveAttribute('data-status', /^(ok|error|timeout|stopped)$/, wait);
-  return {
-    status: await status.getAttribute('data-status'),
-    summary: (await status.textContent()).trim(),
-    lines: await outputLines(page),
-  };
-}
-
-async function run(page, code, wait = RUN_END) {
-  await setCode(page, code);
-  await startRun(page);
-  return runEnded(page, wait);
 }
 
 // --- what reaches the network and the server ----------------------------------------------
