@@ -62,3 +62,13 @@ export async function run(page, code, wait = RUN_END) {
   await startRun(page);
   return runEnded(page, wait);
 }
+
+/** Opens session `id` in `page` and waits until its editor is live. */
+export async function openSession(page, id) {
+  const response = await page.goto(`/s/${id}`);
+  expect(response.status()).toBe(200);
+  await expect(page.getByTestId('editor'), 'the editor never became ready').toHaveAttribute('data-ready', 'true', {
+    timeout: 30_000,
+  });
+  await expect(page.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
+}

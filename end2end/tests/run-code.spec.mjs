@@ -12,20 +12,10 @@
 
 import util from 'node:util';
 import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
-import { RUN_END, texts, presetName, setCode, editorText, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
+import { RUN_END, texts, openSession, presetName, setCode, editorText, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
 
 /** Pyodide is ~12 MB and compiles on a 2-core machine: allow for it. */
 const PYTHON_LOAD = { timeout: 120_000 };
-
-/** Opens session `id` in `page` and waits until its editor is live. */
-async function openSession(page, id) {
-  const response = await page.goto(`/s/${id}`);
-  expect(response.status()).toBe(200);
-  await expect(page.getByTestId('editor'), 'the editor never became ready').toHaveAttribute('data-ready', 'true', {
-    timeout: 30_000,
-  });
-  await expect(page.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
-}
 
 async function waitForPython(page) {
   await expect(page.getByTestId('python-status'), 'Python never finished loading').toHaveAttribute(

@@ -14,19 +14,10 @@
 
 import { randomUUID } from 'node:crypto';
 import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
-import { RUN_END, texts, presetName, setCode, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
+import { RUN_END, texts, openSession, presetName, setCode, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
 import { ORIGIN, HOST, PYODIDE_DIR } from '../support/env.mjs';
 
 const PYTHON_LOAD = { timeout: 120_000 };
-
-async function openSession(page, id) {
-  const response = await page.goto(`/s/${id}`);
-  expect(response.status()).toBe(200);
-  await expect(page.getByTestId('editor'), 'the editor never became ready').toHaveAttribute('data-ready', 'true', {
-    timeout: 30_000,
-  });
-  await expect(page.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
-}
 
 // --- what reaches the network and the server ----------------------------------------------
 

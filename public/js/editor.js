@@ -196,10 +196,6 @@ class EditorHandle {
     this.monaco.editor.setTheme(theme === 'dark' ? 'vs-dark' : 'vs');
   }
 
-  focus() {
-    this.editor.focus();
-  }
-
   /** Draws others' carets and selections: json [{id, name, color, anchor, head}]. */
   setPeers(peersJson) {
     const monaco = this.monaco;

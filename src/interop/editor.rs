@@ -87,8 +87,6 @@ mod raw {
         #[wasm_bindgen(method, js_name = setPeers)]
         pub fn set_peers(this: &EditorHandle, peers: &str);
         #[wasm_bindgen(method)]
-        pub fn focus(this: &EditorHandle);
-        #[wasm_bindgen(method)]
         pub fn dispose(this: &EditorHandle);
     }
 }
@@ -205,10 +203,6 @@ mod browser {
             let json = serde_json::to_string(peers).unwrap_or_else(|_| "[]".into());
             self.handle.set_peers(&json);
         }
-
-        pub fn focus(&self) {
-            self.handle.focus();
-        }
     }
 
     impl Drop for Editor {
@@ -255,6 +249,4 @@ impl Editor {
     pub fn set_theme(&self, _theme: Theme) {}
 
     pub fn set_peers(&self, _peers: &[PeerCursor]) {}
-
-    pub fn focus(&self) {}
 }

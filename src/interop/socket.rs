@@ -91,10 +91,6 @@ mod browser {
         pub fn buffered_amount(&self) -> u32 {
             self.ws.buffered_amount()
         }
-
-        pub fn is_open(&self) -> bool {
-            self.ws.ready_state() == WebSocket::OPEN
-        }
     }
 
     impl Drop for Socket {
@@ -126,9 +122,5 @@ impl Socket {
 
     pub fn buffered_amount(&self) -> u32 {
         0
-    }
-
-    pub fn is_open(&self) -> bool {
-        false
     }
 }
