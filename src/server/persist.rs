@@ -1,6 +1,7 @@
 //! The update writer: one thread that appends document updates to storage in
-//! group commits. Rooms hand it updates and wait for the commit before applying
-//! and relaying them, so nothing another client has seen is missing from disk.
+//! group commits (whatever queued while the previous commit ran goes into the
+//! next). Rooms hand it updates and wait for the commit before applying and
+//! relaying them, so nothing another client has seen is missing from disk.
 
 use crate::storage::{Storage, StorageError, StorageResult, UpdateRecord};
 use std::{
@@ -87,6 +88,10 @@ fn write_loop(storage: Arc<dyn Storage>, queue: mpsc::Receiver<Job>) {
         for done in waiting {
             let _ = done.send(result.clone());
         }
+    }
+    // Leave nothing for the next start to replay.
+    if let Err(e) = storage.flush() {
+        tracing::error!(error = %e, "flushing storage at shutdown failed");
     }
 }
 

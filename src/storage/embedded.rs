@@ -1,25 +1,61 @@
-//! The embedded backend: one redb database file in the data dir.
+//! The embedded backend: one redb database file in the data dir, fronted by a
+//! journal for the update log's hot path.
 //!
 //! Tables: `sessions` (id -> JSON metadata), `updates` ((id, seq) -> timestamp +
-//! update bytes: the append-only log) and `snapshots` (id -> covered seq + state).
-//! redb commits are durable (fsync) before `commit` returns, which is what lets the
-//! sync layer relay an update only after it is stored.
+//! update bytes: the append-only log), `snapshots` (id -> covered seq + state) and
+//! `journal` (the last journal generation folded into `updates`).
+//!
+//! Appended updates are durable once they are in the journal (one write and one
+//! fdatasync per group commit, see [`super::journal`]); they are folded into
+//! `updates` in one redb transaction every [`FOLD_INTERVAL`] or [`FOLD_BYTES`],
+//! before any read of a session that has unfolded updates, and on [`Storage::flush`].
+//! Opening replays whatever a crash left unfolded. Other changes are redb commits,
+//! durable (fsync) before `commit` returns.
 
-use super::{LoggedUpdate, Storage, StorageError, StorageResult, StoredDocument, UpdateRecord};
+use super::{
+    journal::{self, Journal},
+    LoggedUpdate, Storage, StorageError, StorageResult, StoredDocument, UpdateRecord,
+};
 use crate::domain::{Language, SessionId, SessionMeta};
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use std::{collections::HashMap, path::Path};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
 
 const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions");
 const UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
 const SNAPSHOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("snapshots");
+const JOURNAL_STATE: TableDefinition<&str, u64> = TableDefinition::new("journal");
+const FOLDED_GENERATION: &str = "folded_generation";
 
 /// File name of the database inside the data dir.
 pub const DATABASE_FILE: &str = "pairpad.redb";
+/// File name of the journal inside the data dir.
+pub const JOURNAL_FILE: &str = "pairpad.journal";
+/// The journal's preallocated size: more than [`FOLD_BYTES`] plus a big batch.
+const JOURNAL_CAPACITY: u64 = 16 << 20;
+/// Unfolded journal bytes that trigger a fold.
+pub const FOLD_BYTES: usize = 4 << 20;
+/// Longest time updates stay only in the journal while appends go on. Each fold
+/// is one redb commit, so this bounds how many the update log costs.
+pub const FOLD_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Storage in a redb file.
 pub struct EmbeddedStorage {
     db: Database,
+    journal: Mutex<JournalState>,
+}
+
+/// The journal and what of it is not yet in the database.
+struct JournalState {
+    journal: Journal,
+    /// Journaled records not yet folded into `updates`, oldest first.
+    unfolded: Vec<UpdateRecord>,
+    unfolded_bytes: usize,
+    last_fold: Instant,
 }
 
 fn err(e: impl std::fmt::Display) -> StorageError {
@@ -75,19 +111,86 @@ fn last_seq(
 }
 
 impl EmbeddedStorage {
-    /// Opens (or creates) the database in `data_dir`, creating the dir if needed.
+    /// Opens (or creates) the database and journal in `data_dir`, creating the dir
+    /// if needed, and folds in what the journal holds from an earlier run.
     pub fn open(data_dir: &Path) -> StorageResult<Self> {
         std::fs::create_dir_all(data_dir).map_err(err)?;
         let db = Database::create(data_dir.join(DATABASE_FILE)).map_err(err)?;
         // Create the tables up front so that readers never meet a missing table.
         let tx = db.begin_write().map_err(err)?;
+        let folded_generation;
         {
             tx.open_table(SESSIONS).map_err(err)?;
             tx.open_table(UPDATES).map_err(err)?;
             tx.open_table(SNAPSHOTS).map_err(err)?;
+            let state = tx.open_table(JOURNAL_STATE).map_err(err)?;
+            folded_generation = state
+                .get(FOLDED_GENERATION)
+                .map_err(err)?
+                .map(|v| v.value())
+                .unwrap_or(0);
         }
         tx.commit().map_err(err)?;
-        Ok(Self { db })
+
+        let (mut journal, recovered) =
+            Journal::open(&data_dir.join(JOURNAL_FILE), JOURNAL_CAPACITY).map_err(err)?;
+        // A generation at or below the folded one was folded before a crash that
+        // came before the journal restarted: replaying it would log updates twice.
+        if recovered.generation > folded_generation && !recovered.records.is_empty() {
+            let tx = db.begin_write().map_err(err)?;
+            insert_log(&tx, &recovered.records)?;
+            set_folded_generation(&tx, recovered.generation)?;
+            tx.commit().map_err(err)?;
+            tracing::info!(
+                updates = recovered.records.len(),
+                "replayed updates the last run had not folded"
+            );
+        }
+        journal
+            .restart(recovered.generation.max(folded_generation) + 1)
+            .map_err(err)?;
+        Ok(Self {
+            db,
+            journal: Mutex::new(JournalState {
+                journal,
+                unfolded: Vec::new(),
+                unfolded_bytes: 0,
+                last_fold: Instant::now(),
+            }),
+        })
+    }
+
+    fn journal(&self) -> MutexGuard<'_, JournalState> {
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves every unfolded record into `updates` (one redb commit), then starts
+    /// the journal afresh.
+    fn fold(&self, state: &mut JournalState) -> StorageResult<()> {
+        state.last_fold = Instant::now();
+        if state.unfolded.is_empty() {
+            return Ok(());
+        }
+        let generation = state.journal.generation();
+        let tx = self.db.begin_write().map_err(err)?;
+        insert_log(&tx, &state.unfolded)?;
+        set_folded_generation(&tx, generation)?;
+        tx.commit().map_err(err)?;
+        state.unfolded.clear();
+        state.unfolded_bytes = 0;
+        // Keep the buffer from growing without bound after a burst.
+        state.unfolded.shrink_to(1024);
+        state.journal.restart(generation + 1).map_err(err)
+    }
+
+    /// Folds first if `id` has updates only in the journal, so that a read of the
+    /// database sees everything appended.
+    fn fold_if_unfolded(&self, id: SessionId) -> StorageResult<()> {
+        let mut state = self.journal();
+        if state.unfolded.iter().any(|r| r.session == id) {
+            self.fold(&mut state)?;
+        }
+        Ok(())
     }
 
     fn update_meta(
@@ -187,42 +290,26 @@ impl Storage for EmbeddedStorage {
         if batch.is_empty() {
             return Ok(());
         }
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let sessions = tx.open_table(SESSIONS).map_err(err)?;
-            let mut updates = tx.open_table(UPDATES).map_err(err)?;
-            // Next sequence number per session in this batch (None = unknown session).
-            let mut next_seq: HashMap<SessionId, Option<u64>> = HashMap::new();
-            for record in batch {
-                let slot = match next_seq.get_mut(&record.session) {
-                    Some(slot) => slot,
-                    None => {
-                        let known = sessions
-                            .get(record.session.as_u128())
-                            .map_err(err)?
-                            .is_some();
-                        let first = if known {
-                            Some(last_seq(&updates, record.session)? + 1)
-                        } else {
-                            None
-                        };
-                        next_seq.entry(record.session).or_insert(first)
-                    }
-                };
-                let Some(seq) = slot.as_mut() else { continue };
-                updates
-                    .insert(
-                        (record.session.as_u128(), *seq),
-                        encode_logged(record.at_ms, &record.update).as_slice(),
-                    )
-                    .map_err(err)?;
-                *seq += 1;
+        let mut state = self.journal();
+        let bytes = journal::encoded_len(batch);
+        if !state.journal.has_room_for(bytes) {
+            self.fold(&mut state)?;
+        }
+        state.journal.append(batch).map_err(err)?;
+        // Durable from here on: a failed fold below is retried later, and
+        // recovery would replay the journal anyway.
+        state.unfolded.extend_from_slice(batch);
+        state.unfolded_bytes += bytes as usize;
+        if state.unfolded_bytes >= FOLD_BYTES || state.last_fold.elapsed() >= FOLD_INTERVAL {
+            if let Err(e) = self.fold(&mut state) {
+                tracing::error!(error = %e, "folding the journal into the database failed");
             }
         }
-        tx.commit().map_err(err)
+        Ok(())
     }
 
     fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument> {
+        self.fold_if_unfolded(id)?;
         let tx = self.db.begin_read().map_err(err)?;
         let snapshots = tx.open_table(SNAPSHOTS).map_err(err)?;
         let (snapshot, snapshot_seq) = match snapshots.get(id.as_u128()).map_err(err)? {
@@ -256,6 +343,7 @@ impl Storage for EmbeddedStorage {
     }
 
     fn update_log(&self, id: SessionId) -> StorageResult<Vec<LoggedUpdate>> {
+        self.fold_if_unfolded(id)?;
         let tx = self.db.begin_read().map_err(err)?;
         let updates_table = tx.open_table(UPDATES).map_err(err)?;
         let mut log = Vec::new();
@@ -267,6 +355,9 @@ impl Storage for EmbeddedStorage {
     }
 
     fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64> {
+        // The snapshot covers the log up to its last entry: that must include
+        // everything still in the journal.
+        self.fold_if_unfolded(id)?;
         let tx = self.db.begin_write().map_err(err)?;
         let through_seq;
         {
@@ -283,6 +374,52 @@ impl Storage for EmbeddedStorage {
         tx.commit().map_err(err)?;
         Ok(through_seq)
     }
+
+    fn flush(&self) -> StorageResult<()> {
+        let mut state = self.journal();
+        self.fold(&mut state)
+    }
+}
+
+/// Appends `batch` to the `updates` log in `tx`, numbering each session's entries
+/// on from its last. Updates of unknown (deleted) sessions are dropped.
+fn insert_log(tx: &WriteTransaction, batch: &[UpdateRecord]) -> StorageResult<()> {
+    let sessions = tx.open_table(SESSIONS).map_err(err)?;
+    let mut updates = tx.open_table(UPDATES).map_err(err)?;
+    // Next sequence number per session in this batch (None = unknown session).
+    let mut next_seq: HashMap<SessionId, Option<u64>> = HashMap::new();
+    for record in batch {
+        let slot = match next_seq.get_mut(&record.session) {
+            Some(slot) => slot,
+            None => {
+                let known = sessions
+                    .get(record.session.as_u128())
+                    .map_err(err)?
+                    .is_some();
+                let first = if known {
+                    Some(last_seq(&updates, record.session)? + 1)
+                } else {
+                    None
+                };
+                next_seq.entry(record.session).or_insert(first)
+            }
+        };
+        let Some(seq) = slot.as_mut() else { continue };
+        updates
+            .insert(
+                (record.session.as_u128(), *seq),
+                encode_logged(record.at_ms, &record.update).as_slice(),
+            )
+            .map_err(err)?;
+        *seq += 1;
+    }
+    Ok(())
+}
+
+fn set_folded_generation(tx: &WriteTransaction, generation: u64) -> StorageResult<()> {
+    let mut state = tx.open_table(JOURNAL_STATE).map_err(err)?;
+    state.insert(FOLDED_GENERATION, generation).map_err(err)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -410,5 +547,92 @@ mod tests {
             StoredDocument::default()
         );
         assert!(storage.update_log(a.id).unwrap().is_empty());
+    }
+
+    fn records(session: SessionId, count: u8) -> Vec<UpdateRecord> {
+        (1..=count)
+            .map(|i| UpdateRecord {
+                session,
+                at_ms: u64::from(i),
+                update: vec![i; 3],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn appended_updates_survive_a_crash_and_are_replayed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = meta(1);
+        {
+            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            storage.insert_session(&a).unwrap();
+            for record in records(a.id, 5) {
+                storage.append_updates(&[record]).unwrap();
+            }
+            // Dropped without flush: like a crash, the updates are only journaled.
+        }
+        for _ in 0..2 {
+            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            let log = storage.update_log(a.id).unwrap();
+            let seqs: Vec<u64> = log.iter().map(|u| u.seq).collect();
+            assert_eq!(seqs, vec![1, 2, 3, 4, 5], "every update once, in order");
+            assert_eq!(log[4].update, vec![5; 3]);
+        }
+    }
+
+    #[test]
+    fn flushed_updates_are_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = meta(1);
+        {
+            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            storage.insert_session(&a).unwrap();
+            storage.append_updates(&records(a.id, 3)).unwrap();
+            storage.flush().unwrap();
+            storage.append_updates(&records(a.id, 1)).unwrap();
+        }
+        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        assert_eq!(storage.update_log(a.id).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_fold_interrupted_before_the_journal_restarts_is_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = meta(1);
+        {
+            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            storage.insert_session(&a).unwrap();
+            storage.append_updates(&records(a.id, 2)).unwrap();
+            // Fold into the database but "crash" before the journal restarts.
+            let mut state = storage.journal();
+            let tx = storage.db.begin_write().unwrap();
+            insert_log(&tx, &state.unfolded).unwrap();
+            set_folded_generation(&tx, state.journal.generation()).unwrap();
+            tx.commit().unwrap();
+            state.unfolded.clear();
+        }
+        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        assert_eq!(storage.update_log(a.id).unwrap().len(), 2);
+        storage.append_updates(&records(a.id, 1)).unwrap();
+        assert_eq!(storage.update_log(a.id).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn big_bursts_fold_and_keep_going() {
+        let (_dir, storage) = open();
+        let a = meta(1);
+        storage.insert_session(&a).unwrap();
+        // Several times the journal's capacity, in 256 KiB updates.
+        let update = vec![7u8; 256 << 10];
+        let total = 3 * JOURNAL_CAPACITY as usize / update.len();
+        for i in 0..total {
+            let record = UpdateRecord {
+                session: a.id,
+                at_ms: i as u64,
+                update: update.clone(),
+            };
+            storage.append_updates(&[record]).unwrap();
+        }
+        assert_eq!(storage.update_log(a.id).unwrap().len(), total);
     }
 }

@@ -6,6 +6,7 @@
 //! are blocking: async callers go through `spawn_blocking` or a writer thread.
 
 pub mod embedded;
+pub mod journal;
 
 use crate::domain::{SessionId, SessionMeta};
 
@@ -75,9 +76,10 @@ pub trait Storage: Send + Sync + 'static {
     fn sessions_inactive_since(&self, cutoff_ms: u64) -> StorageResult<Vec<SessionId>>;
     /// How many sessions exist.
     fn session_count(&self) -> StorageResult<u64>;
-    /// Appends updates in one durable transaction. Updates of unknown sessions
-    /// are dropped. (Last activity is not touched here: that would double the
-    /// pages written per commit; rooms record it with `touch` now and then.)
+    /// Appends updates durably (in order, all or none) before returning. Updates of
+    /// unknown sessions are dropped. Called for every group commit of the sync
+    /// hot path, so it must be cheap. (Last activity is not touched here; rooms
+    /// record it with `touch` now and then.)
     fn append_updates(&self, batch: &[UpdateRecord]) -> StorageResult<()>;
     /// The snapshot and the updates logged after it.
     fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument>;
@@ -87,4 +89,7 @@ pub trait Storage: Send + Sync + 'static {
     /// logged so far (the caller has no append in flight). Returns the last log
     /// entry it covers.
     fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64>;
+    /// Moves whatever is buffered for speed into its final place (called on
+    /// graceful shutdown, so the next start has nothing to replay).
+    fn flush(&self) -> StorageResult<()>;
 }
