@@ -2,13 +2,31 @@
 //! listener and serves until SIGINT/SIGTERM.
 
 #[cfg(feature = "ssr")]
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     use clap::Parser;
-    use pairpad::server::{bind, config::Config, serve};
-
-    let config = Config::parse();
+    let config = pairpad::server::config::Config::parse();
     init_tracing(&config);
+    let runtime = match config.worker_threads {
+        0 | 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(config)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+async fn run(config: pairpad::server::config::Config) -> std::process::ExitCode {
+    use pairpad::server::{bind, serve};
     let listener = match bind(config.addr) {
         Ok(listener) => listener,
         Err(e) => {

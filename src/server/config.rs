@@ -84,6 +84,12 @@ pub struct Config {
     /// Most output a run keeps, in lines.
     #[arg(long, env = "PAIRPAD_MAX_OUTPUT_LINES", default_value_t = limits::DEFAULT_MAX_OUTPUT_LINES)]
     pub max_output_lines: usize,
+
+    /// Threads serving requests and sessions. 1 runs everything on one thread
+    /// (the least CPU per edit: no hand-offs between threads); more spread page
+    /// rendering over cores. Storage writes always have their own thread.
+    #[arg(long, env = "PAIRPAD_WORKER_THREADS", default_value_t = 1)]
+    pub worker_threads: usize,
 }
 
 impl Config {

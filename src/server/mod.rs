@@ -8,6 +8,7 @@ pub mod expiry;
 pub mod headers;
 pub mod hub;
 pub mod metrics;
+pub mod outbox;
 pub mod persist;
 pub mod rate_limit;
 pub mod room;

@@ -6,7 +6,13 @@
 //! Update path: validate -> size check -> append to the log (group commit) ->
 //! apply to the document -> relay to the other connections.
 
-use super::{hub::Hub, metrics::Metrics, persist::UpdateWriter, sessions::blocking};
+use super::{
+    hub::Hub,
+    metrics::Metrics,
+    outbox::{OutboxSender, PushError},
+    persist::UpdateWriter,
+    sessions::blocking,
+};
 use crate::{
     domain::{time::now_ms, Language, Limits, SessionMeta},
     storage::{Storage, UpdateRecord},
@@ -25,17 +31,11 @@ use std::{
     time::Duration,
 };
 use tokio::{
-    sync::{
-        mpsc::{self, error::TrySendError},
-        oneshot,
-    },
+    sync::{mpsc, oneshot},
     time::Instant,
 };
 use yrs::{block::ClientID, sync::Awareness};
 
-/// Frames queued to one connection before it counts as too slow and is dropped
-/// (it reconnects and resyncs, so nothing is lost).
-pub const OUTBOUND_CAPACITY: usize = 512;
 /// Commands queued to a room before senders wait.
 const ROOM_QUEUE_CAPACITY: usize = 1024;
 /// Presence not renewed for this long is removed (y-protocols' outdatedTimeout).
@@ -61,7 +61,7 @@ pub enum OutFrame {
     Close(u16, String),
 }
 
-pub type Outbound = mpsc::Sender<OutFrame>;
+pub type Outbound = OutboxSender;
 
 /// Why a connection could not join.
 #[derive(Debug, Clone)]
@@ -281,9 +281,9 @@ impl Room {
                 }
                 // Our state vector first, then everyone's presence, one message a frame.
                 let step1 = protocol::encode_sync_step1(&self.doc.state_vector());
-                let _ = outbound.try_send(OutFrame::Binary(step1.into()));
+                let _ = outbound.try_push(OutFrame::Binary(step1.into()));
                 if let Some(states) = self.presence_frame() {
-                    let _ = outbound.try_send(OutFrame::Binary(states));
+                    let _ = outbound.try_push(OutFrame::Binary(states));
                 }
                 self.connections.insert(
                     conn,
@@ -503,7 +503,7 @@ impl Room {
 
     fn send_to(&mut self, conn: ConnId, frame: Bytes) {
         let failed = match self.connections.get(&conn) {
-            Some(connection) => connection.outbound.try_send(OutFrame::Binary(frame)).err(),
+            Some(connection) => connection.outbound.try_push(OutFrame::Binary(frame)).err(),
             None => None,
         };
         if let Some(error) = failed {
@@ -512,13 +512,13 @@ impl Room {
     }
 
     fn broadcast_except(&mut self, except: ConnId, frame: &Bytes) {
-        let failed: Vec<(ConnId, TrySendError<OutFrame>)> = self
+        let failed: Vec<(ConnId, PushError)> = self
             .connections
             .iter()
             .filter(|(id, _)| **id != except)
             .filter_map(|(id, c)| {
                 c.outbound
-                    .try_send(OutFrame::Binary(frame.clone()))
+                    .try_push(OutFrame::Binary(frame.clone()))
                     .err()
                     .map(|e| (*id, e))
             })
@@ -531,8 +531,8 @@ impl Room {
     /// A connection whose queue is full is too slow: dropping its sender ends its
     /// task, and the client reconnects and resyncs. One whose task already ended
     /// (its Leave is on the way) is simply forgotten.
-    fn drop_unreachable(&mut self, conn: ConnId, error: &TrySendError<OutFrame>) {
-        if matches!(error, TrySendError::Full(_)) {
+    fn drop_unreachable(&mut self, conn: ConnId, error: &PushError) {
+        if *error == PushError::Full {
             tracing::warn!(session = %self.meta.id, conn, "connection too slow; dropped");
         }
         self.remove_connection(conn);
@@ -542,7 +542,7 @@ impl Room {
         if let Some(connection) = self.connections.get(&conn) {
             let _ = connection
                 .outbound
-                .try_send(OutFrame::Close(code, reason.to_owned()));
+                .try_push(OutFrame::Close(code, reason.to_owned()));
         }
         self.remove_connection(conn);
     }
@@ -551,7 +551,7 @@ impl Room {
         for (_, connection) in self.connections.drain() {
             let _ = connection
                 .outbound
-                .try_send(OutFrame::Close(code, reason.to_owned()));
+                .try_push(OutFrame::Close(code, reason.to_owned()));
         }
         self.publish_connection_count();
     }

@@ -4,11 +4,16 @@
 //! connection, with a close code and a reason.
 
 use super::{
-    hub::IpSlot,
-    room::{close, OutFrame, RoomCommand, OUTBOUND_CAPACITY},
+    hub::{Hub, IpSlot},
+    metrics::Metrics,
+    outbox::{outbox, OutboxReceiver},
+    room::{close, OutFrame, RoomCommand, RoomHandle},
     state::AppState,
 };
-use crate::{domain::rate::TokenBucket, sync::protocol::decode_frame};
+use crate::{
+    domain::{rate::TokenBucket, SessionMeta},
+    sync::protocol::decode_frame,
+};
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
@@ -16,17 +21,31 @@ use axum::{
     },
     response::Response,
 };
-use std::{net::SocketAddr, sync::atomic::Ordering, time::Instant};
-use tokio::sync::mpsc;
+use std::{
+    net::SocketAddr,
+    sync::{atomic::Ordering, Arc},
+    time::Instant,
+};
 
 /// Bytes the socket reads at a time. Small on purpose: tungstenite zero-fills its
 /// whole read buffer before every read, so each idle connection keeps this much
 /// resident memory; big frames just take more reads.
-const READ_BUFFER_BYTES: usize = 512;
+const READ_BUFFER_BYTES: usize = 256;
 
 /// Why the upgraded socket is closed right away instead of joining a room:
 /// a close code and its reason.
 struct Refusal(u16, String);
+
+/// What a connection task needs from the server. Idle connections are the
+/// server's biggest memory cost, so the task captures only this (not the whole
+/// `AppState`) and holds its socket once.
+struct ConnectionContext {
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    max_frame_bytes: usize,
+    messages_per_second: u32,
+    message_burst: u32,
+}
 
 pub async fn upgrade(
     ws: WebSocketUpgrade,
@@ -34,25 +53,36 @@ pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
-    let limits = state.limits.clone();
     // Refusals are sent as close codes after the upgrade: a browser cannot read
     // the HTTP status of a failed upgrade, but it can read a close code and reason.
     let admission = admit(&state, &raw_id, peer).await;
+    let limits = &state.limits;
+    let cx = ConnectionContext {
+        hub: state.hub.clone(),
+        metrics: state.metrics.clone(),
+        max_frame_bytes: limits.max_frame_bytes,
+        messages_per_second: limits.messages_per_second,
+        message_burst: limits.message_burst,
+    };
     ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| async move {
-            let _task = state.hub.track_task();
-            match admission {
-                Ok((meta, slot)) => run_connection(socket, state, meta, slot).await,
-                Err(Refusal(code, reason)) => {
-                    state
-                        .metrics
+        .on_upgrade(move |mut socket| async move {
+            let _task = cx.hub.track_task();
+            let refusal = match admission {
+                // Boxed: the connection's state lives in one allocation sized
+                // for what it holds, not in the upgrade future's layout.
+                Ok((meta, slot)) => Box::pin(run_connection(&mut socket, &cx, meta, slot)).await,
+                Err(refusal) => {
+                    cx.metrics
                         .ws_connections_rejected
                         .fetch_add(1, Ordering::Relaxed);
-                    close_with(socket, code, &reason).await;
+                    Some(refusal)
                 }
+            };
+            if let Some(Refusal(code, reason)) = refusal {
+                Box::pin(close_with(&mut socket, code, &reason)).await;
             }
         })
 }
@@ -61,7 +91,7 @@ async fn admit(
     state: &AppState,
     raw_id: &str,
     peer: SocketAddr,
-) -> Result<(crate::domain::SessionMeta, IpSlot), Refusal> {
+) -> Result<(SessionMeta, IpSlot), Refusal> {
     let id = raw_id
         .parse()
         .map_err(|e| Refusal(close::MALFORMED_SESSION_ID, format!("{e}")))?;
@@ -96,7 +126,7 @@ const CLOSE_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// Sends a Close with `code` and `reason`, then reads (and discards) until the
 /// client answers: dropping the socket with unread data would make the kernel
 /// reset the connection, and the client would see 1006 instead of our code.
-async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
@@ -114,90 +144,97 @@ async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
     let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, drain).await;
 }
 
+/// Joins the session and shuttles frames until either side ends; returns the
+/// close code and reason to send, if the server ends it.
 async fn run_connection(
-    mut socket: WebSocket,
-    state: AppState,
-    meta: crate::domain::SessionMeta,
+    socket: &mut WebSocket,
+    cx: &ConnectionContext,
+    meta: SessionMeta,
     _slot: IpSlot,
-) {
-    let conn = state.hub.next_conn_id();
-    let (outbound, mut to_client) = mpsc::channel(OUTBOUND_CAPACITY);
-    let room = match state.hub.join(&meta, conn, outbound).await {
+) -> Option<Refusal> {
+    let conn = cx.hub.next_conn_id();
+    let (outbound, mut to_client) = outbox();
+    let room = match Box::pin(cx.hub.join(&meta, conn, outbound)).await {
         Ok(room) => room,
         Err(refused) => {
-            state
-                .metrics
+            cx.metrics
                 .ws_connections_rejected
                 .fetch_add(1, Ordering::Relaxed);
-            close_with(socket, refused.code, &refused.reason).await;
-            return;
+            return Some(Refusal(refused.code, refused.reason));
         }
     };
-    state
-        .metrics
+    cx.metrics
         .ws_connections_opened
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(session = %meta.id, conn, "connection joined");
-    let limits = &state.limits;
+    let closing = shuttle(socket, cx, &meta, conn, &room, &mut to_client).await;
+    let _ = room.commands.send(RoomCommand::Leave { conn }).await;
+    tracing::debug!(session = %meta.id, conn, "connection left");
+    closing
+}
+
+async fn shuttle(
+    socket: &mut WebSocket,
+    cx: &ConnectionContext,
+    meta: &SessionMeta,
+    conn: u64,
+    room: &RoomHandle,
+    to_client: &mut OutboxReceiver,
+) -> Option<Refusal> {
     let mut rate = TokenBucket::new(
-        limits.message_burst,
-        f64::from(limits.messages_per_second),
+        cx.message_burst,
+        f64::from(cx.messages_per_second),
         Instant::now(),
     );
-    let closing: Option<(u16, String)> = loop {
+    loop {
         tokio::select! {
             // Outgoing first, so a busy client still hears the room promptly.
             biased;
             out = to_client.recv() => match out {
                 Some(OutFrame::Binary(bytes)) => {
                     if socket.send(Message::Binary(bytes)).await.is_err() {
-                        break None;
+                        return None;
                     }
                 }
-                Some(OutFrame::Close(code, reason)) => break Some((code, reason)),
+                Some(OutFrame::Close(code, reason)) => return Some(Refusal(code, reason)),
                 // The room dropped us (too slow) or went away.
-                None => break Some((close::TRY_AGAIN_LATER, "connection reset by the server; reconnect".into())),
+                None => return Some(Refusal(close::TRY_AGAIN_LATER, "connection reset by the server; reconnect".into())),
             },
             incoming = socket.recv() => match incoming {
-                None => break None,
+                None => return None,
                 Some(Err(e)) => {
                     let text = e.to_string();
                     if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-                        break Some((close::MESSAGE_TOO_BIG, format!("frame larger than {} bytes", limits.max_frame_bytes)));
+                        return Some(Refusal(close::MESSAGE_TOO_BIG, format!("frame larger than {} bytes", cx.max_frame_bytes)));
                     }
-                    break None;
+                    return None;
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    state.metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
+                    cx.metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
                     if rate.try_take(Instant::now()).is_err() {
                         tracing::warn!(session = %meta.id, conn, "closed: message rate limit");
-                        break Some((close::POLICY_VIOLATION, "message rate limit exceeded".into()));
+                        return Some(Refusal(close::POLICY_VIOLATION, "message rate limit exceeded".into()));
                     }
                     match decode_frame(&bytes) {
                         Ok(messages) => {
                             if room.commands.send(RoomCommand::Frame { conn, messages }).await.is_err() {
-                                break Some((close::GOING_AWAY, "session closed".into()));
+                                return Some(Refusal(close::GOING_AWAY, "session closed".into()));
                             }
                         }
                         Err(e) => {
-                            state.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
+                            cx.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(session = %meta.id, conn, error = %e, "closed: malformed frame");
-                            break Some((close::INVALID_PAYLOAD, format!("malformed frame: {e}")));
+                            return Some(Refusal(close::INVALID_PAYLOAD, format!("malformed frame: {e}")));
                         }
                     }
                 }
                 Some(Ok(Message::Text(_))) => {
-                    state.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    break Some((close::UNSUPPORTED_DATA, "text frames are not supported; send binary y-websocket messages".into()));
+                    cx.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    return Some(Refusal(close::UNSUPPORTED_DATA, "text frames are not supported; send binary y-websocket messages".into()));
                 }
-                Some(Ok(Message::Close(_))) => break None,
+                Some(Ok(Message::Close(_))) => return None,
                 Some(Ok(_)) => {} // ping/pong: answered by the library
             },
         }
-    };
-    let _ = room.commands.send(RoomCommand::Leave { conn }).await;
-    if let Some((code, reason)) = closing {
-        close_with(socket, code, &reason).await;
     }
-    tracing::debug!(session = %meta.id, conn, "connection left");
 }
