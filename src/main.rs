@@ -1,20 +1,31 @@
 //! The pairpad server binary: reads configuration, sets up logging, binds the
 //! listener and serves until SIGINT/SIGTERM.
 
+/// Threads for blocking storage calls.
+#[cfg(feature = "ssr")]
+const BLOCKING_THREADS: usize = 4;
+
 #[cfg(feature = "ssr")]
 fn main() -> std::process::ExitCode {
     use clap::Parser;
     let config = pairpad::server::config::Config::parse();
     init_tracing(&config);
-    let runtime = match config.worker_threads {
-        0 | 1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
+    let mut builder = match config.worker_threads {
+        0 | 1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
     };
+    // Blocking calls are storage reads and snapshots of one embedded database:
+    // a few threads serve them as fast as many, and each extra thread would keep
+    // its own malloc arena and stack (thousands of sessions loading at once
+    // otherwise start hundreds).
+    let runtime = builder
+        .max_blocking_threads(BLOCKING_THREADS)
+        .enable_all()
+        .build();
     match runtime {
         Ok(runtime) => runtime.block_on(run(config)),
         Err(e) => {

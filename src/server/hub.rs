@@ -1,6 +1,7 @@
 //! The hub: which sessions are loaded (one room task each), joining them, counting
 //! connections per session and per client IP, and shutting every room down.
 
+use super::queue::QueueReceiver;
 use super::room::{
     ConnId, JoinRefused, Outbound, Room, RoomCommand, RoomContext, RoomHandle, RoomStats,
 };
@@ -13,7 +14,7 @@ use std::{
         Arc, Mutex,
     },
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 pub struct Hub {
     rooms: Mutex<HashMap<SessionId, RoomHandle>>,
@@ -201,7 +202,7 @@ impl Hub {
         &self,
         id: SessionId,
         stats: &Arc<RoomStats>,
-        queue: &mpsc::Receiver<RoomCommand>,
+        queue: &QueueReceiver<RoomCommand>,
     ) -> bool {
         let mut rooms = lock(&self.rooms);
         let is_this_room = rooms

@@ -7,9 +7,10 @@ pub mod error;
 pub mod expiry;
 pub mod headers;
 pub mod hub;
+pub mod memory;
 pub mod metrics;
-pub mod outbox;
 pub mod persist;
+pub mod queue;
 pub mod rate_limit;
 pub mod room;
 pub mod sessions;
@@ -123,6 +124,7 @@ pub async fn serve(
     let expiry_interval = Duration::from_secs(config.expiry_interval_secs.max(1));
     let state = AppState::new(config, Arc::new(storage), options);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let trimmer = tokio::spawn(memory::run(stop_rx.clone()));
     let expiry = tokio::spawn(expiry::run(
         state.sessions.clone(),
         expiry_interval,
@@ -143,6 +145,7 @@ pub async fn serve(
     tracing::info!("shutting down: closing sessions and flushing storage");
     let _ = stop_tx.send(true);
     let _ = expiry.await;
+    let _ = trimmer.await;
     state.hub.shutdown().await;
     // Let sockets finish their close handshake so clients read 1001, not a reset.
     state.hub.wait_for_tasks(Duration::from_secs(2)).await;

@@ -9,8 +9,8 @@
 use super::{
     hub::Hub,
     metrics::Metrics,
-    outbox::{OutboxSender, PushError},
     persist::UpdateWriter,
+    queue::{self, QueueReceiver, QueueSender, TrySendError},
     sessions::blocking,
 };
 use crate::{
@@ -23,17 +23,13 @@ use crate::{
 };
 use bytes::Bytes;
 use std::{
-    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
 };
-use tokio::{
-    sync::{mpsc, oneshot},
-    time::Instant,
-};
+use tokio::{sync::oneshot, time::Instant};
 use yrs::{block::ClientID, sync::Awareness};
 
 /// Commands queued to a room before senders wait.
@@ -61,7 +57,11 @@ pub enum OutFrame {
     Close(u16, String),
 }
 
-pub type Outbound = OutboxSender;
+pub type Outbound = QueueSender<OutFrame>;
+
+/// Frames queued to one connection before it counts as too slow and is dropped
+/// (it reconnects and resyncs, so nothing is lost).
+pub const OUTBOUND_CAPACITY: usize = 512;
 
 /// Why a connection could not join.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ impl RoomStats {
 /// A cheap handle to a running room.
 #[derive(Clone)]
 pub struct RoomHandle {
-    pub commands: mpsc::Sender<RoomCommand>,
+    pub commands: QueueSender<RoomCommand>,
     pub stats: Arc<RoomStats>,
 }
 
@@ -134,8 +134,68 @@ pub struct RoomContext {
 
 struct Connection {
     outbound: Outbound,
-    /// Awareness client ids this connection has announced (removed when it leaves).
-    clients: HashSet<ClientID>,
+    /// Awareness client ids this connection has announced (removed when it
+    /// leaves). Usually one: a Vec is smaller than a set.
+    clients: Vec<ClientID>,
+}
+
+impl Connection {
+    fn announce(&mut self, client: ClientID) {
+        if !self.clients.contains(&client) {
+            self.clients.push(client);
+        }
+    }
+
+    fn forget(&mut self, client: ClientID) {
+        self.clients.retain(|c| *c != client);
+    }
+}
+
+/// A room's connections: at most a few dozen, so a Vec searched linearly is
+/// both faster and much smaller than a hash map (thousands of rooms stay loaded).
+#[derive(Default)]
+struct Connections(Vec<(ConnId, Connection)>);
+
+impl Connections {
+    fn get(&self, conn: ConnId) -> Option<&Connection> {
+        self.0.iter().find(|(id, _)| *id == conn).map(|(_, c)| c)
+    }
+
+    fn get_mut(&mut self, conn: ConnId) -> Option<&mut Connection> {
+        self.0
+            .iter_mut()
+            .find(|(id, _)| *id == conn)
+            .map(|(_, c)| c)
+    }
+
+    fn insert(&mut self, conn: ConnId, connection: Connection) {
+        self.0.push((conn, connection));
+    }
+
+    fn remove(&mut self, conn: ConnId) -> Option<Connection> {
+        let index = self.0.iter().position(|(id, _)| *id == conn)?;
+        Some(self.0.swap_remove(index).1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(ConnId, Connection)> {
+        self.0.iter()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Connection> {
+        self.0.iter_mut().map(|(_, c)| c)
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Connection> + '_ {
+        self.0.drain(..).map(|(_, c)| c)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 pub struct Room {
@@ -145,7 +205,7 @@ pub struct Room {
     stats: Arc<RoomStats>,
     doc: SessionDoc,
     awareness: Awareness,
-    connections: HashMap<ConnId, Connection>,
+    connections: Connections,
     updates_since_snapshot: usize,
     /// Activity not yet recorded in the session's metadata.
     activity_unrecorded: bool,
@@ -155,7 +215,7 @@ pub struct Room {
 impl Room {
     /// Starts the room's task; the document is loaded before any command runs.
     pub fn spawn(meta: SessionMeta, cx: RoomContext, hub: Arc<Hub>) -> RoomHandle {
-        let (commands, queue) = mpsc::channel(ROOM_QUEUE_CAPACITY);
+        let (commands, queue) = queue::bounded(ROOM_QUEUE_CAPACITY);
         let stats = Arc::new(RoomStats::default());
         stats.set_language(meta.language);
         stats
@@ -166,19 +226,23 @@ impl Room {
             stats: stats.clone(),
         };
         let handle_stats = stats.clone();
+        let room_hub = hub.clone();
+        let id = meta.id;
+        // Boxed, and built outside the task: the task's own future then holds a
+        // pointer, not the start-up arguments, for as long as the room lives.
+        let load = Box::pin(Room::load(meta, cx, hub, stats));
         tokio::spawn(async move {
-            let id = meta.id;
-            match Room::load(meta, cx, hub.clone(), stats).await {
+            match load.await {
                 Ok(room) => room.run(queue).await,
                 Err(e) => {
                     tracing::error!(session = %id, error = %e, "loading the session failed");
-                    hub.remove_room(id, &handle_stats, &queue);
-                    refuse_all(
+                    room_hub.remove_room(id, &handle_stats, &queue);
+                    Box::pin(refuse_all(
                         queue,
                         close::INTERNAL_ERROR,
                         "the session could not be loaded",
                         false,
-                    )
+                    ))
                     .await;
                 }
             }
@@ -191,7 +255,7 @@ impl Room {
         cx: RoomContext,
         hub: Arc<Hub>,
         stats: Arc<RoomStats>,
-    ) -> Result<Self, crate::storage::StorageError> {
+    ) -> Result<Box<Self>, crate::storage::StorageError> {
         let storage = cx.storage.clone();
         let id = meta.id;
         let stored = blocking(move || storage.load_document(id)).await?;
@@ -200,18 +264,18 @@ impl Room {
             tracing::warn!(session = %id, skipped, "stored updates that did not apply were skipped");
         }
         let updates_since_snapshot = stored.updates.len();
-        let mut room = Room {
+        let mut room = Box::new(Room {
             awareness: Awareness::new(doc.doc().clone()),
             doc,
             meta,
             cx,
             hub,
             stats,
-            connections: HashMap::new(),
+            connections: Connections::default(),
             updates_since_snapshot,
             activity_unrecorded: false,
             empty_since: Some(Instant::now()),
-        };
+        });
         match room.doc.language() {
             Some(language) => room.stats.set_language(language),
             None => {
@@ -225,39 +289,55 @@ impl Room {
         Ok(room)
     }
 
-    async fn run(mut self, mut queue: mpsc::Receiver<RoomCommand>) {
-        let mut sweep = tokio::time::interval(AWARENESS_SWEEP);
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut activity = tokio::time::interval(ACTIVITY_FLUSH);
-        activity.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Rare work (loading, snapshots, activity records, unloading) is awaited
+    /// boxed: an idle room's task then holds only what its hot path needs, and
+    /// thousands of idle rooms are the server's biggest memory cost after sockets.
+    async fn run(mut self: Box<Self>, mut queue: QueueReceiver<RoomCommand>) {
+        // One timer for all housekeeping (presence sweep, activity record,
+        // unloading when empty): tokio's intervals would each keep a boxed
+        // timer per room.
+        let mut next_sweep = Instant::now() + AWARENESS_SWEEP;
+        let mut next_activity = Instant::now() + ACTIVITY_FLUSH;
         loop {
             let unload_at = self
                 .empty_since
                 .map(|since| since + self.cx.limits.room_unload_grace);
+            let wake_at = unload_at.map_or(next_sweep.min(next_activity), |at| {
+                at.min(next_sweep).min(next_activity)
+            });
             tokio::select! {
                 command = queue.recv() => match command {
                     Some(RoomCommand::Shutdown { done }) => {
                         self.close_all(close::GOING_AWAY, "server shutting down");
-                        self.snapshot().await;
+                        Box::pin(self.snapshot()).await;
                         let _ = done.send(());
                         return;
                     }
                     Some(command) => self.handle(command).await,
                     None => return,
                 },
-                _ = sweep.tick() => self.expire_stale_presence(),
-                _ = activity.tick() => self.record_activity().await,
-                _ = sleep_until_opt(unload_at) => {
-                    if self.connections.is_empty() {
-                        self.snapshot().await;
-                        if self.hub.remove_room(self.meta.id, &self.stats, &queue) {
-                            tracing::debug!(session = %self.meta.id, "idle session unloaded");
-                            refuse_all(queue, close::TRY_AGAIN_LATER, "session reloading", true).await;
-                            return;
-                        }
+                _ = tokio::time::sleep_until(wake_at) => {
+                    let now = Instant::now();
+                    if now >= next_sweep {
+                        self.expire_stale_presence();
+                        next_sweep = now + AWARENESS_SWEEP;
                     }
-                    // Commands arrived meanwhile: a join clears this, else try again later.
-                    self.empty_since = self.connections.is_empty().then(Instant::now);
+                    if now >= next_activity {
+                        Box::pin(self.record_activity()).await;
+                        next_activity = now + ACTIVITY_FLUSH;
+                    }
+                    if unload_at.is_some_and(|at| now >= at) {
+                        if self.connections.is_empty() {
+                            Box::pin(self.snapshot()).await;
+                            if self.hub.remove_room(self.meta.id, &self.stats, &queue) {
+                                tracing::debug!(session = %self.meta.id, "idle session unloaded");
+                                Box::pin(refuse_all(queue, close::TRY_AGAIN_LATER, "session reloading", true)).await;
+                                return;
+                            }
+                        }
+                        // Commands arrived meanwhile: a join clears this, else try again later.
+                        self.empty_since = self.connections.is_empty().then(Instant::now);
+                    }
                 }
             }
         }
@@ -281,15 +361,15 @@ impl Room {
                 }
                 // Our state vector first, then everyone's presence, one message a frame.
                 let step1 = protocol::encode_sync_step1(&self.doc.state_vector());
-                let _ = outbound.try_push(OutFrame::Binary(step1.into()));
+                let _ = outbound.try_send(OutFrame::Binary(step1.into()));
                 if let Some(states) = self.presence_frame() {
-                    let _ = outbound.try_push(OutFrame::Binary(states));
+                    let _ = outbound.try_send(OutFrame::Binary(states));
                 }
                 self.connections.insert(
                     conn,
                     Connection {
                         outbound,
-                        clients: HashSet::new(),
+                        clients: Vec::new(),
                     },
                 );
                 self.empty_since = None;
@@ -303,7 +383,7 @@ impl Room {
     }
 
     async fn handle_frame(&mut self, conn: ConnId, messages: Vec<ClientMessage>) {
-        if !self.connections.contains_key(&conn) {
+        if self.connections.get(conn).is_none() {
             return;
         }
         let mut updates = Vec::new();
@@ -383,7 +463,7 @@ impl Room {
             }
         }
         if self.updates_since_snapshot >= SNAPSHOT_EVERY {
-            self.snapshot().await;
+            Box::pin(self.snapshot()).await;
         }
     }
 
@@ -444,12 +524,12 @@ impl Room {
         let announced: Vec<ClientID> = update.clients.keys().copied().collect();
         match self.awareness.apply_update_summary(update) {
             Ok(Some(summary)) => {
-                if let Some(connection) = self.connections.get_mut(&conn) {
+                if let Some(connection) = self.connections.get_mut(conn) {
                     for client in announced {
                         if summary.removed.contains(&client) {
-                            connection.clients.remove(&client);
+                            connection.forget(client);
                         } else {
-                            connection.clients.insert(client);
+                            connection.announce(client);
                         }
                     }
                 }
@@ -493,72 +573,72 @@ impl Room {
             })
             .map(|(client, _)| client)
             .collect();
-        for connection in self.connections.values_mut() {
+        for connection in self.connections.iter_mut() {
             for client in &stale {
-                connection.clients.remove(client);
+                connection.forget(*client);
             }
         }
         self.remove_presence(stale);
     }
 
     fn send_to(&mut self, conn: ConnId, frame: Bytes) {
-        let failed = match self.connections.get(&conn) {
-            Some(connection) => connection.outbound.try_push(OutFrame::Binary(frame)).err(),
+        let failed = match self.connections.get(conn) {
+            Some(connection) => connection.outbound.try_send(OutFrame::Binary(frame)).err(),
             None => None,
         };
         if let Some(error) = failed {
-            self.drop_unreachable(conn, &error);
+            self.drop_unreachable(conn, is_full(&error));
         }
     }
 
     fn broadcast_except(&mut self, except: ConnId, frame: &Bytes) {
-        let failed: Vec<(ConnId, PushError)> = self
+        let failed: Vec<(ConnId, bool)> = self
             .connections
             .iter()
-            .filter(|(id, _)| **id != except)
+            .filter(|(id, _)| *id != except)
             .filter_map(|(id, c)| {
                 c.outbound
-                    .try_push(OutFrame::Binary(frame.clone()))
+                    .try_send(OutFrame::Binary(frame.clone()))
                     .err()
-                    .map(|e| (*id, e))
+                    .map(|e| (*id, is_full(&e)))
             })
             .collect();
-        for (conn, error) in failed {
-            self.drop_unreachable(conn, &error);
+        for (conn, too_slow) in failed {
+            self.drop_unreachable(conn, too_slow);
         }
     }
 
     /// A connection whose queue is full is too slow: dropping its sender ends its
     /// task, and the client reconnects and resyncs. One whose task already ended
     /// (its Leave is on the way) is simply forgotten.
-    fn drop_unreachable(&mut self, conn: ConnId, error: &PushError) {
-        if *error == PushError::Full {
+    fn drop_unreachable(&mut self, conn: ConnId, too_slow: bool) {
+        if too_slow {
             tracing::warn!(session = %self.meta.id, conn, "connection too slow; dropped");
         }
         self.remove_connection(conn);
     }
 
     fn close_connection(&mut self, conn: ConnId, code: u16, reason: &str) {
-        if let Some(connection) = self.connections.get(&conn) {
+        if let Some(connection) = self.connections.get(conn) {
             let _ = connection
                 .outbound
-                .try_push(OutFrame::Close(code, reason.to_owned()));
+                .try_send(OutFrame::Close(code, reason.to_owned()));
         }
         self.remove_connection(conn);
     }
 
     fn close_all(&mut self, code: u16, reason: &str) {
-        for (_, connection) in self.connections.drain() {
+        for connection in self.connections.drain() {
             let _ = connection
                 .outbound
-                .try_push(OutFrame::Close(code, reason.to_owned()));
+                .try_send(OutFrame::Close(code, reason.to_owned()));
         }
         self.publish_connection_count();
     }
 
     fn remove_connection(&mut self, conn: ConnId) {
-        if let Some(connection) = self.connections.remove(&conn) {
-            self.remove_presence(connection.clients.into_iter().collect());
+        if let Some(connection) = self.connections.remove(conn) {
+            self.remove_presence(connection.clients);
             self.publish_connection_count();
             if self.connections.is_empty() {
                 self.empty_since = Some(Instant::now());
@@ -573,15 +653,12 @@ impl Room {
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
+fn is_full<T>(error: &TrySendError<T>) -> bool {
+    matches!(error, TrySendError::Full(_))
 }
 
 /// Answers every queued join with a refusal (the room is going away).
-async fn refuse_all(mut queue: mpsc::Receiver<RoomCommand>, code: u16, reason: &str, retry: bool) {
+async fn refuse_all(mut queue: QueueReceiver<RoomCommand>, code: u16, reason: &str, retry: bool) {
     queue.close();
     while let Some(command) = queue.recv().await {
         match command {

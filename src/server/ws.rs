@@ -6,8 +6,8 @@
 use super::{
     hub::{Hub, IpSlot},
     metrics::Metrics,
-    outbox::{outbox, OutboxReceiver},
-    room::{close, OutFrame, RoomCommand, RoomHandle},
+    queue::{self, QueueReceiver, TrySendError},
+    room::{close, OutFrame, RoomCommand, RoomHandle, OUTBOUND_CAPACITY},
     state::AppState,
 };
 use crate::{
@@ -70,15 +70,17 @@ pub async fn upgrade(
         .write_buffer_size(0)
         .on_upgrade(move |mut socket| async move {
             let _task = cx.hub.track_task();
-            let refusal = match admission {
+            // The admission (session and IP slot) stays here, borrowed: kept in
+            // one place for the connection's life, not copied into each layer.
+            let refusal = match &admission {
                 // Boxed: the connection's state lives in one allocation sized
                 // for what it holds, not in the upgrade future's layout.
-                Ok((meta, slot)) => Box::pin(run_connection(&mut socket, &cx, meta, slot)).await,
-                Err(refusal) => {
+                Ok((meta, _slot)) => Box::pin(run_connection(&mut socket, &cx, meta)).await,
+                Err(Refusal(code, reason)) => {
                     cx.metrics
                         .ws_connections_rejected
                         .fetch_add(1, Ordering::Relaxed);
-                    Some(refusal)
+                    Some(Refusal(*code, reason.clone()))
                 }
             };
             if let Some(Refusal(code, reason)) = refusal {
@@ -149,12 +151,11 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
 async fn run_connection(
     socket: &mut WebSocket,
     cx: &ConnectionContext,
-    meta: SessionMeta,
-    _slot: IpSlot,
+    meta: &SessionMeta,
 ) -> Option<Refusal> {
     let conn = cx.hub.next_conn_id();
-    let (outbound, mut to_client) = outbox();
-    let room = match Box::pin(cx.hub.join(&meta, conn, outbound)).await {
+    let (outbound, mut to_client) = queue::bounded(OUTBOUND_CAPACITY);
+    let room = match Box::pin(cx.hub.join(meta, conn, outbound)).await {
         Ok(room) => room,
         Err(refused) => {
             cx.metrics
@@ -167,8 +168,8 @@ async fn run_connection(
         .ws_connections_opened
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(session = %meta.id, conn, "connection joined");
-    let closing = shuttle(socket, cx, &meta, conn, &room, &mut to_client).await;
-    let _ = room.commands.send(RoomCommand::Leave { conn }).await;
+    let closing = shuttle(socket, cx, meta, conn, &room, &mut to_client).await;
+    send_to_room(&room, RoomCommand::Leave { conn }).await;
     tracing::debug!(session = %meta.id, conn, "connection left");
     closing
 }
@@ -179,7 +180,7 @@ async fn shuttle(
     meta: &SessionMeta,
     conn: u64,
     room: &RoomHandle,
-    to_client: &mut OutboxReceiver,
+    to_client: &mut QueueReceiver<OutFrame>,
 ) -> Option<Refusal> {
     let mut rate = TokenBucket::new(
         cx.message_burst,
@@ -217,7 +218,7 @@ async fn shuttle(
                     }
                     match decode_frame(&bytes) {
                         Ok(messages) => {
-                            if room.commands.send(RoomCommand::Frame { conn, messages }).await.is_err() {
+                            if !send_to_room(room, RoomCommand::Frame { conn, messages }).await {
                                 return Some(Refusal(close::GOING_AWAY, "session closed".into()));
                             }
                         }
@@ -236,5 +237,16 @@ async fn shuttle(
                 Some(Ok(_)) => {} // ping/pong: answered by the library
             },
         }
+    }
+}
+
+/// Queues `command` to the room, waiting only if its queue is full (the waiting
+/// future is boxed: it is rare, and kept inline it would make every idle
+/// connection's task bigger). False if the room has gone away.
+async fn send_to_room(room: &RoomHandle, command: RoomCommand) -> bool {
+    match room.commands.try_send(command) {
+        Ok(()) => true,
+        Err(TrySendError::Full(command)) => Box::pin(room.commands.send(command)).await.is_ok(),
+        Err(TrySendError::Closed(_)) => false,
     }
 }

@@ -1,0 +1,262 @@
+//! A bounded multi-producer, single-consumer queue that allocates nothing while
+//! empty. Rooms receive their commands through one, connections their outgoing
+//! frames through another.
+//!
+//! Why not tokio's mpsc: it allocates its first 32-slot block up front, about
+//! 1.5 to 1.8 KiB per channel. With 10,000 idle connections and 2,500 idle
+//! sessions that was 21 MiB, a third of the server's memory. This queue costs
+//! about 130 bytes until something is queued, and gives its buffer back when it
+//! drains.
+
+use std::{
+    collections::VecDeque,
+    future::poll_fn,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Poll, Waker},
+};
+
+struct Shared<T> {
+    items: VecDeque<T>,
+    capacity: usize,
+    /// The receiver, waiting for an item.
+    receiver_waiting: Option<Waker>,
+    /// Senders waiting for room.
+    senders_waiting: Vec<Waker>,
+    senders: usize,
+    closed: bool,
+}
+
+struct Queue<T>(Mutex<Shared<T>>);
+
+impl<T> Queue<T> {
+    fn lock(&self) -> MutexGuard<'_, Shared<T>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why [`QueueSender::try_send`] gave the item back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The queue holds its capacity already.
+    Full(T),
+    /// The receiver has closed the queue or is gone.
+    Closed(T),
+}
+
+/// A producer's end. Cloning adds a sender; the receiver sees the end of the
+/// queue once it is empty and every sender is gone.
+pub struct QueueSender<T>(Arc<Queue<T>>);
+
+/// The consumer's end. Dropping it closes the queue.
+pub struct QueueReceiver<T>(Arc<Queue<T>>);
+
+/// A new, empty queue holding at most `capacity` items.
+pub fn bounded<T>(capacity: usize) -> (QueueSender<T>, QueueReceiver<T>) {
+    let queue = Arc::new(Queue(Mutex::new(Shared {
+        items: VecDeque::new(),
+        capacity: capacity.max(1),
+        receiver_waiting: None,
+        senders_waiting: Vec::new(),
+        senders: 1,
+        closed: false,
+    })));
+    (QueueSender(queue.clone()), QueueReceiver(queue))
+}
+
+fn register(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(current) => current.clone_from(waker),
+        None => *slot = Some(waker.clone()),
+    }
+}
+
+impl<T> QueueSender<T> {
+    /// Queues `item` if there is room, without waiting.
+    pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let waiting = {
+            let mut shared = self.0.lock();
+            if shared.closed {
+                return Err(TrySendError::Closed(item));
+            }
+            if shared.items.len() >= shared.capacity {
+                return Err(TrySendError::Full(item));
+            }
+            shared.items.push_back(item);
+            shared.receiver_waiting.take()
+        };
+        // Woken outside the lock, so the receiver never finds it held.
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues `item`, waiting for room if the queue is full. Gives it back if
+    /// the queue is closed.
+    pub async fn send(&self, item: T) -> Result<(), T> {
+        let mut item = Some(item);
+        poll_fn(|cx| {
+            let next = item.take().expect("polled after completion");
+            match self.try_send(next) {
+                Ok(()) => Poll::Ready(Ok(())),
+                Err(TrySendError::Closed(back)) => Poll::Ready(Err(back)),
+                Err(TrySendError::Full(back)) => {
+                    let mut shared = self.0.lock();
+                    if shared.items.len() < shared.capacity || shared.closed {
+                        // Room (or closing) arrived meanwhile: poll again.
+                        cx.waker().wake_by_ref();
+                    } else {
+                        shared.senders_waiting.push(cx.waker().clone());
+                    }
+                    item = Some(back);
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl<T> Clone for QueueSender<T> {
+    fn clone(&self) -> Self {
+        self.0.lock().senders += 1;
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Drop for QueueSender<T> {
+    fn drop(&mut self) {
+        let waiting = {
+            let mut shared = self.0.lock();
+            shared.senders -= 1;
+            if shared.senders > 0 {
+                return;
+            }
+            shared.receiver_waiting.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> QueueReceiver<T> {
+    /// The next item; `None` once the queue is empty and every sender is gone
+    /// (or it was closed).
+    pub async fn recv(&mut self) -> Option<T> {
+        poll_fn(|cx| {
+            let (item, senders_waiting) = {
+                let mut shared = self.0.lock();
+                match shared.items.pop_front() {
+                    Some(item) => {
+                        if shared.items.is_empty() {
+                            // Idle is the common case: hold no buffer.
+                            shared.items = VecDeque::new();
+                        }
+                        (item, std::mem::take(&mut shared.senders_waiting))
+                    }
+                    None if shared.senders == 0 || shared.closed => return Poll::Ready(None),
+                    None => {
+                        register(&mut shared.receiver_waiting, cx.waker());
+                        return Poll::Pending;
+                    }
+                }
+            };
+            for waker in senders_waiting {
+                waker.wake();
+            }
+            Poll::Ready(Some(item))
+        })
+        .await
+    }
+
+    /// Refuses new items; those already queued can still be received.
+    pub fn close(&mut self) {
+        let senders_waiting = {
+            let mut shared = self.0.lock();
+            shared.closed = true;
+            std::mem::take(&mut shared.senders_waiting)
+        };
+        for waker in senders_waiting {
+            waker.wake();
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().items.is_empty()
+    }
+}
+
+impl<T> Drop for QueueReceiver<T> {
+    fn drop(&mut self) {
+        self.close();
+        // Items nobody will receive: free them now, not when the last sender goes.
+        self.0.lock().items = VecDeque::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn items_arrive_in_order_then_none_when_senders_are_gone() {
+        let (tx, mut rx) = bounded(8);
+        let tx2 = tx.clone();
+        tx.try_send(1).unwrap();
+        tx2.send(2).await.unwrap();
+        drop(tx);
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(rx.recv().await, Some(2));
+        drop(tx2);
+        assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_receiver_is_woken_by_a_send_and_by_the_last_sender_leaving() {
+        let (tx, mut rx) = bounded(8);
+        let waiter = tokio::spawn(async move { (rx.recv().await, rx.recv().await) });
+        tokio::task::yield_now().await;
+        tx.try_send(7).unwrap();
+        tokio::task::yield_now().await;
+        drop(tx);
+        assert_eq!(waiter.await.unwrap(), (Some(7), None));
+    }
+
+    #[test]
+    fn try_send_fails_when_full_or_closed() {
+        let (tx, mut rx) = bounded(2);
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+        rx.close();
+        assert_eq!(tx.try_send(4), Err(TrySendError::Closed(4)));
+        assert!(!rx.is_empty(), "closing keeps what was queued");
+        drop(rx);
+        assert_eq!(tx.try_send(5), Err(TrySendError::Closed(5)));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_send_wait_until_an_item_is_received() {
+        let (tx, mut rx) = bounded(1);
+        tx.try_send(1).unwrap();
+        let sender = tokio::spawn(async move { tx.send(2).await });
+        tokio::task::yield_now().await;
+        assert!(!sender.is_finished(), "waits while the queue is full");
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(sender.await.unwrap(), Ok(()));
+        assert_eq!(rx.recv().await, Some(2));
+    }
+
+    #[tokio::test]
+    async fn closing_releases_waiting_senders_with_their_item() {
+        let (tx, mut rx) = bounded(1);
+        tx.try_send(1).unwrap();
+        let sender = tokio::spawn(async move { tx.send(2).await });
+        tokio::task::yield_now().await;
+        rx.close();
+        assert_eq!(sender.await.unwrap(), Err(2));
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(rx.recv().await, None);
+    }
+}
