@@ -5,25 +5,19 @@
 //! update bytes: the append-only log), `snapshots` (id -> covered seq + state) and
 //! `journal` (the last journal generation folded into `updates`).
 //!
-//! Appended updates are durable once they are in the journal (one write and one
-//! fdatasync per group commit, see [`super::journal`]); they are folded into
-//! `updates` in one redb transaction every [`FOLD_INTERVAL`] or [`FOLD_BYTES`],
-//! before any read of a session that has unfolded updates, and on [`Storage::flush`].
-//! Opening replays whatever a crash left unfolded. Other changes are redb commits,
-//! durable (fsync) before `commit` returns.
+//! Appended updates are durable once they are in the journal, and are folded
+//! into `updates` in the background (see [`super::journaled`]); any read of a
+//! session's log first folds what it has in the journal, and so does
+//! [`Storage::flush`]. Opening replays whatever a crash left unfolded. Other
+//! changes are redb commits, durable (fsync) before `commit` returns.
 
 use super::{
-    journal::{self, Journal},
-    LoggedUpdate, Storage, StorageError, StorageResult, StoredDocument, UpdateRecord,
+    journaled::JournaledUpdates, LoggedUpdate, Storage, StorageError, StorageResult,
+    StoredDocument, UpdateRecord,
 };
 use crate::domain::{Language, SessionId, SessionMeta};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
-use std::{
-    collections::HashMap,
-    path::Path,
-    sync::{Mutex, MutexGuard},
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, path::Path, sync::Arc};
 
 const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions");
 const UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
@@ -33,29 +27,10 @@ const FOLDED_GENERATION: &str = "folded_generation";
 
 /// File name of the database inside the data dir.
 pub const DATABASE_FILE: &str = "pairpad.redb";
-/// File name of the journal inside the data dir.
-pub const JOURNAL_FILE: &str = "pairpad.journal";
-/// The journal's preallocated size: more than [`FOLD_BYTES`] plus a big batch.
-const JOURNAL_CAPACITY: u64 = 16 << 20;
-/// Unfolded journal bytes that trigger a fold.
-pub const FOLD_BYTES: usize = 4 << 20;
-/// Longest time updates stay only in the journal while appends go on. Each fold
-/// is one redb commit, so this bounds how many the update log costs.
-pub const FOLD_INTERVAL: Duration = Duration::from_secs(2);
-
 /// Storage in a redb file.
 pub struct EmbeddedStorage {
-    db: Database,
-    journal: Mutex<JournalState>,
-}
-
-/// The journal and what of it is not yet in the database.
-struct JournalState {
-    journal: Journal,
-    /// Journaled records not yet folded into `updates`, oldest first.
-    unfolded: Vec<UpdateRecord>,
-    unfolded_bytes: usize,
-    last_fold: Instant,
+    db: Arc<Database>,
+    updates: Arc<JournaledUpdates>,
 }
 
 fn err(e: impl std::fmt::Display) -> StorageError {
@@ -132,65 +107,19 @@ impl EmbeddedStorage {
         }
         tx.commit().map_err(err)?;
 
-        let (mut journal, recovered) =
-            Journal::open(&data_dir.join(JOURNAL_FILE), JOURNAL_CAPACITY).map_err(err)?;
-        // A generation at or below the folded one was folded before a crash that
-        // came before the journal restarted: replaying it would log updates twice.
-        if recovered.generation > folded_generation && !recovered.records.is_empty() {
-            let tx = db.begin_write().map_err(err)?;
-            insert_log(&tx, &recovered.records)?;
-            set_folded_generation(&tx, recovered.generation)?;
-            tx.commit().map_err(err)?;
-            tracing::info!(
-                updates = recovered.records.len(),
-                "replayed updates the last run had not folded"
-            );
-        }
-        journal
-            .restart(recovered.generation.max(folded_generation) + 1)
-            .map_err(err)?;
-        Ok(Self {
-            db,
-            journal: Mutex::new(JournalState {
-                journal,
-                unfolded: Vec::new(),
-                unfolded_bytes: 0,
-                last_fold: Instant::now(),
+        let db = Arc::new(db);
+        let folding_db = db.clone();
+        let updates = JournaledUpdates::open(
+            data_dir,
+            folded_generation,
+            Box::new(move |records, generation| {
+                let tx = folding_db.begin_write().map_err(err)?;
+                insert_log(&tx, records)?;
+                set_folded_generation(&tx, generation)?;
+                tx.commit().map_err(err)
             }),
-        })
-    }
-
-    fn journal(&self) -> MutexGuard<'_, JournalState> {
-        self.journal.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Moves every unfolded record into `updates` (one redb commit), then starts
-    /// the journal afresh.
-    fn fold(&self, state: &mut JournalState) -> StorageResult<()> {
-        state.last_fold = Instant::now();
-        if state.unfolded.is_empty() {
-            return Ok(());
-        }
-        let generation = state.journal.generation();
-        let tx = self.db.begin_write().map_err(err)?;
-        insert_log(&tx, &state.unfolded)?;
-        set_folded_generation(&tx, generation)?;
-        tx.commit().map_err(err)?;
-        state.unfolded.clear();
-        state.unfolded_bytes = 0;
-        // Keep the buffer from growing without bound after a burst.
-        state.unfolded.shrink_to(1024);
-        state.journal.restart(generation + 1).map_err(err)
-    }
-
-    /// Folds first if `id` has updates only in the journal, so that a read of the
-    /// database sees everything appended.
-    fn fold_if_unfolded(&self, id: SessionId) -> StorageResult<()> {
-        let mut state = self.journal();
-        if state.unfolded.iter().any(|r| r.session == id) {
-            self.fold(&mut state)?;
-        }
-        Ok(())
+        )?;
+        Ok(Self { db, updates })
     }
 
     fn update_meta(
@@ -287,29 +216,11 @@ impl Storage for EmbeddedStorage {
     }
 
     fn append_updates(&self, batch: &[UpdateRecord]) -> StorageResult<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut state = self.journal();
-        let bytes = journal::encoded_len(batch);
-        if !state.journal.has_room_for(bytes) {
-            self.fold(&mut state)?;
-        }
-        state.journal.append(batch).map_err(err)?;
-        // Durable from here on: a failed fold below is retried later, and
-        // recovery would replay the journal anyway.
-        state.unfolded.extend_from_slice(batch);
-        state.unfolded_bytes += bytes as usize;
-        if state.unfolded_bytes >= FOLD_BYTES || state.last_fold.elapsed() >= FOLD_INTERVAL {
-            if let Err(e) = self.fold(&mut state) {
-                tracing::error!(error = %e, "folding the journal into the database failed");
-            }
-        }
-        Ok(())
+        self.updates.append(batch)
     }
 
     fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument> {
-        self.fold_if_unfolded(id)?;
+        self.updates.fold_session(id)?;
         let tx = self.db.begin_read().map_err(err)?;
         let snapshots = tx.open_table(SNAPSHOTS).map_err(err)?;
         let (snapshot, snapshot_seq) = match snapshots.get(id.as_u128()).map_err(err)? {
@@ -343,7 +254,7 @@ impl Storage for EmbeddedStorage {
     }
 
     fn update_log(&self, id: SessionId) -> StorageResult<Vec<LoggedUpdate>> {
-        self.fold_if_unfolded(id)?;
+        self.updates.fold_session(id)?;
         let tx = self.db.begin_read().map_err(err)?;
         let updates_table = tx.open_table(UPDATES).map_err(err)?;
         let mut log = Vec::new();
@@ -357,7 +268,7 @@ impl Storage for EmbeddedStorage {
     fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64> {
         // The snapshot covers the log up to its last entry: that must include
         // everything still in the journal.
-        self.fold_if_unfolded(id)?;
+        self.updates.fold_session(id)?;
         let tx = self.db.begin_write().map_err(err)?;
         let through_seq;
         {
@@ -376,8 +287,7 @@ impl Storage for EmbeddedStorage {
     }
 
     fn flush(&self) -> StorageResult<()> {
-        let mut state = self.journal();
-        self.fold(&mut state)
+        self.updates.fold_all()
     }
 }
 
@@ -603,13 +513,12 @@ mod tests {
             let storage = EmbeddedStorage::open(dir.path()).unwrap();
             storage.insert_session(&a).unwrap();
             storage.append_updates(&records(a.id, 2)).unwrap();
-            // Fold into the database but "crash" before the journal restarts.
-            let mut state = storage.journal();
+            // Commit a fold into the database but "crash" before the journal
+            // files swap: the journal still holds the same records.
             let tx = storage.db.begin_write().unwrap();
-            insert_log(&tx, &state.unfolded).unwrap();
-            set_folded_generation(&tx, state.journal.generation()).unwrap();
+            insert_log(&tx, &records(a.id, 2)).unwrap();
+            set_folded_generation(&tx, storage.updates.active_generation()).unwrap();
             tx.commit().unwrap();
-            state.unfolded.clear();
         }
         let storage = EmbeddedStorage::open(dir.path()).unwrap();
         assert_eq!(storage.update_log(a.id).unwrap().len(), 2);
@@ -624,7 +533,7 @@ mod tests {
         storage.insert_session(&a).unwrap();
         // Several times the journal's capacity, in 256 KiB updates.
         let update = vec![7u8; 256 << 10];
-        let total = 3 * JOURNAL_CAPACITY as usize / update.len();
+        let total = 3 * crate::storage::journaled::JOURNAL_CAPACITY as usize / update.len();
         for i in 0..total {
             let record = UpdateRecord {
                 session: a.id,

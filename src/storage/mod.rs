@@ -7,6 +7,7 @@
 
 pub mod embedded;
 pub mod journal;
+pub mod journaled;
 
 use crate::domain::{SessionId, SessionMeta};
 
