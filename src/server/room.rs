@@ -128,7 +128,8 @@ pub struct RoomHandle {
 pub struct RoomContext {
     pub storage: Arc<dyn Storage>,
     pub writer: Arc<UpdateWriter>,
-    pub limits: Limits,
+    /// Shared: every room keeps a context, and thousands may be loaded.
+    pub limits: Arc<Limits>,
     pub metrics: Arc<Metrics>,
 }
 

@@ -30,7 +30,7 @@ impl AppState {
         let hub = Arc::new(Hub::new(RoomContext {
             storage: storage.clone(),
             writer,
-            limits: limits.clone(),
+            limits: Arc::new(limits.clone()),
             metrics: metrics.clone(),
         }));
         let sessions = Arc::new(SessionService::new(
