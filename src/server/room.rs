@@ -413,7 +413,9 @@ impl Room {
             }
         }
         if !updates.is_empty() {
-            self.accept_updates(conn, updates).await;
+            // Boxed: an update is in flight only briefly; kept inline, its state
+            // would make every idle room's task hundreds of bytes bigger.
+            Box::pin(self.accept_updates(conn, updates)).await;
         }
     }
 

@@ -21,9 +21,12 @@ use axum::{
     },
     response::Response,
 };
+use futures_util::SinkExt;
 use std::{
+    future::{poll_fn, Future},
     net::SocketAddr,
     sync::{atomic::Ordering, Arc},
+    task::Poll,
     time::Instant,
 };
 
@@ -195,7 +198,7 @@ async fn shuttle(
             biased;
             out = to_client.recv() => match out {
                 Some(OutFrame::Binary(bytes)) => {
-                    if socket.send(Message::Binary(bytes)).await.is_err() {
+                    if send_frame(socket, Message::Binary(bytes)).await.is_err() {
                         return None;
                     }
                 }
@@ -218,7 +221,9 @@ async fn shuttle(
                         tracing::warn!(session = %meta.id, conn, "closed: message rate limit");
                         return Some(Refusal(close::POLICY_VIOLATION, "message rate limit exceeded".into()));
                     }
-                    match decode_frame(&bytes) {
+                    let decoded = decode_frame(&bytes);
+                    drop(bytes); // not held across the await below
+                    match decoded {
                         Ok(messages) => {
                             if !send_to_room(room, RoomCommand::Frame { conn, messages }).await {
                                 return Some(Refusal(close::GOING_AWAY, "session closed".into()));
@@ -242,13 +247,42 @@ async fn shuttle(
     }
 }
 
-/// Queues `command` to the room, waiting only if its queue is full (the waiting
-/// future is boxed: it is rare, and kept inline it would make every idle
-/// connection's task bigger). False if the room has gone away.
-async fn send_to_room(room: &RoomHandle, command: RoomCommand) -> bool {
-    match room.commands.try_send(command) {
-        Ok(()) => true,
-        Err(TrySendError::Full(command)) => Box::pin(room.commands.send(command)).await.is_ok(),
-        Err(TrySendError::Closed(_)) => false,
+/// Queues `command` to the room, waiting only if its queue is full (that wait
+/// is boxed: it is rare, and kept inline it would make every idle connection's
+/// task bigger). Resolves to false if the room has gone away.
+fn send_to_room(room: &RoomHandle, command: RoomCommand) -> impl Future<Output = bool> + '_ {
+    let queued = match room.commands.try_send(command) {
+        Ok(()) => Ok(true),
+        Err(TrySendError::Closed(_)) => Ok(false),
+        Err(TrySendError::Full(command)) => Err(Box::pin(room.commands.send(command))),
+    };
+    async move {
+        match queued {
+            Ok(sent) => sent,
+            Err(waiting) => waiting.await.is_ok(),
+        }
     }
+}
+
+/// Sends one frame. Written against `Sink` directly rather than with
+/// `socket.send(..)`, whose future keeps the message twice across its awaits:
+/// that made every idle connection's task over 100 bytes bigger.
+fn send_frame(
+    socket: &mut WebSocket,
+    message: Message,
+) -> impl Future<Output = Result<(), axum::Error>> + '_ {
+    let mut unsent = Some(message);
+    poll_fn(move |cx| {
+        if let Some(message) = unsent.take() {
+            match socket.poll_ready_unpin(cx) {
+                Poll::Pending => {
+                    unsent = Some(message);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => socket.start_send_unpin(message)?,
+            }
+        }
+        socket.poll_flush_unpin(cx)
+    })
 }
