@@ -13,7 +13,8 @@
 //! - [`api`]: Leptos server functions the pages call.
 //! - [`ui`]: components and pages.
 //! - [`interop`]: bridges to browser APIs and JS modules (safe wrappers, server twins).
-//! - `storage` (ssr): persistence behind one trait; embedded redb by default.
+//! - `storage` (ssr): persistence behind one trait; embedded redb by default, with
+//!   a journal in front of its update log.
 //! - `server` (ssr): axum routes, REST API, WebSocket rooms, headers, limits, shutdown.
 //!
 //! Dependencies point one way: ui -> interop, api, domain; api/server -> sync,

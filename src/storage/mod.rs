@@ -2,8 +2,10 @@
 //! update log (with timestamps, for playback) and its latest compacted snapshot.
 //!
 //! The default backend is [`embedded::EmbeddedStorage`] (redb, one file in the data
-//! dir, no server to run); a Redis backend can implement [`Storage`] later. Calls
-//! are blocking: async callers go through `spawn_blocking` or a writer thread.
+//! dir, no server to run), with [`journaled`] appends in front of its update log
+//! ([`journal`] is that file's format); a Redis backend can implement [`Storage`]
+//! later. Calls are blocking: async callers go through `spawn_blocking` or a
+//! writer thread.
 
 pub mod embedded;
 pub mod journal;
