@@ -20,38 +20,10 @@
 // Numbers are for information; nothing here is a pass/fail check.
 
 import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import os from 'node:os';
 import { OwnServer, CHROMIUM } from './server.mjs';
+import { parseArgs, stats, table, loadavg, reportHeader, emitJson } from './report.mjs';
 
 const options = parseArgs(process.argv.slice(2), { runs: 10, loads: 5, json: '' });
-
-function parseArgs(argv, defaults) {
-  const out = { ...defaults };
-  for (let i = 0; i < argv.length; i++) {
-    const key = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-    if (!(key in out)) throw new Error(`unknown option ${argv[i]}`);
-    const value = argv[++i];
-    out[key] = typeof defaults[key] === 'number' ? Number(value) : value;
-  }
-  return out;
-}
-
-function stats(values) {
-  const sorted = values.filter(Number.isFinite).sort((x, y) => x - y);
-  const n = sorted.length;
-  if (!n) return { n: 0 };
-  const at = (p) => sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))];
-  const round = (x) => Math.round(x * 10) / 10;
-  return {
-    n,
-    min: round(sorted[0]),
-    median: round(at(50)),
-    p95: round(at(95)),
-    max: round(sorted[n - 1]),
-    mean: round(sorted.reduce((s, x) => s + x, 0) / n),
-  };
-}
 
 const PY_LOAD_TIMEOUT = 180_000;
 
@@ -175,25 +147,11 @@ async function measureLoads(browser, server, count) {
   return result;
 }
 
-function table(rows, columns) {
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
-  const line = (cells) => cells.map((cell, i) => String(cell ?? '').padStart(widths[i])).join('  ');
-  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => r[c])))].join(
-    '\n',
-  );
-}
-
 async function main() {
   const server = new OwnServer();
   await server.start();
   const browser = await chromium.launch({ ...CHROMIUM, headless: true });
-  const report = {
-    when: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100) },
-    chromium: browser.version(),
-    server: server.origin,
-    options,
-  };
+  const report = { ...reportHeader(browser, server), options };
   try {
     report.run = {};
     for (const language of ['javascript', 'python']) {
@@ -212,7 +170,7 @@ async function main() {
         requestsReachingServer: stats(runs.map((r) => r.served)),
       };
     }
-    report.machine.loadavgAfter = os.loadavg().map((x) => Math.round(x * 100) / 100);
+    report.machine.loadavgAfter = loadavg();
   } finally {
     await browser.close();
     await server.dispose();
@@ -235,8 +193,7 @@ async function main() {
         `click->ended ${Math.round(m.firstRunOnPage.ended)} ms`,
     );
   }
-  console.log(JSON.stringify(report, null, 2));
-  if (options.json) fs.writeFileSync(options.json, JSON.stringify(report, null, 2));
+  emitJson(report, options.json);
 }
 
 main().catch((error) => {

@@ -205,19 +205,28 @@ async function tryEscapes(page, request, seen, probes, expectError) {
   }
 }
 
+/**
+ * Opens a new `language` session with every request of the context watched
+ * (returns the list that fills up), once Python has loaded: Python loads in the
+ * background on every session page, and its downloads must not blur the
+ * server's counters.
+ */
+async function openWatchedSession(page, context, request, language) {
+  await presetName(context, 'Ada');
+  const seen = watchNetwork(context);
+  const { id } = await createSessionViaApi(request, language);
+  await openSession(page, id);
+  await expect(page.getByTestId('python-status')).toHaveAttribute('data-state', 'ready', PYTHON_LOAD);
+  return seen;
+}
+
 test('JavaScript: every way out of the worker fails with an error and reaches nothing', async ({
   page,
   context,
   request,
 }) => {
   test.setTimeout(240_000);
-  await presetName(context, 'Ada');
-  const seen = watchNetwork(context);
-  const { id } = await createSessionViaApi(request, 'javascript');
-  await openSession(page, id);
-  // Python loads in the background on every session page: let it finish so its
-  // downloads do not blur the server's counters.
-  await expect(page.getByTestId('python-status')).toHaveAttribute('data-state', 'ready', PYTHON_LOAD);
+  const seen = await openWatchedSession(page, context, request, 'javascript');
 
   await tryEscapes(page, request, seen, JS_ESCAPES, (title, api, lines) => {
     const stderr = texts(lines, 'stderr');
@@ -236,11 +245,7 @@ test('Python: every way out of the worker fails with an error and reaches nothin
   request,
 }) => {
   test.setTimeout(240_000);
-  await presetName(context, 'Ada');
-  const seen = watchNetwork(context);
-  const { id } = await createSessionViaApi(request, 'python');
-  await openSession(page, id);
-  await expect(page.getByTestId('python-status')).toHaveAttribute('data-state', 'ready', PYTHON_LOAD);
+  const seen = await openWatchedSession(page, context, request, 'python');
   // Playwright does see requests made from inside the workers: Pyodide's own downloads.
   expect(
     seen.some((s) => s.url.startsWith(`${ORIGIN}${PYODIDE_DIR}`) && s.url.endsWith('.wasm')),

@@ -13,20 +13,11 @@ use tokio::sync::watch;
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Trims every [`TRIM_INTERVAL`]; returns when `stop` turns true.
-pub async fn run(mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(TRIM_INTERVAL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                let _ = tokio::task::spawn_blocking(trim).await;
-            }
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
-    }
+pub async fn run(stop: watch::Receiver<bool>) {
+    super::periodic::every(TRIM_INTERVAL, stop, || async {
+        let _ = tokio::task::spawn_blocking(trim).await;
+    })
+    .await;
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

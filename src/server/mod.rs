@@ -9,6 +9,7 @@ pub mod headers;
 pub mod hub;
 pub mod memory;
 pub mod metrics;
+pub mod periodic;
 pub mod persist;
 pub mod queue;
 pub mod rate_limit;

@@ -81,9 +81,10 @@ fn write_loop(storage: Arc<dyn Storage>, queue: mpsc::Receiver<Job>) {
                 next = queue.try_recv().ok();
             }
         }
-        let result = storage.append_updates(&batch);
+        let count = batch.len();
+        let result = storage.append_updates(batch);
         if let Err(e) = &result {
-            tracing::error!(error = %e, updates = batch.len(), "appending updates failed");
+            tracing::error!(error = %e, updates = count, "appending updates failed");
         }
         for done in waiting {
             let _ = done.send(result.clone());

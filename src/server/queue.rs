@@ -10,7 +10,7 @@
 
 use std::{
     collections::VecDeque,
-    future::poll_fn,
+    future::{poll_fn, Future},
     sync::{Arc, Mutex, MutexGuard},
     task::{Poll, Waker},
 };
@@ -93,7 +93,28 @@ impl<T> QueueSender<T> {
 
     /// Queues `item`, waiting for room if the queue is full. Gives it back if
     /// the queue is closed.
-    pub async fn send(&self, item: T) -> Result<(), T> {
+    ///
+    /// Tried at once, when called: the common case then leaves the returned
+    /// future nothing to hold. Waiting for room (rare), or handing the item back
+    /// from a closed queue, is boxed; inline, the item would enlarge every
+    /// future that awaits a send, such as each idle connection's task.
+    pub fn send(&self, item: T) -> impl Future<Output = Result<(), T>> + '_ {
+        let unsent = match self.try_send(item) {
+            Ok(()) => None,
+            Err(TrySendError::Full(item) | TrySendError::Closed(item)) => {
+                Some(Box::pin(self.wait_to_send(item)))
+            }
+        };
+        async move {
+            match unsent {
+                None => Ok(()),
+                Some(waiting) => waiting.await,
+            }
+        }
+    }
+
+    /// Queues `item` once there is room.
+    async fn wait_to_send(&self, item: T) -> Result<(), T> {
         let mut item = Some(item);
         poll_fn(|cx| {
             let next = item.take().expect("polled after completion");

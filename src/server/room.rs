@@ -290,9 +290,9 @@ impl Room {
         Ok(room)
     }
 
-    /// Rare work (loading, snapshots, activity records, unloading) is awaited
-    /// boxed: an idle room's task then holds only what its hot path needs, and
-    /// thousands of idle rooms are the server's biggest memory cost after sockets.
+    /// Rare work (snapshots, activity records, unloading) is awaited boxed: an
+    /// idle room's task then holds only what its hot path needs, and thousands
+    /// of idle rooms are the server's biggest memory cost after sockets.
     async fn run(mut self: Box<Self>, mut queue: QueueReceiver<RoomCommand>) {
         // One timer for all housekeeping (presence sweep, activity record,
         // unloading when empty): tokio's intervals would each keep a boxed
@@ -303,9 +303,8 @@ impl Room {
             let unload_at = self
                 .empty_since
                 .map(|since| since + self.cx.limits.room_unload_grace);
-            let wake_at = unload_at.map_or(next_sweep.min(next_activity), |at| {
-                at.min(next_sweep).min(next_activity)
-            });
+            let housekeeping = next_sweep.min(next_activity);
+            let wake_at = unload_at.map_or(housekeeping, |at| at.min(housekeeping));
             tokio::select! {
                 command = queue.recv() => match command {
                     Some(RoomCommand::Shutdown { done }) => {

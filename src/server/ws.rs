@@ -6,8 +6,8 @@
 use super::{
     hub::{Hub, IpSlot},
     metrics::Metrics,
-    queue::{self, QueueReceiver, TrySendError},
-    room::{close, OutFrame, RoomCommand, RoomHandle, OUTBOUND_CAPACITY},
+    queue::{self, QueueReceiver},
+    room::{close, ConnId, OutFrame, RoomCommand, RoomHandle, OUTBOUND_CAPACITY},
     state::AppState,
 };
 use crate::{
@@ -174,7 +174,7 @@ async fn run_connection(
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(session = %meta.id, conn, "connection joined");
     let closing = shuttle(socket, cx, meta, conn, &room, &mut to_client).await;
-    send_to_room(&room, RoomCommand::Leave { conn }).await;
+    let _ = room.commands.send(RoomCommand::Leave { conn }).await;
     tracing::debug!(session = %meta.id, conn, "connection left");
     closing
 }
@@ -183,7 +183,7 @@ async fn shuttle(
     socket: &mut WebSocket,
     cx: &ConnectionContext,
     meta: &SessionMeta,
-    conn: u64,
+    conn: ConnId,
     room: &RoomHandle,
     to_client: &mut QueueReceiver<OutFrame>,
 ) -> Option<Refusal> {
@@ -225,7 +225,7 @@ async fn shuttle(
                     drop(bytes); // not held across the await below
                     match decoded {
                         Ok(messages) => {
-                            if !send_to_room(room, RoomCommand::Frame { conn, messages }).await {
+                            if room.commands.send(RoomCommand::Frame { conn, messages }).await.is_err() {
                                 return Some(Refusal(close::GOING_AWAY, "session closed".into()));
                             }
                         }
@@ -243,23 +243,6 @@ async fn shuttle(
                 Some(Ok(Message::Close(_))) => return None,
                 Some(Ok(_)) => {} // ping/pong: answered by the library
             },
-        }
-    }
-}
-
-/// Queues `command` to the room, waiting only if its queue is full (that wait
-/// is boxed: it is rare, and kept inline it would make every idle connection's
-/// task bigger). Resolves to false if the room has gone away.
-fn send_to_room(room: &RoomHandle, command: RoomCommand) -> impl Future<Output = bool> + '_ {
-    let queued = match room.commands.try_send(command) {
-        Ok(()) => Ok(true),
-        Err(TrySendError::Closed(_)) => Ok(false),
-        Err(TrySendError::Full(command)) => Err(Box::pin(room.commands.send(command))),
-    };
-    async move {
-        match queued {
-            Ok(sent) => sent,
-            Err(waiting) => waiting.await.is_ok(),
         }
     }
 }

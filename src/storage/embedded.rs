@@ -27,6 +27,7 @@ const FOLDED_GENERATION: &str = "folded_generation";
 
 /// File name of the database inside the data dir.
 pub const DATABASE_FILE: &str = "pairpad.redb";
+
 /// Storage in a redb file.
 pub struct EmbeddedStorage {
     db: Arc<Database>,
@@ -112,12 +113,7 @@ impl EmbeddedStorage {
         let updates = JournaledUpdates::open(
             data_dir,
             folded_generation,
-            Box::new(move |records, generation| {
-                let tx = folding_db.begin_write().map_err(err)?;
-                insert_log(&tx, records)?;
-                set_folded_generation(&tx, generation)?;
-                tx.commit().map_err(err)
-            }),
+            Box::new(move |records, generation| commit_fold(&folding_db, records, generation)),
         )?;
         Ok(Self { db, updates })
     }
@@ -215,7 +211,7 @@ impl Storage for EmbeddedStorage {
         sessions.len().map_err(err)
     }
 
-    fn append_updates(&self, batch: &[UpdateRecord]) -> StorageResult<()> {
+    fn append_updates(&self, batch: Vec<UpdateRecord>) -> StorageResult<()> {
         self.updates.append(batch)
     }
 
@@ -326,10 +322,15 @@ fn insert_log(tx: &WriteTransaction, batch: &[UpdateRecord]) -> StorageResult<()
     Ok(())
 }
 
-fn set_folded_generation(tx: &WriteTransaction, generation: u64) -> StorageResult<()> {
+/// Puts journaled records into the log, with the journal generation they came
+/// from, in one durable transaction.
+fn commit_fold(db: &Database, records: &[UpdateRecord], generation: u64) -> StorageResult<()> {
+    let tx = db.begin_write().map_err(err)?;
+    insert_log(&tx, records)?;
     let mut state = tx.open_table(JOURNAL_STATE).map_err(err)?;
     state.insert(FOLDED_GENERATION, generation).map_err(err)?;
-    Ok(())
+    drop(state);
+    tx.commit().map_err(err)
 }
 
 #[cfg(test)]
@@ -409,12 +410,16 @@ mod tests {
                 update: vec![byte],
             };
             storage
-                .append_updates(&[record(a.id, 5, 1), record(b.id, 6, 9), record(a.id, 7, 2)])
+                .append_updates(vec![
+                    record(a.id, 5, 1),
+                    record(b.id, 6, 9),
+                    record(a.id, 7, 2),
+                ])
                 .unwrap();
-            storage.append_updates(&[record(a.id, 8, 3)]).unwrap();
+            storage.append_updates(vec![record(a.id, 8, 3)]).unwrap();
             // Updates of a session that does not exist are dropped.
             storage
-                .append_updates(&[record(SessionId::new_random(), 9, 4)])
+                .append_updates(vec![record(SessionId::new_random(), 9, 4)])
                 .unwrap();
         }
         let storage = EmbeddedStorage::open(dir.path()).unwrap();
@@ -442,9 +447,9 @@ mod tests {
                 update: vec![i],
             })
             .collect();
-        storage.append_updates(&records[..3]).unwrap();
+        storage.append_updates(records[..3].to_vec()).unwrap();
         assert_eq!(storage.store_snapshot(a.id, b"state").unwrap(), 3);
-        storage.append_updates(&records[3..]).unwrap();
+        storage.append_updates(records[3..].to_vec()).unwrap();
         let doc = storage.load_document(a.id).unwrap();
         assert_eq!(doc.snapshot.as_deref(), Some(&b"state"[..]));
         assert_eq!(doc.snapshot_seq, 3);
@@ -477,7 +482,7 @@ mod tests {
             let storage = EmbeddedStorage::open(dir.path()).unwrap();
             storage.insert_session(&a).unwrap();
             for record in records(a.id, 5) {
-                storage.append_updates(&[record]).unwrap();
+                storage.append_updates(vec![record]).unwrap();
             }
             // Dropped without flush: like a crash, the updates are only journaled.
         }
@@ -497,9 +502,9 @@ mod tests {
         {
             let storage = EmbeddedStorage::open(dir.path()).unwrap();
             storage.insert_session(&a).unwrap();
-            storage.append_updates(&records(a.id, 3)).unwrap();
+            storage.append_updates(records(a.id, 3)).unwrap();
             storage.flush().unwrap();
-            storage.append_updates(&records(a.id, 1)).unwrap();
+            storage.append_updates(records(a.id, 1)).unwrap();
         }
         let storage = EmbeddedStorage::open(dir.path()).unwrap();
         assert_eq!(storage.update_log(a.id).unwrap().len(), 4);
@@ -512,17 +517,19 @@ mod tests {
         {
             let storage = EmbeddedStorage::open(dir.path()).unwrap();
             storage.insert_session(&a).unwrap();
-            storage.append_updates(&records(a.id, 2)).unwrap();
+            storage.append_updates(records(a.id, 2)).unwrap();
             // Commit a fold into the database but "crash" before the journal
             // files swap: the journal still holds the same records.
-            let tx = storage.db.begin_write().unwrap();
-            insert_log(&tx, &records(a.id, 2)).unwrap();
-            set_folded_generation(&tx, storage.updates.active_generation()).unwrap();
-            tx.commit().unwrap();
+            commit_fold(
+                &storage.db,
+                &records(a.id, 2),
+                storage.updates.active_generation(),
+            )
+            .unwrap();
         }
         let storage = EmbeddedStorage::open(dir.path()).unwrap();
         assert_eq!(storage.update_log(a.id).unwrap().len(), 2);
-        storage.append_updates(&records(a.id, 1)).unwrap();
+        storage.append_updates(records(a.id, 1)).unwrap();
         assert_eq!(storage.update_log(a.id).unwrap().len(), 3);
     }
 
@@ -540,7 +547,7 @@ mod tests {
                 at_ms: i as u64,
                 update: update.clone(),
             };
-            storage.append_updates(&[record]).unwrap();
+            storage.append_updates(vec![record]).unwrap();
         }
         assert_eq!(storage.update_log(a.id).unwrap().len(), total);
     }

@@ -124,24 +124,24 @@ impl JournaledUpdates {
     }
 
     /// Appends `batch`; durable when it returns.
-    pub fn append(&self, batch: &[UpdateRecord]) -> StorageResult<()> {
+    pub fn append(&self, batch: Vec<UpdateRecord>) -> StorageResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let bytes = journal::encoded_len(batch);
+        let bytes = journal::encoded_len(&batch);
+        // Rare: folds fell behind a flood, so make room before appending. (With
+        // nothing unfolded, a batch bigger than the file grows it instead.)
+        let no_room = |s: &State| !s.active.has_room_for(bytes) && !s.unfolded.is_empty();
         let mut state = self.lock();
-        if !state.active.has_room_for(bytes) && !state.unfolded.is_empty() {
-            // Rare: folds fell behind a flood. Make room before appending.
-            state = self.fold_while(state, |s| {
-                !s.active.has_room_for(bytes) && !s.unfolded.is_empty()
-            })?;
+        if no_room(&state) {
+            state = self.fold_while(state, no_room)?;
         }
         state
             .active
-            .append(batch)
+            .append(&batch)
             .map_err(|e| StorageError(format!("journal: {e}")))?;
         // Durable from here on; a failed fold below is retried later.
-        state.unfolded.extend_from_slice(batch);
+        state.unfolded.extend(batch);
         state.unfolded_bytes += bytes as usize;
         let due = state.unfolded_bytes >= FOLD_BYTES || state.last_fold.elapsed() >= FOLD_INTERVAL;
         if due && !state.folding {
@@ -325,11 +325,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(FakeDb::default());
         let journaled = open(dir.path(), &db);
-        journaled.append(&[record(1), record(2)]).unwrap();
+        journaled.append(vec![record(1), record(2)]).unwrap();
         journaled.fold_all().unwrap();
-        journaled.append(&[record(3)]).unwrap();
+        journaled.append(vec![record(3)]).unwrap();
         journaled.fold_all().unwrap();
-        journaled.append(&[record(4)]).unwrap();
+        journaled.append(vec![record(4)]).unwrap();
         assert_eq!(logged(&db), vec![1, 2, 3], "4 is only in the journal");
         drop(journaled); // a crash: nothing more is folded
         let journaled = open(dir.path(), &db);
@@ -338,7 +338,7 @@ mod tests {
             vec![1, 2, 3, 4],
             "the journal is replayed once"
         );
-        journaled.append(&[record(5)]).unwrap();
+        journaled.append(vec![record(5)]).unwrap();
         journaled.fold_session(record(5).session).unwrap();
         drop(journaled);
         open(dir.path(), &db);
@@ -350,11 +350,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(FakeDb::default());
         let journaled = open(dir.path(), &db);
-        journaled.append(&[record(1), record(2)]).unwrap();
+        journaled.append(vec![record(1), record(2)]).unwrap();
         // Start a fold but never commit it, as if the process died meanwhile;
         // appends go on into the other file.
         let _never_committed = journaled.begin(&mut journaled.lock()).unwrap().unwrap();
-        journaled.append(&[record(3)]).unwrap();
+        journaled.append(vec![record(3)]).unwrap();
         drop(journaled);
         open(dir.path(), &db);
         assert_eq!(logged(&db), vec![1, 2, 3]);
@@ -365,7 +365,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(FakeDb::default());
         let journaled = open(dir.path(), &db);
-        journaled.append(&[record(1)]).unwrap();
+        journaled.append(vec![record(1)]).unwrap();
         let fold = journaled.begin(&mut journaled.lock()).unwrap().unwrap();
         let reader = {
             let journaled = journaled.clone();
@@ -398,9 +398,9 @@ mod tests {
             )
             .unwrap()
         };
-        journaled.append(&[record(1)]).unwrap();
+        journaled.append(vec![record(1)]).unwrap();
         assert!(journaled.fold_all().is_err());
-        journaled.append(&[record(2)]).unwrap();
+        journaled.append(vec![record(2)]).unwrap();
         assert!(journaled.fold_all().is_err());
         fail.store(false, std::sync::atomic::Ordering::SeqCst);
         journaled.fold_all().unwrap();

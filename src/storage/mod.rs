@@ -83,7 +83,7 @@ pub trait Storage: Send + Sync + 'static {
     /// unknown sessions are dropped. Called for every group commit of the sync
     /// hot path, so it must be cheap. (Last activity is not touched here; rooms
     /// record it with `touch` now and then.)
-    fn append_updates(&self, batch: &[UpdateRecord]) -> StorageResult<()>;
+    fn append_updates(&self, batch: Vec<UpdateRecord>) -> StorageResult<()>;
     /// The snapshot and the updates logged after it.
     fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument>;
     /// The whole update log of a session, oldest first (for playback and export).
