@@ -15,7 +15,12 @@ pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 /// Trims every [`TRIM_INTERVAL`]; returns when `stop` turns true.
 pub async fn run(stop: watch::Receiver<bool>) {
     super::periodic::every(TRIM_INTERVAL, stop, || async {
+        let started = std::time::Instant::now();
         let _ = tokio::task::spawn_blocking(trim).await;
+        tracing::debug!(
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "free heap memory returned"
+        );
     })
     .await;
 }
