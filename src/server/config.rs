@@ -85,9 +85,17 @@ pub struct Config {
     #[arg(long, env = "PAIRPAD_MAX_OUTPUT_LINES", default_value_t = limits::DEFAULT_MAX_OUTPUT_LINES)]
     pub max_output_lines: usize,
 
+    /// How often, at most, edits are forced to disk (fdatasync), in ms. Every
+    /// edit is written to the journal before it is relayed, so a crash or kill
+    /// of pairpad loses nothing; this bounds what a power cut or kernel crash
+    /// can lose. 0 forces every edit to disk before relaying it (more CPU and
+    /// latency per edit).
+    #[arg(long, env = "PAIRPAD_FSYNC_INTERVAL_MS", default_value_t = 100)]
+    pub fsync_interval_ms: u64,
+
     /// Threads serving requests and sessions. 1 runs everything on one thread
     /// (the least CPU per edit: no hand-offs between threads); more spread page
-    /// rendering over cores. Storage writes always have their own thread.
+    /// rendering over cores. Syncing storage to disk has its own thread.
     #[arg(long, env = "PAIRPAD_WORKER_THREADS", default_value_t = 1)]
     pub worker_threads: usize,
 }

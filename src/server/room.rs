@@ -1,9 +1,9 @@
 //! A room: the live, in-memory side of one session. One task per loaded session
 //! owns its document and awareness and handles, one at a time, everything its
 //! connections send; so every client sees one order of events and a reply to a
-//! SyncStep1 never contains an update that is not yet on disk.
+//! SyncStep1 never contains an update that is not yet stored.
 //!
-//! Update path: validate -> size check -> append to the log (group commit) ->
+//! Update path: validate -> size check -> append to the journal (see `persist`) ->
 //! apply to the document -> relay to the other connections.
 
 use super::{
@@ -418,7 +418,7 @@ impl Room {
         }
     }
 
-    /// Size check, durable append, apply, relay.
+    /// Size check, stored append, apply, relay.
     async fn accept_updates(&mut self, conn: ConnId, updates: Vec<Vec<u8>>) {
         let incoming: usize = updates.iter().map(Vec::len).sum();
         let limit = self.cx.limits.max_document_bytes;

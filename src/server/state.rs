@@ -2,7 +2,11 @@
 //! sessions, the session service and metrics.
 
 use super::{
-    config::Config, hub::Hub, metrics::Metrics, persist::UpdateWriter, room::RoomContext,
+    config::Config,
+    hub::Hub,
+    metrics::Metrics,
+    persist::{SyncPolicy, UpdateWriter},
+    room::RoomContext,
     sessions::SessionService,
 };
 use crate::{domain::Limits, storage::Storage};
@@ -26,7 +30,10 @@ impl AppState {
     pub fn new(config: Config, storage: Arc<dyn Storage>, leptos_options: LeptosOptions) -> Self {
         let limits = config.limits();
         let metrics = Arc::new(Metrics::default());
-        let writer = Arc::new(UpdateWriter::start(storage.clone()));
+        let writer = Arc::new(UpdateWriter::start(
+            storage.clone(),
+            SyncPolicy::from_interval_ms(config.fsync_interval_ms),
+        ));
         let hub = Arc::new(Hub::new(RoomContext {
             storage: storage.clone(),
             writer,

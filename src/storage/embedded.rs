@@ -5,15 +5,16 @@
 //! update bytes: the append-only log), `snapshots` (id -> covered seq + state) and
 //! `journal` (the last journal generation folded into `updates`).
 //!
-//! Appended updates are durable once they are in the journal, and are folded
-//! into `updates` in the background (see [`super::journaled`]); any read of a
+//! Appended updates are stored once they are written to the journal (on disk
+//! after the next [`UpdateSink::sync_updates`]), and are folded into `updates` in
+//! the background (see [`super::journaled`]); any read of a
 //! session's log first folds what it has in the journal, and so does
-//! [`Storage::flush`]. Opening replays whatever a crash left unfolded. Other
+//! [`UpdateSink::flush`]. Opening replays whatever a crash left unfolded. Other
 //! changes are redb commits, durable (fsync) before `commit` returns.
 
 use super::{
     journaled::JournaledUpdates, LoggedUpdate, Storage, StorageError, StorageResult,
-    StoredDocument, UpdateRecord,
+    StoredDocument, UpdateRecord, UpdateSink,
 };
 use crate::domain::{Language, SessionId, SessionMeta};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
@@ -86,12 +87,22 @@ fn last_seq(
     Ok(last.unwrap_or(0))
 }
 
+/// redb's page cache. Its default, 1 GiB, lets the process keep every page a
+/// fold or a session load ever touched (2.7 MiB after loading 2,500 sessions,
+/// measured with heaptrack, and growing with use). Reads are rare here (loading
+/// a session, folding the journal every 10 s) and the operating system caches
+/// the file anyway, so a small cache costs a few page reads now and then.
+const CACHE_BYTES: usize = 1 << 20;
+
 impl EmbeddedStorage {
     /// Opens (or creates) the database and journal in `data_dir`, creating the dir
     /// if needed, and folds in what the journal holds from an earlier run.
     pub fn open(data_dir: &Path) -> StorageResult<Self> {
         std::fs::create_dir_all(data_dir).map_err(err)?;
-        let db = Database::create(data_dir.join(DATABASE_FILE)).map_err(err)?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(data_dir.join(DATABASE_FILE))
+            .map_err(err)?;
         // Create the tables up front so that readers never meet a missing table.
         let tx = db.begin_write().map_err(err)?;
         let folded_generation;
@@ -139,6 +150,20 @@ impl EmbeddedStorage {
             }
         }
         tx.commit().map_err(err)
+    }
+}
+
+impl UpdateSink for EmbeddedStorage {
+    fn append_updates(&self, batch: Vec<UpdateRecord>) -> StorageResult<()> {
+        self.updates.append(batch)
+    }
+
+    fn sync_updates(&self) -> StorageResult<()> {
+        self.updates.sync()
+    }
+
+    fn flush(&self) -> StorageResult<()> {
+        self.updates.fold_all()
     }
 }
 
@@ -211,10 +236,6 @@ impl Storage for EmbeddedStorage {
         sessions.len().map_err(err)
     }
 
-    fn append_updates(&self, batch: Vec<UpdateRecord>) -> StorageResult<()> {
-        self.updates.append(batch)
-    }
-
     fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument> {
         self.updates.fold_session(id)?;
         let tx = self.db.begin_read().map_err(err)?;
@@ -280,10 +301,6 @@ impl Storage for EmbeddedStorage {
         }
         tx.commit().map_err(err)?;
         Ok(through_seq)
-    }
-
-    fn flush(&self) -> StorageResult<()> {
-        self.updates.fold_all()
     }
 }
 

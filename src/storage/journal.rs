@@ -1,5 +1,8 @@
-//! The journal: an append-only file that makes document updates durable with one
-//! write and one `fdatasync` per group commit. Committing every edit straight into
+//! The journal: an append-only file that stores document updates with one write
+//! each (safe from a crash of the process once written: the kernel has them) and
+//! makes them safe from power loss with one `fdatasync` for everything written
+//! since the last ([`Journal::file`] is what the caller syncs, see
+//! [`super::journaled`]). Committing every edit straight into
 //! redb copied whole B-tree pages (about 18 KiB written per edit) and cost most of
 //! the server's CPU; the journal writes each update once, a few dozen bytes.
 //! [`super::EmbeddedStorage`] folds journaled updates into the database now and
@@ -24,6 +27,7 @@ use std::{
     io::{self, Read},
     os::unix::fs::FileExt,
     path::Path,
+    sync::Arc,
 };
 
 const MAGIC: &[u8; 8] = b"PPJRNL01";
@@ -54,7 +58,8 @@ pub struct Recovered {
 }
 
 pub struct Journal {
-    file: File,
+    /// Shared so that syncing (`fdatasync`) can happen without the journal's lock.
+    file: Arc<File>,
     generation: u64,
     /// Where the next record goes.
     end: u64,
@@ -91,7 +96,7 @@ impl Journal {
             }
         }
         let journal = Journal {
-            file,
+            file: Arc::new(file),
             generation: recovered.generation,
             end: HEADER_BYTES,
             capacity: capacity.max(size),
@@ -105,6 +110,11 @@ impl Journal {
         self.generation
     }
 
+    /// The file; `sync_data` on it makes every append so far durable on disk.
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
     /// Whether `bytes` more fit without growing the file.
     pub fn has_room_for(&self, bytes: u64) -> bool {
         self.end + bytes <= self.capacity
@@ -114,21 +124,23 @@ impl Journal {
     /// record written so far stops counting. Durable when it returns.
     pub fn restart(&mut self, generation: u64) -> io::Result<()> {
         self.broken = true;
-        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&generation.to_le_bytes());
-        let crc = crc32fast::hash(&header);
-        header.extend_from_slice(&crc.to_le_bytes());
-        write_in_pages(&self.file, &header, 0)?;
-        self.file.sync_data()?;
-        self.generation = generation;
-        self.end = HEADER_BYTES;
-        self.broken = false;
+        start_generation(&self.file, generation)?;
+        self.restarted(generation);
         Ok(())
     }
 
-    /// Appends `records`; durable when it returns. A batch bigger than the room
-    /// left grows the file (slower: the size change is flushed too).
+    /// Records that [`start_generation`] succeeded on this journal's file (done
+    /// apart so that the file can be prepared without holding the journal).
+    pub fn restarted(&mut self, generation: u64) {
+        self.generation = generation;
+        self.end = HEADER_BYTES;
+        self.broken = false;
+    }
+
+    /// Appends `records`: written when it returns (a crash of the process loses
+    /// nothing), on disk after the next `sync_data` of [`Journal::file`]. A batch
+    /// bigger than the room left grows the file (then synced here at once: the size
+    /// change is metadata that a later `fdatasync` of the data alone might skip).
     pub fn append(&mut self, records: &[UpdateRecord]) -> io::Result<()> {
         if self.broken {
             return Err(io::Error::other(
@@ -143,8 +155,14 @@ impl Journal {
         for record in records {
             encode_record(&mut buf, self.generation, record)?;
         }
-        let result =
-            write_in_pages(&self.file, &buf, self.end).and_then(|()| self.file.sync_data());
+        let grows = self.end + buf.len() as u64 > self.capacity;
+        let result = write_in_pages(&self.file, &buf, self.end).and_then(|()| {
+            if grows {
+                self.file.sync_all()
+            } else {
+                Ok(())
+            }
+        });
         if result.is_ok() {
             self.end += buf.len() as u64;
             self.capacity = self.capacity.max(self.end);
@@ -155,6 +173,18 @@ impl Journal {
         }
         result
     }
+}
+
+/// Writes the header of an empty journal of `generation` into `file` and syncs
+/// it; follow with [`Journal::restarted`].
+pub fn start_generation(file: &File, generation: u64) -> io::Result<()> {
+    let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&generation.to_le_bytes());
+    let crc = crc32fast::hash(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
+    write_in_pages(file, &header, 0)?;
+    file.sync_data()
 }
 
 fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {

@@ -1,13 +1,16 @@
-//! The update log's fast front: appended updates go to a journal file (durable
-//! with one write and one fdatasync, see [`super::journal`]) and are *folded*
-//! into the database later, in one transaction per fold.
+//! The update log's fast front: appended updates go to a journal file (one write
+//! each; [`JournaledUpdates::sync`] puts everything written so far on disk with
+//! one fdatasync, see [`super::journal`]) and are *folded* into the database
+//! later, in one transaction per fold.
 //!
 //! Two journal files take turns. A fold swaps them: appends go on into the
 //! fresh one while the other's records are committed to the database, by a
 //! background thread (every [`FOLD_INTERVAL`] or [`FOLD_BYTES`]) or by a reader
 //! that needs a session's updates in the database now. The journal's lock is
-//! not held during a commit, so appends (the sync hot path) never wait for one:
-//! a fold inside the append path stalled every edit for 5 to 15 ms every 2 s.
+//! held neither during a commit nor while the file just folded is prepared for
+//! its next turn (a header write and a sync), so appends (the sync hot path, on
+//! the server's event loop) never wait for disk I/O: a fold inside the append
+//! path stalled every edit for 5 to 15 ms every 2 s.
 //!
 //! Exactly-once replay: each fold commits its records together with its journal
 //! generation; on open, only files with a newer generation are replayed.
@@ -18,6 +21,7 @@ use super::{
 };
 use crate::domain::SessionId;
 use std::{
+    fs::File,
     path::Path,
     sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, Weak},
     time::{Duration, Instant},
@@ -55,6 +59,9 @@ struct State {
     /// The other file: its records are in the database, or being put there
     /// while `folding`.
     standby: Journal,
+    /// `standby` already holds an empty generation after `active`'s, so that
+    /// the next fold swaps without any I/O while appends wait on this lock.
+    standby_ready: bool,
     /// Records in `active` not yet in the database, oldest first.
     unfolded: Vec<UpdateRecord>,
     unfolded_bytes: usize,
@@ -64,12 +71,17 @@ struct State {
     /// A fold whose commit failed: committed again before any other, and its
     /// file is not reused until then.
     failed: Option<Fold>,
+    /// Files written since the last [`JournaledUpdates::sync`] (at most both).
+    unsynced: Vec<Arc<File>>,
 }
 
 pub struct JournaledUpdates {
     state: Mutex<State>,
     /// Signalled whenever a fold ends.
     fold_ended: Condvar,
+    /// Held through a whole sync: a sync that found nothing left to do must not
+    /// return while another one is still flushing the writes it relies on.
+    sync_one_at_a_time: Mutex<()>,
     commit: Commit,
     /// Background folds go to the folder thread.
     folder: mpsc::Sender<Fold>,
@@ -83,7 +95,7 @@ impl JournaledUpdates {
         let err = |e: std::io::Error| StorageError(format!("journal: {e}"));
         let (mut first, first_found) =
             Journal::open(&dir.join(JOURNAL_FILES[0]), JOURNAL_CAPACITY).map_err(err)?;
-        let (second, second_found) =
+        let (mut second, second_found) =
             Journal::open(&dir.join(JOURNAL_FILES[1]), JOURNAL_CAPACITY).map_err(err)?;
         let newest = first_found
             .generation
@@ -103,17 +115,21 @@ impl JournaledUpdates {
         }
         // Everything in both files is in the database now.
         first.restart(newest + 1).map_err(err)?;
+        second.restart(newest + 2).map_err(err)?;
         Ok(Arc::new_cyclic(|this: &Weak<Self>| Self {
             state: Mutex::new(State {
                 active: first,
                 standby: second,
+                standby_ready: true,
                 unfolded: Vec::new(),
                 unfolded_bytes: 0,
                 last_fold: Instant::now(),
                 folding: false,
                 failed: None,
+                unsynced: Vec::new(),
             }),
             fold_ended: Condvar::new(),
+            sync_one_at_a_time: Mutex::new(()),
             commit,
             folder: spawn_folder(this.clone()),
         }))
@@ -123,10 +139,16 @@ impl JournaledUpdates {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends `batch`; durable when it returns.
-    pub fn append(&self, batch: Vec<UpdateRecord>) -> StorageResult<()> {
+    /// Appends `batch`: safe from a crash of the process when it returns, on
+    /// disk after the next [`Self::sync`].
+    pub fn append(&self, mut batch: Vec<UpdateRecord>) -> StorageResult<()> {
         if batch.is_empty() {
             return Ok(());
+        }
+        // Kept until folded: without spare capacity (yrs encodes its own updates
+        // into 1 KiB buffers, which thousands of new sessions would keep).
+        for record in &mut batch {
+            record.update.shrink_to_fit();
         }
         let bytes = journal::encoded_len(&batch);
         // Rare: folds fell behind a flood, so make room before appending. (With
@@ -140,7 +162,15 @@ impl JournaledUpdates {
             .active
             .append(&batch)
             .map_err(|e| StorageError(format!("journal: {e}")))?;
-        // Durable from here on; a failed fold below is retried later.
+        // Stored from here on; a failed fold below is retried later.
+        if !state
+            .unsynced
+            .iter()
+            .any(|file| Arc::ptr_eq(file, state.active.file()))
+        {
+            let file = state.active.file().clone();
+            state.unsynced.push(file);
+        }
         state.unfolded.extend(batch);
         state.unfolded_bytes += bytes as usize;
         let due = state.unfolded_bytes >= FOLD_BYTES || state.last_fold.elapsed() >= FOLD_INTERVAL;
@@ -159,6 +189,41 @@ impl JournaledUpdates {
             }
         }
         Ok(())
+    }
+
+    /// Puts every update appended so far on disk (safe from power loss). The
+    /// journal's lock is not held meanwhile: appends go on.
+    pub fn sync(&self) -> StorageResult<()> {
+        let _one_at_a_time = self
+            .sync_one_at_a_time
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let files = std::mem::take(&mut self.lock().unsynced);
+        for file in files {
+            // Not retried on failure: after a failed fdatasync the kernel may
+            // have marked the pages clean, so a second try could "succeed"
+            // without writing them. The caller treats this as fatal.
+            file.sync_data()
+                .map_err(|e| StorageError(format!("journal sync: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Folds what appends left behind, if no fold ran for [`FOLD_INTERVAL`].
+    fn fold_if_quiet(&self) {
+        let mut state = self.lock();
+        let quiet = state.last_fold.elapsed() >= FOLD_INTERVAL;
+        if !quiet || state.folding || (state.unfolded.is_empty() && state.failed.is_none()) {
+            return;
+        }
+        match self.begin(&mut state) {
+            Ok(Some(fold)) => {
+                drop(state);
+                let _ = self.complete(fold);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "starting a journal fold failed"),
+        }
     }
 
     /// Returns once every update of `id` appended so far is in the database.
@@ -216,14 +281,18 @@ impl JournaledUpdates {
             return Ok(None);
         }
         let generation = state.active.generation();
-        state
-            .standby
-            .restart(generation + 1)
-            .map_err(|e| StorageError(format!("journal: {e}")))?;
+        if !state.standby_ready {
+            // Its preparation after the last fold failed: do it now.
+            state
+                .standby
+                .restart(generation + 1)
+                .map_err(|e| StorageError(format!("journal: {e}")))?;
+        }
         let State {
             active, standby, ..
         } = state;
         std::mem::swap(active, standby);
+        state.standby_ready = false;
         state.folding = true;
         state.unfolded_bytes = 0;
         let records = std::mem::take(&mut state.unfolded);
@@ -243,6 +312,9 @@ impl JournaledUpdates {
             ok = result.is_ok(),
             "journal fold committed"
         );
+        if result.is_ok() {
+            self.prepare_standby();
+        }
         let mut state = self.lock();
         state.folding = false;
         if let Err(e) = &result {
@@ -254,25 +326,53 @@ impl JournaledUpdates {
         result
     }
 
+    /// Starts the next generation in the file just folded, without holding the
+    /// lock during its write and sync (the fold is still marked in flight, so
+    /// nothing else touches that file meanwhile).
+    fn prepare_standby(&self) {
+        let (file, generation) = {
+            let state = self.lock();
+            (state.standby.file().clone(), state.active.generation() + 1)
+        };
+        match journal::start_generation(&file, generation) {
+            Ok(()) => {
+                let mut state = self.lock();
+                state.standby.restarted(generation);
+                state.standby_ready = true;
+            }
+            // The next fold tries again (under the lock).
+            Err(e) => tracing::warn!(error = %e, "preparing the standby journal failed"),
+        }
+    }
+
     #[cfg(test)]
     pub fn active_generation(&self) -> u64 {
         self.lock().active.generation()
     }
 }
 
-/// The thread that commits background folds. It holds only a weak reference,
+/// The thread that commits background folds: those appends start, and on its
+/// own once appends stop (else the last records would stay in memory, and out
+/// of the database, until the next append). It holds only a weak reference,
 /// so dropping the storage ends it (anything unfolded is in the journal files
 /// and replayed on the next open).
 fn spawn_folder(journaled: Weak<JournaledUpdates>) -> mpsc::Sender<Fold> {
     let (folds, queue) = mpsc::channel::<Fold>();
     let spawned = std::thread::Builder::new()
         .name("pairpad-fold".into())
-        .spawn(move || {
-            while let Ok(fold) = queue.recv() {
-                let Some(journaled) = journaled.upgrade() else {
-                    return;
-                };
-                let _ = journaled.complete(fold);
+        .spawn(move || loop {
+            let next = queue.recv_timeout(FOLD_INTERVAL);
+            if let Err(mpsc::RecvTimeoutError::Disconnected) = next {
+                return;
+            }
+            let Some(journaled) = journaled.upgrade() else {
+                return;
+            };
+            match next {
+                Ok(fold) => {
+                    let _ = journaled.complete(fold);
+                }
+                Err(_) => journaled.fold_if_quiet(),
             }
         });
     if let Err(e) = spawned {
@@ -376,6 +476,40 @@ mod tests {
         journaled.complete(fold).unwrap();
         reader.join().unwrap().unwrap();
         assert_eq!(logged(&db), vec![1]);
+    }
+
+    #[test]
+    fn records_left_behind_by_appends_are_folded_once_appends_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(FakeDb::default());
+        let journaled = open(dir.path(), &db);
+        journaled.append(vec![record(1)]).unwrap();
+        journaled.fold_if_quiet();
+        assert!(logged(&db).is_empty(), "a fold ran just now (at open)");
+        journaled.lock().last_fold = Instant::now() - FOLD_INTERVAL;
+        journaled.fold_if_quiet();
+        assert_eq!(logged(&db), vec![1]);
+        assert!(
+            journaled.lock().unfolded.is_empty(),
+            "no longer held in memory"
+        );
+    }
+
+    #[test]
+    fn sync_covers_both_files_across_a_fold() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(FakeDb::default());
+        let journaled = open(dir.path(), &db);
+        journaled.append(vec![record(1)]).unwrap();
+        let _folding = journaled.begin(&mut journaled.lock()).unwrap().unwrap();
+        journaled.append(vec![record(2)]).unwrap();
+        assert_eq!(
+            journaled.lock().unsynced.len(),
+            2,
+            "both files were written"
+        );
+        journaled.sync().unwrap();
+        assert!(journaled.lock().unsynced.is_empty());
     }
 
     #[test]

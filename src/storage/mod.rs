@@ -4,8 +4,9 @@
 //! The default backend is [`embedded::EmbeddedStorage`] (redb, one file in the data
 //! dir, no server to run), with [`journaled`] appends in front of its update log
 //! ([`journal`] is that file's format); a Redis backend can implement [`Storage`]
-//! later. Calls are blocking: async callers go through `spawn_blocking` or a
-//! writer thread.
+//! later. Calls are blocking: async callers go through `spawn_blocking`, except
+//! `append_updates`, which is made cheap enough to call inline (see
+//! `server::persist`).
 
 pub mod embedded;
 pub mod journal;
@@ -63,8 +64,26 @@ impl StoredDocument {
     }
 }
 
+/// The write side of the update log: what the sync hot path calls, apart so
+/// that the writer (`server::persist`) can be tested against a stand-in.
+pub trait UpdateSink: Send + Sync + 'static {
+    /// Appends updates (in order, all or none). When it returns they survive a
+    /// crash or kill of the process; they survive a power cut once
+    /// [`UpdateSink::sync_updates`] has returned too. Updates of unknown sessions
+    /// are dropped. Called for every edit on the sync hot path, so it must be
+    /// cheap. (Last activity is not touched here; rooms record it with `touch`
+    /// now and then.)
+    fn append_updates(&self, batch: Vec<UpdateRecord>) -> StorageResult<()>;
+    /// Puts every update appended so far on disk, safe from a power cut. A
+    /// failure means earlier appends may not be on disk: treat it as fatal.
+    fn sync_updates(&self) -> StorageResult<()>;
+    /// Moves whatever is buffered for speed into its final place (called on
+    /// graceful shutdown, so the next start has nothing to replay).
+    fn flush(&self) -> StorageResult<()>;
+}
+
 /// Everything pairpad persists.
-pub trait Storage: Send + Sync + 'static {
+pub trait Storage: UpdateSink {
     /// Records a new session. Fails if the id exists.
     fn insert_session(&self, meta: &SessionMeta) -> StorageResult<()>;
     /// The session's metadata, if it exists.
@@ -79,11 +98,6 @@ pub trait Storage: Send + Sync + 'static {
     fn sessions_inactive_since(&self, cutoff_ms: u64) -> StorageResult<Vec<SessionId>>;
     /// How many sessions exist.
     fn session_count(&self) -> StorageResult<u64>;
-    /// Appends updates durably (in order, all or none) before returning. Updates of
-    /// unknown sessions are dropped. Called for every group commit of the sync
-    /// hot path, so it must be cheap. (Last activity is not touched here; rooms
-    /// record it with `touch` now and then.)
-    fn append_updates(&self, batch: Vec<UpdateRecord>) -> StorageResult<()>;
     /// The snapshot and the updates logged after it.
     fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument>;
     /// The whole update log of a session, oldest first (for playback and export).
@@ -92,7 +106,4 @@ pub trait Storage: Send + Sync + 'static {
     /// logged so far (the caller has no append in flight). Returns the last log
     /// entry it covers.
     fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64>;
-    /// Moves whatever is buffered for speed into its final place (called on
-    /// graceful shutdown, so the next start has nothing to replay).
-    fn flush(&self) -> StorageResult<()>;
 }

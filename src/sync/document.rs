@@ -33,7 +33,6 @@ pub struct SessionDoc {
     doc: Doc,
     code: TextRef,
     meta: MapRef,
-    runs: ArrayRef,
 }
 
 impl Default for SessionDoc {
@@ -62,16 +61,13 @@ impl SessionDoc {
         Self::wrap(doc)
     }
 
+    /// The runs array is not created here: the server never reads it, and each
+    /// shared type costs a few hundred bytes in every loaded session (it comes
+    /// into being when an update that uses it arrives).
     fn wrap(doc: Doc) -> Self {
         let code = doc.get_or_insert_text(CODE);
         let meta = doc.get_or_insert_map(META);
-        let runs = doc.get_or_insert_array(RUNS);
-        Self {
-            doc,
-            code,
-            meta,
-            runs,
-        }
+        Self { doc, code, meta }
     }
 
     /// Rebuilds a document from stored updates, oldest first. Updates that do
@@ -168,9 +164,10 @@ impl SessionDoc {
         txn.encode_update_v1()
     }
 
-    /// The shared array of runs.
-    pub fn runs_ref(&self) -> &ArrayRef {
-        &self.runs
+    /// The shared array of runs, created if missing. Takes a write transaction:
+    /// never call it while one is open.
+    pub fn runs_ref(&self) -> ArrayRef {
+        self.doc.get_or_insert_array(RUNS)
     }
 
     /// Records a run (dropping the oldest past [`MAX_RECORDED_RUNS`]) in a
@@ -182,24 +179,27 @@ impl SessionDoc {
         let Ok(value) = Any::from_json(&json) else {
             return;
         };
+        let runs = self.runs_ref();
         let mut txn = match origin {
             Some(origin) => self.doc.transact_mut_with(origin),
             None => self.doc.transact_mut(),
         };
-        self.runs.push_back(&mut txn, value);
-        let len = self.runs.len(&txn);
+        runs.push_back(&mut txn, value);
+        let len = runs.len(&txn);
         if len > MAX_RECORDED_RUNS {
-            self.runs.remove_range(&mut txn, 0, len - MAX_RECORDED_RUNS);
+            runs.remove_range(&mut txn, 0, len - MAX_RECORDED_RUNS);
         }
     }
 
     /// The most recent run, if any (entries that do not parse are skipped).
     pub fn latest_run(&self) -> Option<RunRecord> {
         let txn = self.doc.transact();
-        let len = self.runs.len(&txn);
+        // Read without creating: no write transaction while `txn` is open.
+        let runs = txn.get_array(RUNS)?;
+        let len = runs.len(&txn);
         (0..len)
             .rev()
-            .find_map(|i| self.runs.get_as::<_, RunRecord>(&txn, i).ok())
+            .find_map(|i| runs.get_as::<_, RunRecord>(&txn, i).ok())
     }
 
     /// Inserts text at a UTF-16 offset; returns the update that did it.
@@ -251,6 +251,8 @@ mod tests {
     #[test]
     fn runs_are_recorded_bounded_and_synced() {
         use crate::domain::run::{RunStatus, MAX_RECORDED_RUNS};
+        let fresh = SessionDoc::new();
+        assert_eq!(fresh.latest_run(), None, "no runs array yet, no run");
         let a = SessionDoc::new();
         for i in 0..(MAX_RECORDED_RUNS + 3) {
             a.record_run(
