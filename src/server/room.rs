@@ -17,7 +17,7 @@ use crate::{
     domain::{time::now_ms, Language, Limits, SessionMeta},
     storage::{Storage, UpdateRecord},
     sync::{
-        protocol::{self, ClientMessage},
+        protocol::{self, ClientMessage, ReceivedUpdate},
         SessionDoc,
     },
 };
@@ -419,12 +419,13 @@ impl Room {
     }
 
     /// Size check, stored append, apply, relay.
-    async fn accept_updates(&mut self, conn: ConnId, updates: Vec<Vec<u8>>) {
-        let incoming: usize = updates.iter().map(Vec::len).sum();
+    async fn accept_updates(&mut self, conn: ConnId, updates: Vec<ReceivedUpdate>) {
+        let incoming: usize = updates.iter().map(|update| update.len()).sum();
         let limit = self.cx.limits.max_document_bytes;
+        let (code_len, language_before) = self.doc.code_len_and_language();
         // An update cannot add more text than its own size, so this bound is safe
         // without applying it first (yrs cannot roll an applied update back).
-        if self.doc.code_len_utf16() as usize + incoming > limit {
+        if code_len as usize + incoming > limit {
             tracing::warn!(session = %self.meta.id, conn, incoming, "update rejected: document too large");
             self.close_connection(
                 conn,
@@ -433,14 +434,14 @@ impl Room {
             );
             return;
         }
-        if let Err(e) = self.persist(updates.clone()).await {
+        let stored = updates.iter().map(|update| update.bytes.clone()).collect();
+        if let Err(e) = self.persist(stored).await {
             tracing::error!(session = %self.meta.id, error = %e, "update not stored; connection closed");
             self.close_connection(conn, close::INTERNAL_ERROR, "storage failure; reconnect");
             return;
         }
-        let language_before = self.doc.language();
-        for update in updates {
-            if let Err(e) = self.doc.apply(&update) {
+        for ReceivedUpdate { bytes, decoded } in updates {
+            if let Err(e) = self.doc.apply_decoded(decoded, None) {
                 tracing::warn!(session = %self.meta.id, conn, error = %e, "stored update did not apply");
                 continue;
             }
@@ -448,7 +449,7 @@ impl Room {
                 .metrics
                 .ws_updates_applied
                 .fetch_add(1, Ordering::Relaxed);
-            let frame: Bytes = protocol::encode_update(&update).into();
+            let frame: Bytes = protocol::encode_update(&bytes).into();
             self.broadcast_except(conn, &frame);
         }
         let language = self.doc.language();

@@ -101,6 +101,12 @@ impl SessionDoc {
     /// tell remote changes from local ones).
     pub fn apply_with_origin(&self, update: &[u8], origin: Option<&str>) -> Result<(), ApplyError> {
         let update = Update::decode_v1(update).map_err(|_| ApplyError::Undecodable)?;
+        self.apply_decoded(update, origin)
+    }
+
+    /// Applies an update decoded already (see `protocol::ReceivedUpdate`). Never
+    /// panics: a panic inside yrs on hostile input is reported as a rejection.
+    pub fn apply_decoded(&self, update: Update, origin: Option<&str>) -> Result<(), ApplyError> {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut txn = match origin {
                 Some(origin) => self.doc.transact_mut_with(origin),
@@ -142,8 +148,18 @@ impl SessionDoc {
 
     /// The language in the meta map, if set to a known language.
     pub fn language(&self) -> Option<Language> {
+        self.language_in(&self.doc.transact())
+    }
+
+    /// The code's length in UTF-16 code units and the language, read in one
+    /// transaction (the update path needs both for every edit).
+    pub fn code_len_and_language(&self) -> (u32, Option<Language>) {
         let txn = self.doc.transact();
-        match self.meta.get(&txn, META_LANGUAGE) {
+        (self.code.len(&txn), self.language_in(&txn))
+    }
+
+    fn language_in(&self, txn: &impl ReadTxn) -> Option<Language> {
+        match self.meta.get(txn, META_LANGUAGE) {
             Some(Out::Any(Any::String(name))) => name.parse().ok(),
             _ => None,
         }

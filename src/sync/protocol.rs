@@ -26,18 +26,40 @@ pub const SYNC_UPDATE: u64 = 2;
 pub enum ClientMessage {
     /// The client's state vector: answer with what it lacks.
     SyncStep1(StateVector),
-    /// What the peer has that we lacked (answer to our SyncStep1); the raw
-    /// update bytes are kept for storage and relay. Empty when the update holds
-    /// no change (so nothing needs storing or relaying).
-    SyncStep2(Vec<u8>),
+    /// What the peer has that we lacked (answer to our SyncStep1). Empty when
+    /// the update holds no change (so nothing needs storing or relaying).
+    SyncStep2(ReceivedUpdate),
     /// A live edit (empty when it holds no change).
-    Update(Vec<u8>),
+    Update(ReceivedUpdate),
     /// Presence.
     Awareness(AwarenessUpdate, Vec<u8>),
     /// The client asks for everyone's presence.
     AwarenessQuery,
     /// A message type pairpad does not use (auth, custom): ignored.
     Ignored(u64),
+}
+
+/// An update as received: its bytes (stored and relayed as they came; they
+/// deref to `[u8]`) and its decoded form, which the server applies without
+/// decoding the bytes a second time.
+#[derive(Debug)]
+pub struct ReceivedUpdate {
+    pub bytes: Vec<u8>,
+    pub decoded: Update,
+}
+
+impl std::ops::Deref for ReceivedUpdate {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl PartialEq<Vec<u8>> for ReceivedUpdate {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self.bytes == *other
+    }
 }
 
 /// Why a frame is not a valid protocol frame.
@@ -125,11 +147,13 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
                         StateVector::decode_v1(payload).map_err(|_| FrameError::BadStateVector)?,
                     ),
                     SYNC_STEP_2 | SYNC_UPDATE => {
-                        let update = if validate_update(payload)? {
+                        let decoded = decode_update(payload)?;
+                        let bytes = if decoded.is_empty() {
                             Vec::new()
                         } else {
                             payload.to_vec()
                         };
+                        let update = ReceivedUpdate { bytes, decoded };
                         if step == SYNC_STEP_2 {
                             ClientMessage::SyncStep2(update)
                         } else {
@@ -174,11 +198,10 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
     Ok(messages)
 }
 
-/// Checks that bytes decode as a yrs v1 update (never panics on garbage);
-/// returns whether the update is empty.
-pub fn validate_update(payload: &[u8]) -> Result<bool, FrameError> {
+/// Decodes a yrs v1 update, never panicking on garbage.
+pub fn decode_update(payload: &[u8]) -> Result<Update, FrameError> {
     match std::panic::catch_unwind(|| Update::decode_v1(payload)) {
-        Ok(Ok(update)) => Ok(update.is_empty()),
+        Ok(Ok(update)) => Ok(update),
         _ => Err(FrameError::BadUpdate),
     }
 }
@@ -254,6 +277,19 @@ mod tests {
         assert!(matches!(messages[0], ClientMessage::SyncStep1(ref v) if *v == sv));
         assert!(matches!(messages[1], ClientMessage::SyncStep2(ref u) if *u == update));
         assert!(matches!(messages[2], ClientMessage::Update(ref u) if *u == update));
+    }
+
+    #[test]
+    fn a_received_update_applies_in_its_decoded_form() {
+        let update = sample_update();
+        let mut messages = decode_frame(&encode_update(&update)).unwrap();
+        let Some(ClientMessage::Update(received)) = messages.pop() else {
+            panic!("expected an update");
+        };
+        assert_eq!(received.bytes, update, "bytes kept as received");
+        let doc = SessionDoc::new();
+        doc.apply_decoded(received.decoded, None).unwrap();
+        assert_eq!(doc.code(), "hello");
     }
 
     #[test]
