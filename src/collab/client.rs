@@ -211,7 +211,10 @@ impl CollabClient {
                 }
                 ClientMessage::SyncStep2(update) => {
                     if !update.is_empty() {
-                        reload_editor |= self.doc.apply_with_origin(&update, Some(REMOTE)).is_err();
+                        reload_editor |= self
+                            .doc
+                            .apply_decoded(update.decoded, Some(REMOTE))
+                            .is_err();
                     }
                     if !self.synced {
                         self.synced = true;
@@ -219,7 +222,10 @@ impl CollabClient {
                     }
                 }
                 ClientMessage::Update(update) if !update.is_empty() => {
-                    reload_editor |= self.doc.apply_with_origin(&update, Some(REMOTE)).is_err();
+                    reload_editor |= self
+                        .doc
+                        .apply_decoded(update.decoded, Some(REMOTE))
+                        .is_err();
                 }
                 ClientMessage::Update(_) => {}
                 ClientMessage::Awareness(update, _) => {

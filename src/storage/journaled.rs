@@ -75,6 +75,13 @@ struct State {
     unsynced: Vec<Arc<File>>,
 }
 
+impl State {
+    /// Records wait for a fold (new ones, or a failed fold's).
+    fn has_work(&self) -> bool {
+        !self.unfolded.is_empty() || self.failed.is_some()
+    }
+}
+
 pub struct JournaledUpdates {
     state: Mutex<State>,
     /// Signalled whenever a fold ends.
@@ -173,8 +180,8 @@ impl JournaledUpdates {
         }
         state.unfolded.extend(batch);
         state.unfolded_bytes += bytes as usize;
-        let due = state.unfolded_bytes >= FOLD_BYTES || state.last_fold.elapsed() >= FOLD_INTERVAL;
-        if due && !state.folding {
+        // Folds by time are the folder thread's; here only size presses.
+        if state.unfolded_bytes >= FOLD_BYTES && !state.folding {
             match self.begin(&mut state) {
                 Ok(Some(fold)) => {
                     if let Err(mpsc::SendError(fold)) = self.folder.send(fold) {
@@ -209,11 +216,21 @@ impl JournaledUpdates {
         Ok(())
     }
 
-    /// Folds what appends left behind, if no fold ran for [`FOLD_INTERVAL`].
-    fn fold_if_quiet(&self) {
+    /// How long until a fold is due by time: [`FOLD_INTERVAL`] after the last,
+    /// or a whole interval from now when there is nothing to fold.
+    fn until_fold_due(&self) -> Duration {
+        let state = self.lock();
+        if !state.has_work() {
+            return FOLD_INTERVAL;
+        }
+        FOLD_INTERVAL.saturating_sub(state.last_fold.elapsed())
+    }
+
+    /// Folds what is unfolded, if no fold ran for [`FOLD_INTERVAL`].
+    fn fold_if_due(&self) {
         let mut state = self.lock();
-        let quiet = state.last_fold.elapsed() >= FOLD_INTERVAL;
-        if !quiet || state.folding || (state.unfolded.is_empty() && state.failed.is_none()) {
+        let due = state.last_fold.elapsed() >= FOLD_INTERVAL;
+        if !due || state.folding || !state.has_work() {
             return;
         }
         match self.begin(&mut state) {
@@ -239,8 +256,7 @@ impl JournaledUpdates {
     /// Returns once every update appended so far is in the database.
     pub fn fold_all(&self) -> StorageResult<()> {
         let state = self.lock();
-        self.fold_while(state, |s| !s.unfolded.is_empty() || s.failed.is_some())
-            .map(drop)
+        self.fold_while(state, State::has_work).map(drop)
     }
 
     /// Waits out any fold in flight, then folds on this thread while `needed`.
@@ -351,17 +367,19 @@ impl JournaledUpdates {
     }
 }
 
-/// The thread that commits background folds: those appends start, and on its
-/// own once appends stop (else the last records would stay in memory, and out
-/// of the database, until the next append). It holds only a weak reference,
-/// so dropping the storage ends it (anything unfolded is in the journal files
-/// and replayed on the next open).
+/// The thread that folds in the background: every [`FOLD_INTERVAL`] on its
+/// own, and whenever appends hand it a fold ([`FOLD_BYTES`] reached). It holds
+/// only a weak reference, so dropping the storage ends it (anything unfolded is
+/// in the journal files and replayed on the next open).
 fn spawn_folder(journaled: Weak<JournaledUpdates>) -> mpsc::Sender<Fold> {
     let (folds, queue) = mpsc::channel::<Fold>();
     let spawned = std::thread::Builder::new()
         .name("pairpad-fold".into())
         .spawn(move || loop {
-            let next = queue.recv_timeout(FOLD_INTERVAL);
+            let Some(wait) = journaled.upgrade().map(|j| j.until_fold_due()) else {
+                return;
+            };
+            let next = queue.recv_timeout(wait);
             if let Err(mpsc::RecvTimeoutError::Disconnected) = next {
                 return;
             }
@@ -372,7 +390,7 @@ fn spawn_folder(journaled: Weak<JournaledUpdates>) -> mpsc::Sender<Fold> {
                 Ok(fold) => {
                     let _ = journaled.complete(fold);
                 }
-                Err(_) => journaled.fold_if_quiet(),
+                Err(_) => journaled.fold_if_due(),
             }
         });
     if let Err(e) = spawned {
@@ -484,10 +502,10 @@ mod tests {
         let db = Arc::new(FakeDb::default());
         let journaled = open(dir.path(), &db);
         journaled.append(vec![record(1)]).unwrap();
-        journaled.fold_if_quiet();
+        journaled.fold_if_due();
         assert!(logged(&db).is_empty(), "a fold ran just now (at open)");
         journaled.lock().last_fold = Instant::now() - FOLD_INTERVAL;
-        journaled.fold_if_quiet();
+        journaled.fold_if_due();
         assert_eq!(logged(&db), vec![1]);
         assert!(
             journaled.lock().unfolded.is_empty(),

@@ -94,18 +94,13 @@ impl SessionDoc {
     /// Applies a v1 update. Never panics: a panic inside yrs on hostile input is
     /// caught and reported as a rejection.
     pub fn apply(&self, update: &[u8]) -> Result<(), ApplyError> {
-        self.apply_with_origin(update, None)
-    }
-
-    /// Applies a v1 update in a transaction tagged with `origin` (so observers can
-    /// tell remote changes from local ones).
-    pub fn apply_with_origin(&self, update: &[u8], origin: Option<&str>) -> Result<(), ApplyError> {
         let update = Update::decode_v1(update).map_err(|_| ApplyError::Undecodable)?;
-        self.apply_decoded(update, origin)
+        self.apply_decoded(update, None)
     }
 
-    /// Applies an update decoded already (see `protocol::ReceivedUpdate`). Never
-    /// panics: a panic inside yrs on hostile input is reported as a rejection.
+    /// Applies an update decoded already (see `protocol::ReceivedUpdate`) in a
+    /// transaction tagged with `origin` (so observers can tell remote changes
+    /// from local ones). Never panics, like [`Self::apply`].
     pub fn apply_decoded(&self, update: Update, origin: Option<&str>) -> Result<(), ApplyError> {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut txn = match origin {
