@@ -135,6 +135,25 @@ async fn edits_are_relayed_and_late_joiners_get_the_whole_document() {
 }
 
 #[tokio::test]
+async fn a_client_joining_right_after_edits_gets_them_in_its_first_sync() {
+    // The server relays edits at once but applies them to its own copy of the
+    // document in batches; a join must see every edit already relayed.
+    let server = TestServer::start(|_| {}).await;
+    let id = create_session(&server, None).await;
+    let mut alice = Client::connect(&server, &id).await;
+    let mut observer = Client::connect(&server, &id).await;
+    let mut expected = String::new();
+    for word in ["one ", "two ", "three "] {
+        alice.insert(expected.len() as u32, word).await;
+        expected.push_str(word);
+    }
+    // Relayed, so accepted by the server; the late joiner asks right away.
+    observer.wait_for_code(&expected).await;
+    let mut late = Client::connect(&server, &id).await;
+    late.wait_for_code(&expected).await;
+}
+
+#[tokio::test]
 async fn documents_survive_a_graceful_restart_and_clients_hear_1001() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start_in(dir.path().to_path_buf(), |_| {}).await;

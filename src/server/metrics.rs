@@ -76,7 +76,7 @@ impl Metrics {
         );
         counter(
             "pairpad_ws_updates_applied_total",
-            "Document updates applied and stored.",
+            "Document updates accepted: stored, relayed and applied.",
             load(&self.ws_updates_applied),
         );
         counter(

@@ -1,27 +1,33 @@
 //! The embedded backend: one redb database file in the data dir, fronted by a
 //! journal for the update log's hot path.
 //!
-//! Tables: `sessions` (id -> JSON metadata), `updates` ((id, seq) -> timestamp +
-//! update bytes: the append-only log), `snapshots` (id -> covered seq + state) and
-//! `journal` (the last journal generation folded into `updates`).
+//! Tables: `sessions` (id -> JSON metadata), `log` ((id, seq of the row's first
+//! entry) -> timestamped updates, see [`super::log_rows`]: the append-only update
+//! log), `snapshots` (id -> covered seq + state) and `journal` (the last journal
+//! generation folded into `log`).
 //!
 //! Appended updates are stored once they are written to the journal (on disk
-//! after the next [`UpdateSink::sync_updates`]), and are folded into `updates` in
+//! after the next [`UpdateSink::sync_updates`]), and are folded into `log` in
 //! the background (see [`super::journaled`]); any read of a
 //! session's log first folds what it has in the journal, and so does
 //! [`UpdateSink::flush`]. Opening replays whatever a crash left unfolded. Other
 //! changes are redb commits, durable (fsync) before `commit` returns.
 
 use super::{
-    journaled::JournaledUpdates, LoggedUpdate, Storage, StorageError, StorageResult,
+    journaled::JournaledUpdates, log_rows, LoggedUpdate, Storage, StorageError, StorageResult,
     StoredDocument, UpdateRecord, UpdateSink,
 };
 use crate::domain::{Language, SessionId, SessionMeta};
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
-use std::{collections::HashMap, path::Path, sync::Arc};
+use redb::{
+    Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, WriteTransaction,
+};
+use std::{path::Path, sync::Arc};
 
 const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions");
-const UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
+const LOG: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("log");
+/// The log as earlier pairpad builds wrote it: one row per update, (id, seq) ->
+/// timestamp (u64 LE) + update. Moved into `log` on open.
+const LEGACY_UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
 const SNAPSHOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("snapshots");
 const JOURNAL_STATE: TableDefinition<&str, u64> = TableDefinition::new("journal");
 const FOLDED_GENERATION: &str = "folded_generation";
@@ -47,44 +53,84 @@ fn decode_meta(bytes: &[u8]) -> StorageResult<SessionMeta> {
     serde_json::from_slice(bytes).map_err(err)
 }
 
-/// A log value: 8 bytes little-endian timestamp, then the update.
-fn encode_logged(at_ms: u64, update: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(8 + update.len());
-    value.extend_from_slice(&at_ms.to_le_bytes());
-    value.extend_from_slice(update);
-    value
-}
-
-fn decode_logged(seq: u64, value: &[u8]) -> StorageResult<LoggedUpdate> {
-    if value.len() < 8 {
-        return Err(StorageError(format!("log entry {seq} is truncated")));
-    }
-    let (at, update) = value.split_at(8);
-    Ok(LoggedUpdate {
-        seq,
-        at_ms: u64::from_le_bytes(at.try_into().expect("8 bytes")),
-        update: update.to_vec(),
-    })
-}
-
-fn log_range(id: SessionId, after_seq: u64) -> std::ops::RangeInclusive<(u128, u64)> {
+/// Every key of a session's log rows.
+fn session_rows(id: SessionId) -> std::ops::RangeInclusive<(u128, u64)> {
     let key = id.as_u128();
-    (key, after_seq.saturating_add(1))..=(key, u64::MAX)
+    (key, 0)..=(key, u64::MAX)
 }
 
 /// The sequence number of a session's newest log entry (0 if none).
 fn last_seq(
-    updates: &impl ReadableTable<(u128, u64), &'static [u8]>,
+    log: &impl ReadableTable<(u128, u64), &'static [u8]>,
     id: SessionId,
 ) -> StorageResult<u64> {
-    let last = updates
-        .range(log_range(id, 0))
+    let Some(last) = log
+        .range(session_rows(id))
         .map_err(err)?
         .next_back()
         .transpose()
         .map_err(err)?
-        .map(|(key, _)| key.value().1);
-    Ok(last.unwrap_or(0))
+    else {
+        return Ok(0);
+    };
+    let count = log_rows::entry_count(last.1.value()).map_err(StorageError)?;
+    Ok((last.0.value().1 + count).saturating_sub(1))
+}
+
+/// A session's log entries numbered above `after_seq`, in order.
+fn read_log(
+    log: &impl ReadableTable<(u128, u64), &'static [u8]>,
+    id: SessionId,
+    after_seq: u64,
+) -> StorageResult<Vec<LoggedUpdate>> {
+    let key = id.as_u128();
+    // Start at the row holding entry `after_seq + 1`: the last one starting at
+    // or before it.
+    let first_wanted = after_seq.saturating_add(1);
+    let start = log
+        .range((key, 0)..=(key, first_wanted))
+        .map_err(err)?
+        .next_back()
+        .transpose()
+        .map_err(err)?
+        .map_or(first_wanted, |(row_key, _)| row_key.value().1);
+    let mut entries = Vec::new();
+    for row in log.range((key, start)..=(key, u64::MAX)).map_err(err)? {
+        let (row_key, value) = row.map_err(err)?;
+        log_rows::decode_after(row_key.value().1, value.value(), after_seq, &mut entries)
+            .map_err(|e| StorageError(format!("log of {id}: {e}")))?;
+    }
+    Ok(entries)
+}
+
+/// Rewrites a log in the legacy layout (one row per update) into `log`, each
+/// update a row of one entry, and drops the legacy table.
+fn migrate_legacy_log(tx: &WriteTransaction) -> StorageResult<()> {
+    let has_legacy = tx
+        .list_tables()
+        .map_err(err)?
+        .any(|table| table.name() == LEGACY_UPDATES.name());
+    if !has_legacy {
+        return Ok(());
+    }
+    {
+        let legacy = tx.open_table(LEGACY_UPDATES).map_err(err)?;
+        let mut log = tx.open_table(LOG).map_err(err)?;
+        for row in legacy.iter().map_err(err)? {
+            let (key, value) = row.map_err(err)?;
+            let (session, seq) = key.value();
+            let value = value.value();
+            if value.len() < 8 {
+                return Err(StorageError(format!("legacy log entry {seq} is truncated")));
+            }
+            let (at_ms, update) = value.split_at(8);
+            let at_ms = u64::from_le_bytes(at_ms.try_into().expect("8 bytes"));
+            let row = log_rows::encode([(at_ms, update)].into_iter());
+            log.insert((session, seq), row.as_slice()).map_err(err)?;
+        }
+    }
+    tx.delete_table(LEGACY_UPDATES).map_err(err)?;
+    Ok(())
 }
 
 /// redb's page cache. Its default, 1 GiB, lets the process keep every page a
@@ -108,7 +154,8 @@ impl EmbeddedStorage {
         let folded_generation;
         {
             tx.open_table(SESSIONS).map_err(err)?;
-            tx.open_table(UPDATES).map_err(err)?;
+            tx.open_table(LOG).map_err(err)?;
+            migrate_legacy_log(&tx)?;
             tx.open_table(SNAPSHOTS).map_err(err)?;
             let state = tx.open_table(JOURNAL_STATE).map_err(err)?;
             folded_generation = state
@@ -207,10 +254,8 @@ impl Storage for EmbeddedStorage {
             existed = sessions.remove(id.as_u128()).map_err(err)?.is_some();
             let mut snapshots = tx.open_table(SNAPSHOTS).map_err(err)?;
             snapshots.remove(id.as_u128()).map_err(err)?;
-            let mut updates = tx.open_table(UPDATES).map_err(err)?;
-            updates
-                .retain_in(log_range(id, 0), |_, _| false)
-                .map_err(err)?;
+            let mut log = tx.open_table(LOG).map_err(err)?;
+            log.retain_in(session_rows(id), |_, _| false).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(existed)
@@ -254,15 +299,7 @@ impl Storage for EmbeddedStorage {
             }
             None => (None, 0),
         };
-        let updates_table = tx.open_table(UPDATES).map_err(err)?;
-        let mut updates = Vec::new();
-        for entry in updates_table
-            .range(log_range(id, snapshot_seq))
-            .map_err(err)?
-        {
-            let (key, value) = entry.map_err(err)?;
-            updates.push(decode_logged(key.value().1, value.value())?);
-        }
+        let updates = read_log(&tx.open_table(LOG).map_err(err)?, id, snapshot_seq)?;
         Ok(StoredDocument {
             snapshot,
             snapshot_seq,
@@ -273,13 +310,7 @@ impl Storage for EmbeddedStorage {
     fn update_log(&self, id: SessionId) -> StorageResult<Vec<LoggedUpdate>> {
         self.updates.fold_session(id)?;
         let tx = self.db.begin_read().map_err(err)?;
-        let updates_table = tx.open_table(UPDATES).map_err(err)?;
-        let mut log = Vec::new();
-        for entry in updates_table.range(log_range(id, 0)).map_err(err)? {
-            let (key, value) = entry.map_err(err)?;
-            log.push(decode_logged(key.value().1, value.value())?);
-        }
-        Ok(log)
+        read_log(&tx.open_table(LOG).map_err(err)?, id, 0)
     }
 
     fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64> {
@@ -289,8 +320,8 @@ impl Storage for EmbeddedStorage {
         let tx = self.db.begin_write().map_err(err)?;
         let through_seq;
         {
-            let updates = tx.open_table(UPDATES).map_err(err)?;
-            through_seq = last_seq(&updates, id)?;
+            let log = tx.open_table(LOG).map_err(err)?;
+            through_seq = last_seq(&log, id)?;
             let mut snapshots = tx.open_table(SNAPSHOTS).map_err(err)?;
             let mut value = Vec::with_capacity(8 + state.len());
             value.extend_from_slice(&through_seq.to_le_bytes());
@@ -304,37 +335,27 @@ impl Storage for EmbeddedStorage {
     }
 }
 
-/// Appends `batch` to the `updates` log in `tx`, numbering each session's entries
-/// on from its last. Updates of unknown (deleted) sessions are dropped.
+/// Appends `batch` to the log in `tx`: one row per session, numbered on from
+/// the session's last entry. Updates of unknown (deleted) sessions are dropped.
 fn insert_log(tx: &WriteTransaction, batch: &[UpdateRecord]) -> StorageResult<()> {
     let sessions = tx.open_table(SESSIONS).map_err(err)?;
-    let mut updates = tx.open_table(UPDATES).map_err(err)?;
-    // Next sequence number per session in this batch (None = unknown session).
-    let mut next_seq: HashMap<SessionId, Option<u64>> = HashMap::new();
-    for record in batch {
-        let slot = match next_seq.get_mut(&record.session) {
-            Some(slot) => slot,
-            None => {
-                let known = sessions
-                    .get(record.session.as_u128())
-                    .map_err(err)?
-                    .is_some();
-                let first = if known {
-                    Some(last_seq(&updates, record.session)? + 1)
-                } else {
-                    None
-                };
-                next_seq.entry(record.session).or_insert(first)
-            }
-        };
-        let Some(seq) = slot.as_mut() else { continue };
-        updates
-            .insert(
-                (record.session.as_u128(), *seq),
-                encode_logged(record.at_ms, &record.update).as_slice(),
-            )
+    let mut log = tx.open_table(LOG).map_err(err)?;
+    // Grouped by session; the sort is stable, so each keeps its order.
+    let mut by_session: Vec<&UpdateRecord> = batch.iter().collect();
+    by_session.sort_by_key(|record| record.session);
+    for records in by_session.chunk_by(|a, b| a.session == b.session) {
+        let session = records[0].session;
+        if sessions.get(session.as_u128()).map_err(err)?.is_none() {
+            continue;
+        }
+        let first_seq = last_seq(&log, session)? + 1;
+        let row = log_rows::encode(
+            records
+                .iter()
+                .map(|record| (record.at_ms, record.update.as_slice())),
+        );
+        log.insert((session.as_u128(), first_seq), row.as_slice())
             .map_err(err)?;
-        *seq += 1;
     }
     Ok(())
 }
@@ -358,6 +379,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = EmbeddedStorage::open(dir.path()).unwrap();
         (dir, storage)
+    }
+
+    /// A session's whole log as (seq, timestamp, update).
+    fn logged(storage: &EmbeddedStorage, id: SessionId) -> Vec<(u64, u64, Vec<u8>)> {
+        let log = storage.update_log(id).unwrap();
+        log.into_iter()
+            .map(|u| (u.seq, u.at_ms, u.update))
+            .collect()
     }
 
     fn meta(now: u64) -> SessionMeta {
@@ -440,13 +469,8 @@ mod tests {
                 .unwrap();
         }
         let storage = EmbeddedStorage::open(dir.path()).unwrap();
-        let log = storage.update_log(a.id).unwrap();
-        let seen: Vec<_> = log
-            .iter()
-            .map(|u| (u.seq, u.at_ms, u.update.clone()))
-            .collect();
         assert_eq!(
-            seen,
+            logged(&storage, a.id),
             vec![(1, 5, vec![1]), (2, 7, vec![2]), (3, 8, vec![3])]
         );
         assert_eq!(storage.update_log(b.id).unwrap().len(), 1);
@@ -548,6 +572,92 @@ mod tests {
         assert_eq!(storage.update_log(a.id).unwrap().len(), 2);
         storage.append_updates(records(a.id, 1)).unwrap();
         assert_eq!(storage.update_log(a.id).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_log_of_several_rows_reads_back_from_any_point() {
+        let (_dir, storage) = open();
+        let (a, b) = (meta(1), meta(1));
+        storage.insert_session(&a).unwrap();
+        storage.insert_session(&b).unwrap();
+        let tx = storage.db.begin_write().unwrap();
+        // Two folds, each bringing several updates of both sessions, interleaved.
+        for fold in 0..2u8 {
+            let batch: Vec<UpdateRecord> = (0..6u8)
+                .map(|i| UpdateRecord {
+                    session: if i % 2 == 0 { a.id } else { b.id },
+                    at_ms: u64::from(fold * 10 + i),
+                    update: vec![fold, i],
+                })
+                .collect();
+            insert_log(&tx, &batch).unwrap();
+        }
+        {
+            let log = tx.open_table(LOG).unwrap();
+            assert_eq!(log.len().unwrap(), 4, "one row per session per fold");
+            assert_eq!(last_seq(&log, a.id).unwrap(), 6);
+            let updates = |after| -> Vec<Vec<u8>> {
+                let entries = read_log(&log, a.id, after).unwrap();
+                let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+                assert_eq!(seqs, (after + 1..=6).collect::<Vec<_>>());
+                entries.into_iter().map(|e| e.update).collect()
+            };
+            assert_eq!(updates(0), [[0, 0], [0, 2], [0, 4], [1, 0], [1, 2], [1, 4]]);
+            // From the middle of the first row, from a row boundary, and past the end.
+            assert_eq!(updates(2), [[0, 4], [1, 0], [1, 2], [1, 4]]);
+            assert_eq!(updates(3), [[1, 0], [1, 2], [1, 4]]);
+            assert!(updates(6).is_empty());
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_log_written_one_row_per_update_is_migrated_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = meta(1);
+        {
+            // The layout earlier builds wrote: a session and two logged updates.
+            let db = Database::create(dir.path().join(DATABASE_FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut sessions = tx.open_table(SESSIONS).unwrap();
+                let value = encode_meta(&a).unwrap();
+                sessions.insert(a.id.as_u128(), value.as_slice()).unwrap();
+                let mut legacy = tx.open_table(LEGACY_UPDATES).unwrap();
+                for (seq, at_ms, update) in [(1u64, 50u64, b"one"), (2, 60, b"two")] {
+                    let mut value = at_ms.to_le_bytes().to_vec();
+                    value.extend_from_slice(update);
+                    legacy
+                        .insert((a.id.as_u128(), seq), value.as_slice())
+                        .unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        for _ in 0..2 {
+            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            assert_eq!(
+                logged(&storage, a.id),
+                [(1, 50, b"one".to_vec()), (2, 60, b"two".to_vec())]
+            );
+            let tx = storage.db.begin_write().unwrap();
+            let tables: Vec<String> = tx
+                .list_tables()
+                .unwrap()
+                .map(|t| t.name().to_owned())
+                .collect();
+            assert!(!tables.contains(&"updates".to_owned()), "{tables:?}");
+        }
+        // New updates number on from the migrated ones.
+        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        storage.append_updates(records(a.id, 1)).unwrap();
+        let seqs: Vec<u64> = storage
+            .update_log(a.id)
+            .unwrap()
+            .iter()
+            .map(|u| u.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod embedded;
 pub mod journal;
 pub mod journaled;
+mod log_rows;
 
 use crate::domain::{SessionId, SessionMeta};
 
