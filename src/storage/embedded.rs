@@ -336,17 +336,36 @@ impl Storage for EmbeddedStorage {
 }
 
 /// Appends `batch` to the log in `tx`: one row per session, numbered on from
-/// the session's last entry. Updates of unknown (deleted) sessions are dropped.
+/// the session's last entry, and moves each session's last activity up to its
+/// newest update (so activity is as durable as the edits: a crash before the
+/// room records it loses nothing). Updates of unknown (deleted) sessions are
+/// dropped.
 fn insert_log(tx: &WriteTransaction, batch: &[UpdateRecord]) -> StorageResult<()> {
-    let sessions = tx.open_table(SESSIONS).map_err(err)?;
+    let mut sessions = tx.open_table(SESSIONS).map_err(err)?;
     let mut log = tx.open_table(LOG).map_err(err)?;
     // Grouped by session; the sort is stable, so each keeps its order.
     let mut by_session: Vec<&UpdateRecord> = batch.iter().collect();
     by_session.sort_by_key(|record| record.session);
     for records in by_session.chunk_by(|a, b| a.session == b.session) {
         let session = records[0].session;
-        if sessions.get(session.as_u128()).map_err(err)?.is_none() {
+        let Some(stored_meta) = sessions.get(session.as_u128()).map_err(err)? else {
             continue;
+        };
+        let meta = decode_meta(stored_meta.value());
+        drop(stored_meta);
+        let newest = records.iter().map(|record| record.at_ms).max().unwrap_or(0);
+        match meta {
+            Ok(mut meta) if meta.last_activity_ms < newest => {
+                meta.last_activity_ms = newest;
+                sessions
+                    .insert(session.as_u128(), encode_meta(&meta)?.as_slice())
+                    .map_err(err)?;
+            }
+            Ok(_) => {}
+            // The log matters more than the activity: never fail a fold for it.
+            Err(e) => {
+                tracing::warn!(%session, error = %e, "session metadata unreadable; activity not recorded")
+            }
         }
         let first_seq = last_seq(&log, session)? + 1;
         let row = log_rows::encode(
@@ -429,6 +448,37 @@ mod tests {
             storage.session(a.id).unwrap().unwrap().last_activity_ms,
             500
         );
+    }
+
+    #[test]
+    fn logged_updates_move_activity_forward_even_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = meta(100);
+        let record = |at_ms| UpdateRecord {
+            session: a.id,
+            at_ms,
+            update: vec![1],
+        };
+        {
+            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            storage.insert_session(&a).unwrap();
+            storage
+                .append_updates(vec![record(300), record(500)])
+                .unwrap();
+            storage.flush().unwrap();
+            let activity = storage.session(a.id).unwrap().unwrap().last_activity_ms;
+            assert_eq!(activity, 500);
+            // Journaled only, then a "crash": no activity record from the room.
+            storage.append_updates(vec![record(900)]).unwrap();
+        }
+        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        let activity = storage.session(a.id).unwrap().unwrap().last_activity_ms;
+        assert_eq!(activity, 900);
+        // An older update (clock skew between appends) never moves it back.
+        storage.append_updates(vec![record(700)]).unwrap();
+        storage.flush().unwrap();
+        let activity = storage.session(a.id).unwrap().unwrap().last_activity_ms;
+        assert_eq!(activity, 900);
     }
 
     #[test]
