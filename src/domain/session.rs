@@ -148,6 +148,12 @@ impl SessionMeta {
         }
     }
 
+    /// Records activity at `at_ms`: moves the last activity forward, never back
+    /// (updates may reach storage out of clock order).
+    pub fn record_activity(&mut self, at_ms: u64) {
+        self.last_activity_ms = self.last_activity_ms.max(at_ms);
+    }
+
     /// A session expires once it has seen no activity for `ttl_ms`.
     pub fn is_expired(&self, now_ms: u64, ttl_ms: u64) -> bool {
         now_ms.saturating_sub(self.last_activity_ms) >= ttl_ms

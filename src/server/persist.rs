@@ -1,8 +1,8 @@
 //! The update writer: stores the document updates rooms accept, and decides
 //! when they are forced to disk.
 //!
-//! Every update is written to the journal before it is applied and relayed,
-//! inline on the room's own task: a write into the kernel's page cache, a few
+//! Every update is written to the journal before it is relayed, inline on the
+//! room's own task: a write into the kernel's page cache, a few
 //! microseconds. From then on a crash or `kill -9` of pairpad cannot lose it.
 //! A syncer thread puts what was written on disk (`fdatasync`), by one of two
 //! [`SyncPolicy`]s (`--fsync-interval-ms`):

@@ -46,9 +46,6 @@ const SNAPSHOT_EVERY: usize = 500;
 /// How long an accepted update may wait to be applied to the room's document
 /// (so how late the REST API may see a language change made by a client).
 const APPLY_DELAY: Duration = Duration::from_millis(500);
-/// How often a busy room records its last activity in storage (for expiry and
-/// the REST API; the update log itself carries exact timestamps).
-const ACTIVITY_FLUSH: Duration = Duration::from_secs(60);
 
 /// WebSocket close codes (shared with the browser).
 pub use crate::domain::close_codes as close;
@@ -222,8 +219,6 @@ pub struct Room {
     awareness: Awareness,
     connections: Connections,
     updates_since_snapshot: usize,
-    /// Activity not yet recorded in the session's metadata.
-    activity_unrecorded: bool,
     empty_since: Option<Instant>,
 }
 
@@ -291,7 +286,6 @@ impl Room {
             stats,
             connections: Connections::default(),
             updates_since_snapshot,
-            activity_unrecorded: false,
             empty_since: Some(Instant::now()),
         });
         match room.doc.language() {
@@ -307,15 +301,15 @@ impl Room {
         Ok(room)
     }
 
-    /// Rare work (snapshots, activity records, unloading) is awaited boxed: an
+    /// Rare work (snapshots, unloading) is awaited boxed: an
     /// idle room's task then holds only what its hot path needs, and thousands
     /// of idle rooms are the server's biggest memory cost after sockets.
     async fn run(mut self: Box<Self>, mut queue: QueueReceiver<RoomCommand>) {
-        // One timer for all housekeeping (presence sweep, activity record,
+        // One timer for all housekeeping (applying updates, presence sweep,
         // unloading when empty): tokio's intervals would each keep a boxed
-        // timer per room.
+        // timer per room. (Last activity needs none: storage records it from
+        // the update log's timestamps.)
         let mut next_sweep = Instant::now() + AWARENESS_SWEEP;
-        let mut next_activity = Instant::now() + ACTIVITY_FLUSH;
         // One timer for the room's life, moved only when the next deadline
         // changes: a fresh one per command costs a timer-wheel insert and removal
         // for every edit.
@@ -328,7 +322,7 @@ impl Room {
             let wake_at = [unload_at, self.apply_due]
                 .into_iter()
                 .flatten()
-                .fold(next_sweep.min(next_activity), Instant::min);
+                .fold(next_sweep, Instant::min);
             if timer.deadline() != wake_at {
                 timer.as_mut().reset(wake_at);
             }
@@ -351,10 +345,6 @@ impl Room {
                     if now >= next_sweep {
                         self.expire_stale_presence();
                         next_sweep = now + AWARENESS_SWEEP;
-                    }
-                    if now >= next_activity {
-                        Box::pin(self.record_activity()).await;
-                        next_activity = now + ACTIVITY_FLUSH;
                     }
                     if unload_at.is_some_and(|at| now >= at) {
                         if self.connections.is_empty() {
@@ -469,8 +459,19 @@ impl Room {
                 return;
             }
         }
-        let stored = updates.iter().map(|update| update.bytes.clone()).collect();
+        // The bytes move into storage; the relay frames are built first, and
+        // sent only once the updates are stored.
+        let count = updates.len();
+        let applied_before = self.unapplied.len();
+        let mut frames: Vec<Bytes> = Vec::with_capacity(count);
+        let mut stored = Vec::with_capacity(count);
+        for ReceivedUpdate { bytes, decoded } in updates {
+            frames.push(protocol::encode_update(&bytes).into());
+            stored.push(bytes);
+            self.unapplied.push(decoded);
+        }
         if let Err(e) = self.persist(stored).await {
+            self.unapplied.truncate(applied_before);
             tracing::error!(session = %self.meta.id, error = %e, "update not stored; connection closed");
             self.close_connection(conn, close::INTERNAL_ERROR, "storage failure; reconnect");
             return;
@@ -479,11 +480,9 @@ impl Room {
         self.cx
             .metrics
             .ws_updates_applied
-            .fetch_add(updates.len() as u64, Ordering::Relaxed);
-        for ReceivedUpdate { bytes, decoded } in updates {
-            self.unapplied.push(decoded);
-            let frame: Bytes = protocol::encode_update(&bytes).into();
-            self.broadcast_except(conn, &frame);
+            .fetch_add(count as u64, Ordering::Relaxed);
+        for frame in &frames {
+            self.broadcast_except(conn, frame);
         }
         if self.apply_due.is_none() {
             self.apply_due = Some(Instant::now() + APPLY_DELAY);
@@ -502,7 +501,7 @@ impl Room {
         }
         // Taken, not drained: an idle room then keeps no buffer.
         let updates = std::mem::take(&mut self.unapplied);
-        let refused = self.doc.apply_all(updates);
+        let refused = self.doc.apply_all(updates, None);
         if let Some(first) = refused.first() {
             // Stored and relayed already: a reload skips them the same way.
             tracing::warn!(session = %self.meta.id, count = refused.len(), error = %first, "stored updates did not apply");
@@ -535,29 +534,13 @@ impl Room {
         self.cx.writer.append(records).await?;
         self.updates_since_snapshot += count;
         self.stats.last_activity_ms.store(at_ms, Ordering::Relaxed);
-        self.activity_unrecorded = true;
         Ok(())
     }
 
-    /// Records the last activity in the session's metadata, if it moved.
-    async fn record_activity(&mut self) {
-        if !self.activity_unrecorded {
-            return;
-        }
-        let storage = self.cx.storage.clone();
-        let id = self.meta.id;
-        let at_ms = self.stats.last_activity_ms.load(Ordering::Relaxed);
-        match blocking(move || storage.touch(id, at_ms)).await {
-            Ok(()) => self.activity_unrecorded = false,
-            Err(e) => tracing::error!(session = %id, error = %e, "recording activity failed"),
-        }
-    }
-
     /// Stores the whole document as the session's snapshot (compaction for fast
-    /// loading; the update log itself is kept for playback), and the activity.
+    /// loading; the update log itself is kept for playback).
     async fn snapshot(&mut self) {
         self.apply_unapplied();
-        self.record_activity().await;
         if self.updates_since_snapshot == 0 {
             return;
         }

@@ -86,7 +86,7 @@ impl SessionService {
             meta.language = language;
         }
         if let Some(last) = self.hub.last_activity_of(id) {
-            meta.last_activity_ms = meta.last_activity_ms.max(last);
+            meta.record_activity(last);
         }
         Ok(Some(SessionInfo { meta, users }))
     }

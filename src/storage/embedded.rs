@@ -182,22 +182,31 @@ impl EmbeddedStorage {
         change: impl FnOnce(&mut SessionMeta),
     ) -> StorageResult<()> {
         let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut sessions = tx.open_table(SESSIONS).map_err(err)?;
-            let current = sessions
-                .get(id.as_u128())
-                .map_err(err)?
-                .map(|v| decode_meta(v.value()))
-                .transpose()?;
-            if let Some(mut meta) = current {
-                change(&mut meta);
-                sessions
-                    .insert(id.as_u128(), encode_meta(&meta)?.as_slice())
-                    .map_err(err)?;
-            }
-        }
+        change_meta(&mut tx.open_table(SESSIONS).map_err(err)?, id, change)?;
         tx.commit().map_err(err)
     }
+}
+
+/// Applies `change` to the stored metadata of `id`, writing it back only if it
+/// changed. False if there is no such session.
+fn change_meta(
+    sessions: &mut redb::Table<u128, &'static [u8]>,
+    id: SessionId,
+    change: impl FnOnce(&mut SessionMeta),
+) -> StorageResult<bool> {
+    let Some(stored) = sessions.get(id.as_u128()).map_err(err)? else {
+        return Ok(false);
+    };
+    let before = decode_meta(stored.value())?;
+    drop(stored);
+    let mut meta = before.clone();
+    change(&mut meta);
+    if meta != before {
+        sessions
+            .insert(id.as_u128(), encode_meta(&meta)?.as_slice())
+            .map_err(err)?;
+    }
+    Ok(true)
 }
 
 impl UpdateSink for EmbeddedStorage {
@@ -238,12 +247,6 @@ impl Storage for EmbeddedStorage {
 
     fn set_language(&self, id: SessionId, language: Language) -> StorageResult<()> {
         self.update_meta(id, |meta| meta.language = language)
-    }
-
-    fn touch(&self, id: SessionId, at_ms: u64) -> StorageResult<()> {
-        self.update_meta(id, |meta| {
-            meta.last_activity_ms = meta.last_activity_ms.max(at_ms)
-        })
     }
 
     fn delete_session(&self, id: SessionId) -> StorageResult<bool> {
@@ -337,9 +340,9 @@ impl Storage for EmbeddedStorage {
 
 /// Appends `batch` to the log in `tx`: one row per session, numbered on from
 /// the session's last entry, and moves each session's last activity up to its
-/// newest update (so activity is as durable as the edits: a crash before the
-/// room records it loses nothing). Updates of unknown (deleted) sessions are
-/// dropped.
+/// newest update (the one place activity is recorded: it is then exactly as
+/// durable as the edits, and a journal replay after a crash restores it).
+/// Updates of unknown (deleted) sessions are dropped.
 fn insert_log(tx: &WriteTransaction, batch: &[UpdateRecord]) -> StorageResult<()> {
     let mut sessions = tx.open_table(SESSIONS).map_err(err)?;
     let mut log = tx.open_table(LOG).map_err(err)?;
@@ -348,20 +351,10 @@ fn insert_log(tx: &WriteTransaction, batch: &[UpdateRecord]) -> StorageResult<()
     by_session.sort_by_key(|record| record.session);
     for records in by_session.chunk_by(|a, b| a.session == b.session) {
         let session = records[0].session;
-        let Some(stored_meta) = sessions.get(session.as_u128()).map_err(err)? else {
-            continue;
-        };
-        let meta = decode_meta(stored_meta.value());
-        drop(stored_meta);
         let newest = records.iter().map(|record| record.at_ms).max().unwrap_or(0);
-        match meta {
-            Ok(mut meta) if meta.last_activity_ms < newest => {
-                meta.last_activity_ms = newest;
-                sessions
-                    .insert(session.as_u128(), encode_meta(&meta)?.as_slice())
-                    .map_err(err)?;
-            }
-            Ok(_) => {}
+        match change_meta(&mut sessions, session, |meta| meta.record_activity(newest)) {
+            Ok(true) => {}
+            Ok(false) => continue,
             // The log matters more than the activity: never fail a fold for it.
             Err(e) => {
                 tracing::warn!(%session, error = %e, "session metadata unreadable; activity not recorded")
@@ -434,16 +427,26 @@ mod tests {
     }
 
     #[test]
-    fn touch_only_moves_activity_forward() {
+    fn logged_updates_only_move_activity_forward() {
         let (_dir, storage) = open();
         let a = meta(100);
         storage.insert_session(&a).unwrap();
-        storage.touch(a.id, 50).unwrap();
+        let log_at = |at_ms| {
+            let update = vec![1];
+            let record = UpdateRecord {
+                session: a.id,
+                at_ms,
+                update,
+            };
+            storage.append_updates(vec![record]).unwrap();
+            storage.flush().unwrap();
+        };
+        log_at(50);
         assert_eq!(
             storage.session(a.id).unwrap().unwrap().last_activity_ms,
             100
         );
-        storage.touch(a.id, 500).unwrap();
+        log_at(500);
         assert_eq!(
             storage.session(a.id).unwrap().unwrap().last_activity_ms,
             500
@@ -468,7 +471,7 @@ mod tests {
             storage.flush().unwrap();
             let activity = storage.session(a.id).unwrap().unwrap().last_activity_ms;
             assert_eq!(activity, 500);
-            // Journaled only, then a "crash": no activity record from the room.
+            // Journaled only, then a "crash" before any fold.
             storage.append_updates(vec![record(900)]).unwrap();
         }
         let storage = EmbeddedStorage::open(dir.path()).unwrap();

@@ -72,8 +72,8 @@ pub trait UpdateSink: Send + Sync + 'static {
     /// crash or kill of the process; they survive a power cut once
     /// [`UpdateSink::sync_updates`] has returned too. Updates of unknown sessions
     /// are dropped. Called for every edit on the sync hot path, so it must be
-    /// cheap. (Last activity is not touched here; rooms record it with `touch`
-    /// now and then.)
+    /// cheap. (The session's last activity moves to the updates' timestamps when
+    /// they are folded into the log, not here.)
     fn append_updates(&self, batch: Vec<UpdateRecord>) -> StorageResult<()>;
     /// Puts every update appended so far on disk, safe from a power cut. A
     /// failure means earlier appends may not be on disk: treat it as fatal.
@@ -91,8 +91,6 @@ pub trait Storage: UpdateSink {
     fn session(&self, id: SessionId) -> StorageResult<Option<SessionMeta>>;
     /// Sets a session's language (kept in step with the document's meta map).
     fn set_language(&self, id: SessionId, language: crate::domain::Language) -> StorageResult<()>;
-    /// Moves a session's last activity forward (never backward).
-    fn touch(&self, id: SessionId, at_ms: u64) -> StorageResult<()>;
     /// Deletes a session with its log and snapshot. True if it existed.
     fn delete_session(&self, id: SessionId) -> StorageResult<bool>;
     /// Sessions whose last activity is before `cutoff_ms`.

@@ -102,28 +102,28 @@ impl SessionDoc {
     /// transaction tagged with `origin` (so observers can tell remote changes
     /// from local ones). Never panics, like [`Self::apply`].
     pub fn apply_decoded(&self, update: Update, origin: Option<&str>) -> Result<(), ApplyError> {
+        match self.apply_all([update], origin).pop() {
+            Some(refused) => Err(refused),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies `updates` in one transaction (tagged with `origin`): yrs then
+    /// commits, merges blocks and cleans up once for all of them, which costs
+    /// about half as much CPU as a transaction each. Returns why each update
+    /// that did not apply was refused (the others are applied all the same).
+    /// Never panics: a panic inside yrs on hostile input is caught and reported.
+    pub fn apply_all(
+        &self,
+        updates: impl IntoIterator<Item = Update>,
+        origin: Option<&str>,
+    ) -> Vec<ApplyError> {
+        let mut refused = Vec::new();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut txn = match origin {
                 Some(origin) => self.doc.transact_mut_with(origin),
                 None => self.doc.transact_mut(),
             };
-            txn.apply_update(update)
-        }));
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ApplyError::Rejected(e.to_string())),
-            Err(_) => Err(ApplyError::Rejected("yrs panicked".into())),
-        }
-    }
-
-    /// Applies `updates` in one transaction: yrs then commits, merges blocks and
-    /// cleans up once for all of them, which costs about half as much CPU as a
-    /// transaction each. Returns why each update that did not apply was refused
-    /// (the others are applied all the same).
-    pub fn apply_all(&self, updates: Vec<Update>) -> Vec<ApplyError> {
-        let mut refused = Vec::new();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut txn = self.doc.transact_mut();
             for update in updates {
                 if let Err(e) = txn.apply_update(update) {
                     refused.push(ApplyError::Rejected(e.to_string()));
@@ -261,7 +261,7 @@ mod tests {
         }
         let batched = SessionDoc::new();
         // `second` before what it depends on: yrs keeps it pending until `first`.
-        let refused = batched.apply_all(vec![decode(&second), decode(&third), decode(&first)]);
+        let refused = batched.apply_all([decode(&second), decode(&third), decode(&first)], None);
         assert!(refused.is_empty(), "{refused:?}");
         assert_eq!(batched.code(), one_by_one.code());
         assert_eq!(batched.state_vector(), one_by_one.state_vector());
