@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{client, create_session, TestServer};
+use common::{client, create_session, metrics_text, TestServer};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -248,14 +248,7 @@ async fn inactive_sessions_expire_and_are_deleted() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 404);
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(
         metrics.contains("pairpad_sessions_expired_total 1\n"),
         "{metrics}"

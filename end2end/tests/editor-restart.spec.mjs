@@ -4,43 +4,10 @@
 // everything. Uses its own server (end2end/measure/server.mjs), not the suite's.
 
 import { test, expect } from '../support/fixtures.mjs';
-import { OwnServer } from '../measure/server.mjs';
+import { useOwnServer } from '../support/own-server.mjs';
+import { ARRIVAL, RECONNECT, editorText, expectText, waitForEditor, caretTo, openAs } from '../support/editor.mjs';
 
-const ARRIVAL = { timeout: 15_000 };
-/** Reconnect backoff tops out at 10 s (plus jitter below it): allow a few rounds. */
-const RECONNECT = { timeout: 45_000 };
-
-function editorText(page) {
-  return page.evaluate(() => window.monaco.editor.getModels()[0].getValue());
-}
-
-async function expectText(page, text, message) {
-  await expect.poll(() => editorText(page), { message, ...ARRIVAL }).toBe(text);
-}
-
-async function waitForEditor(page) {
-  await expect(page.getByTestId('editor')).toHaveAttribute('data-ready', 'true', { timeout: 30_000 });
-  await expect(page.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
-}
-
-async function caretTo(page, where) {
-  await page.locator('.monaco-editor .view-lines').click();
-  await page.keyboard.press(where === 'start' ? 'Control+Home' : 'Control+End');
-}
-
-let server;
-
-test.beforeEach(async () => {
-  server = new OwnServer();
-  await server.start();
-});
-
-test.afterEach(async ({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus) {
-    await testInfo.attach('own-server-log', { body: server.logText(), contentType: 'text/plain' });
-  }
-  await server.dispose();
-});
+const own = useOwnServer([], { perTest: true });
 
 for (const signal of ['SIGKILL', 'SIGTERM']) {
   test(`after a server ${signal === 'SIGKILL' ? 'crash (SIGKILL)' : 'shutdown (SIGTERM)'} both pages reconnect, keep offline edits and converge`, async ({
@@ -48,25 +15,10 @@ for (const signal of ['SIGKILL', 'SIGTERM']) {
     browserLog,
   }) => {
     test.setTimeout(150_000);
-    const id = await server.createSession('python');
-    const url = `${server.origin}/s/${id}`;
+    const id = await own.server.createSession('python');
+    const url = `${own.server.origin}/s/${id}`;
     const contexts = [];
-    const person = async (name) => {
-      const context = await browser.newContext();
-      contexts.push(context);
-      await browserLog.watchContext(context);
-      await context.addInitScript((n) => {
-        try {
-          if (!localStorage.getItem('pairpad.name')) localStorage.setItem('pairpad.name', n);
-        } catch {
-          // no storage on about:blank
-        }
-      }, name);
-      const page = await context.newPage();
-      await page.goto(url);
-      await waitForEditor(page);
-      return page;
-    };
+    const person = (name) => openAs(browser, browserLog, contexts, name, url);
     try {
       const a = await person('Ada');
       const b = await person('Bob');
@@ -76,7 +28,7 @@ for (const signal of ['SIGKILL', 'SIGTERM']) {
       await expect(a.getByTestId('users-count')).toHaveText('2', ARRIVAL);
 
       // The server goes away.
-      await server.stop(signal);
+      await own.server.stop(signal);
       for (const [who, page] of [['Ada', a], ['Bob', b]]) {
         await expect(
           page.getByTestId('connection-status'),
@@ -101,7 +53,7 @@ for (const signal of ['SIGKILL', 'SIGTERM']) {
       expect(a.isClosed(), 'the page closed despite unsynced edits').toBe(false);
 
       // The server comes back on the same port with the same data.
-      await server.start();
+      await own.server.start();
       for (const [who, page] of [['Ada', a], ['Bob', b]]) {
         await expect(
           page.getByTestId('connection-status'),
@@ -134,8 +86,8 @@ for (const signal of ['SIGKILL', 'SIGTERM']) {
 
 test('text others have seen survives a server crash even when everyone has left', async ({ browser, browserLog }) => {
   test.setTimeout(90_000);
-  const id = await server.createSession('javascript');
-  const url = `${server.origin}/s/${id}`;
+  const id = await own.server.createSession('javascript');
+  const url = `${own.server.origin}/s/${id}`;
   const ada = await browser.newContext();
   const bob = await browser.newContext();
   await browserLog.watchContext(ada);
@@ -158,8 +110,8 @@ test('text others have seen survives a server crash even when everyone has left'
   }
 
   // Nobody is left to re-send it: the server alone must have kept it.
-  await server.stop('SIGKILL');
-  await server.start();
+  await own.server.stop('SIGKILL');
+  await own.server.start();
   const cyd = await browser.newContext();
   await browserLog.watchContext(cyd);
   try {

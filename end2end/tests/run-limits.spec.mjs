@@ -5,50 +5,18 @@
 // next run works; output past the line cap is cut with a notice.
 
 import { test, expect } from '../support/fixtures.mjs';
-import { RUN_END, texts, presetName, setCode, editorText, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
-import { OwnServer } from '../measure/server.mjs';
+import { RUN_END, texts, setCode, editorText, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
+import { useOwnServer, openOwnSession } from '../support/own-server.mjs';
 
 const TIME_LIMIT_SECS = 2;
 const MAX_OUTPUT_LINES = 50;
 const PYTHON_LOAD = { timeout: 120_000 };
 
-let server;
-
-test.beforeAll(async () => {
-  test.setTimeout(90_000);
-  server = new OwnServer({
-    extraArgs: ['--run-time-limit-secs', String(TIME_LIMIT_SECS), '--max-output-lines', String(MAX_OUTPUT_LINES)],
-  });
-  await server.start();
-});
-
-test.afterAll(async () => {
-  await server?.dispose();
-});
-
-test.afterEach(async ({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus) {
-    await testInfo.attach('own-server-log', { body: server.logText(), contentType: 'text/plain' });
-  }
-});
+const own = useOwnServer(['--run-time-limit-secs', String(TIME_LIMIT_SECS), '--max-output-lines', String(MAX_OUTPUT_LINES)]);
 
 /** Creates a session on our server, opens it and waits for the editor (and Python). */
-async function openNewSession(page, context, language) {
-  await presetName(context, 'Ada');
-  const id = await server.createSession(language);
-  const response = await page.goto(`${server.origin}/s/${id}`);
-  expect(response.status()).toBe(200);
-  await expect(page.getByTestId('editor'), 'the editor never became ready').toHaveAttribute('data-ready', 'true', {
-    timeout: 30_000,
-  });
-  await expect(page.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
-  if (language === 'python') {
-    await expect(page.getByTestId('python-status'), 'Python never finished loading').toHaveAttribute(
-      'data-state',
-      'ready',
-      PYTHON_LOAD,
-    );
-  }
+function openNewSession(page, context, language) {
+  return openOwnSession(page, context, own.server, language, PYTHON_LOAD);
 }
 
 // ------------------------------------------------------------------------------------------

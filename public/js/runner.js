@@ -9,10 +9,16 @@
 //
 // JavaScript runs in /runner/js-worker.js: a fresh worker per run, always started one run
 // ahead so a run does not wait for it; at the time limit (or stop()) the worker is
-// terminated. Python runs in /runner/py-worker.js (Pyodide, loaded once and reused): at the
-// time limit it is interrupted through a SharedArrayBuffer (KeyboardInterrupt); if that is
-// not honoured within 1 s, or there is no SharedArrayBuffer, the worker is terminated and
-// Pyodide reloaded in the background (preloadPython's onStatus hears about it).
+// terminated. Python runs in /runner/py-worker.js (Pyodide, loaded once and reused while runs
+// leave nothing behind): at the time limit or stop() it is interrupted through a
+// SharedArrayBuffer (KeyboardInterrupt); if that is not honoured within 500 ms, or there is
+// no SharedArrayBuffer, the worker is terminated and Pyodide reloaded in the background
+// (preloadPython's onStatus hears about it). It is also replaced when it reports that a run
+// left something that could reach a later run; the next run waits for the fresh one.
+//
+// The time limit counts from the moment a run is handed to its worker, so a worker that is
+// busy with something else (and never starts the run) still gets the run stopped, and is
+// replaced.
 //
 // Output: workers write UTF-8 into a SharedArrayBuffer that this side polls every 16 ms (so
 // output appears even while the program is busy, and the last lines before an endless loop
@@ -33,7 +39,7 @@ const DEFAULT_MAX_LINES = 10000;
 const MAX_CHANNEL_BYTES = 64 << 20;
 const POLL_MS = 16;
 const POLL_BUDGET_BYTES = 64 * 1024;
-const INTERRUPT_GRACE_MS = 1000;
+const INTERRUPT_GRACE_MS = 500;
 const RESIGNAL_MS = 100;
 const LOAD_SILENCE_MS = 60000;
 
@@ -259,7 +265,13 @@ export class CodeRunner {
       return;
     }
     const run = this._run;
-    if (run && run.lang === 'py' && run.worker === py.worker) this._onWorkerMessage(run, msg);
+    const busy = run && run.lang === 'py' && run.worker === py.worker;
+    if (msg.type === 'tainted') {
+      // Python ran between runs. A run in this worker ends with a restart anyway.
+      if (!busy) this._restartPy();
+      return;
+    }
+    if (busy) this._onWorkerMessage(run, msg);
   }
 
   _pyFailed(py, message) {
@@ -299,7 +311,7 @@ export class CodeRunner {
         type: 'run', id: run.id, code, stdin, maxBytes: run.maxBytes, maxLines: run.maxLines,
         timeLimitMs: run.timeLimitMs, out: run.channel ? run.channel.sab : null,
       });
-      // The time limit starts with the worker's 'started' message (not while loading).
+      this._markRunning(run); // not while loading, but whether or not the worker answers
     };
     if (!py) go('Python is not available');
     else if (py.failed) go(py.failed);
@@ -345,9 +357,6 @@ export class CodeRunner {
   _onWorkerMessage(run, msg) {
     if (this._run !== run || !msg || typeof msg !== 'object' || msg.id !== run.id) return;
     switch (msg.type) {
-      case 'started':
-        if (run.lang === 'py') this._markRunning(run);
-        break;
       case 'wake':
         if (run.phase === 'running') this._drain(run, POLL_BUDGET_BYTES);
         break;
@@ -369,7 +378,7 @@ export class CodeRunner {
           line: Number.isInteger(e.line) && e.line > 0 ? e.line : null,
         } : null;
         const duration = Number.isFinite(msg.durationMs) && msg.durationMs >= 0 ? msg.durationMs : null;
-        if (run.lang === 'py' && msg.fatal === true) this._restartPy();
+        if (run.lang === 'py' && msg.restart === true) this._restartPy();
         if (run.ending) {
           // We asked for the interrupt: report it as the timeout/stop it was.
           this._finish(run, run.ending, null, duration);

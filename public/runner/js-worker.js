@@ -5,8 +5,7 @@
 //                   `out` is a SharedArrayBuffer output channel (see writeChannel) or null;
 //                   without one, output is posted as {type:'out', id, chunks:[stream, text, ...]}
 //                   coalesced per ~16 ms.
-//   worker -> page  {type:'started', id}
-//                   {type:'wake', id}   (output was written to the channel; at most every 16 ms)
+//   worker -> page  {type:'wake', id}   (output was written to the channel; at most every 16 ms)
 //                   {type:'done', id, status:'ok'|'error', error:{type,message,line}|null,
 //                    truncated, durationMs}
 // The run ends when the user's top-level code has settled and no timer it started is pending
@@ -884,7 +883,8 @@
     const id = msg.id;
     const maxBytes = Number.isFinite(msg.maxBytes) && msg.maxBytes > 0 ? msg.maxBytes : 1 << 20;
     const maxLines = Number.isFinite(msg.maxLines) && msg.maxLines > 0 ? msg.maxLines : 10000;
-    const out = makeOutput(id, msg.out instanceof SharedArrayBuffer ? msg.out : null, maxBytes, maxLines);
+    const shared = typeof SharedArrayBuffer === 'function' && msg.out instanceof SharedArrayBuffer;
+    const out = makeOutput(id, shared ? msg.out : null, maxBytes, maxLines);
     const r = { id, out, started: now(), timers: new Map(), finished: false, mainSettled: false };
     running = r;
     const code = String(msg.code);
@@ -902,7 +902,6 @@
       return;
     }
     installGlobals(r, typeof msg.stdin === 'string' ? msg.stdin : '');
-    post({ type: 'started', id });
     r.started = now();
     let p;
     try {

@@ -1,4 +1,5 @@
-// pairpad: Python runner (a module Worker running Pyodide; one long-lived worker, reused).
+// pairpad: Python runner (a module Worker running Pyodide; one long-lived worker, reused
+// until a run leaves something behind).
 //
 // Protocol (the page side is public/js/runner.js):
 //   page -> worker  {type:'init', interrupt: SharedArrayBuffer(8) | null}   (first message)
@@ -6,14 +7,21 @@
 //                   `out` is a SharedArrayBuffer output channel (same layout as the JS
 //                   worker's) or null; without one output is posted as {type:'out', id, chunks}.
 //   worker -> page  {type:'status', state:'loading'|'ready'|'error', detail}
-//                   {type:'started', id}
 //                   {type:'wake', id}   (output was written to the channel; at most every 16 ms)
 //                   {type:'done', id, status:'ok'|'error'|'interrupted'|'timeout', error,
-//                    truncated, durationMs, fatal}   ('timeout': the worker's own deadline,
-//                    without SharedArrayBuffer; fatal: Pyodide broke, restart the worker)
+//                    truncated, durationMs, restart}   ('timeout': the worker's own deadline,
+//                    without SharedArrayBuffer; restart: do not reuse this worker, because
+//                    Pyodide broke or the run left something that could reach a later run)
+//                   {type:'tainted'}   (Python ran between runs: replace this worker now)
 // Interrupts: the page writes a reason (1 = time limit, 2 = stop) to interrupt[1] and then
 // SIGINT (2) to interrupt[0]; Pyodide raises KeyboardInterrupt in the running code. Without a
 // SharedArrayBuffer the worker enforces the time limit itself (same hook, a local deadline).
+//
+// Isolation between runs: each run gets a fresh __main__ and the interpreter state the runner
+// relies on put back; whatever a program hands to JavaScript to call later belongs to its run
+// and does nothing after it; between runs any Python that still gets called is interrupted;
+// and a run that leaves anything pending or changes what cannot be put back ends with
+// restart, so the next run gets a fresh worker (see "Runs own what they schedule").
 //
 // Sandbox: once Pyodide is loaded, network, storage, messaging and nested-worker APIs are
 // deleted from the global object and its prototype chain (so Python's `js` module cannot
@@ -26,15 +34,26 @@ const INDEX_URL = new URL(`../vendor/pyodide-${PYODIDE_VERSION}/`, import.meta.u
 // Uncompressed sizes of the big files (for the progress percentage when the server sends
 // them compressed, so Content-Length is not the number of bytes the body stream yields).
 const KNOWN_SIZES = { 'pyodide.asm.wasm': 9598218, 'python_stdlib.zip': 2545637 };
+const SIGINT = 2;
 
+// What the runner itself uses, taken before any program can replace it.
 const G = self;
 const post = G.postMessage.bind(G);
 const listen = G.addEventListener.bind(G);
 const realSetTimeout = G.setTimeout.bind(G);
 const realClearTimeout = G.clearTimeout.bind(G);
+const realSetInterval = G.setInterval.bind(G);
+const realQueueMicrotask = G.queueMicrotask.bind(G);
 const realFetch = G.fetch.bind(G);
 const now = G.performance.now.bind(G.performance);
 const hasOwn = Object.prototype.hasOwnProperty;
+const promiseThen = Promise.prototype.then;
+const apply = Reflect.apply;
+const ownKeys = Reflect.ownKeys;
+const describe = Reflect.getOwnPropertyDescriptor;
+const is = Object.is;
+// SharedArrayBuffer is only defined when the page is cross-origin isolated.
+const isShared = (v) => typeof SharedArrayBuffer === 'function' && v instanceof SharedArrayBuffer;
 
 // ---------------------------------------------------------------------------------------
 // Status / progress
@@ -155,10 +174,11 @@ function lockdown() {
 
 // ---------------------------------------------------------------------------------------
 // Python side of the runner: compiles the editor's code as "<editor>", runs it in a fresh
-// __main__, prints tracebacks without the runner's own frames, resets shared state after.
+// __main__, prints tracebacks without the runner's own frames, and puts back or checks the
+// interpreter state a later run depends on.
 // ---------------------------------------------------------------------------------------
 const PY_DRIVER = String.raw`
-import sys, io, os, ast, json, types, builtins, linecache, traceback
+import sys, io, os, ast, gc, json, types, signal, asyncio, builtins, linecache, traceback, warnings
 
 FILENAME = "<editor>"
 CO_COROUTINE = 0x80
@@ -166,8 +186,14 @@ _stdout, _stderr, _stdin = sys.stdout, sys.stderr, sys.stdin
 _builtins = dict(builtins.__dict__)
 _path = list(sys.path)
 _recursion = sys.getrecursionlimit()
+_int_digits = sys.get_int_max_str_digits()
 _cwd = os.getcwd()
 _main = sys.modules["__main__"]
+_loop = asyncio.get_event_loop()
+_random = sys.modules.get("random")
+# The runner's own tools, taken before any program can replace them.
+_dumps = json.dumps
+_format_exception = traceback.format_exception
 
 class _Blocked:
     NAMES = ("pyodide.http", "micropip", "pyodide_js._module")
@@ -181,13 +207,121 @@ for _m in list(sys.modules):
     if any(_m == n or _m.startswith(n + ".") for n in _Blocked.NAMES):
         del sys.modules[_m]
 
+# ---- What one run may leave for the next ---------------------------------------------------
+# The interpreter is reused, so what a run could change for the next one is put back after
+# each run (_reset, _restore) or checked (_restore), and a run that changed what cannot be
+# put back gets the next run a fresh worker.
+
+_meta_path = list(sys.meta_path)
+_path_hooks = list(sys.path_hooks)
+_importer_cache = dict(sys.path_importer_cache)
+_gc_callbacks = list(gc.callbacks)
+_warning_filters = list(warnings.filters)
+_environ = dict(os.environ)
+_modules = dict(sys.modules)
+_default_sigint = signal.getsignal(signal.SIGINT)
+_MISSING = object()
+
+def _fd_identity(fd):
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_rdev)
+
+_fds = [_fd_identity(fd) for fd in (0, 1, 2)]
+_tools = [sys.monitoring.get_tool(i) for i in range(6)]
+
+def _watchlist():
+    # What a later run reaches through the modules loaded now: the modules, the classes and
+    # plain objects they hold, and the functions in either.
+    modules, objects, functions, seen = [], [], [], set()
+
+    def add(obj, into):
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            into.append(obj)
+
+    for mod in _modules.values():
+        if not isinstance(mod, types.ModuleType):
+            continue
+        if mod is not builtins:  # put back before every run instead
+            add(mod, modules)
+        for v in list(vars(mod).values()):
+            if isinstance(v, types.FunctionType):
+                add(v, functions)
+            elif isinstance(v, type):
+                add(v, objects)
+                for member in list(vars(v).values()):
+                    if isinstance(member, types.FunctionType):
+                        add(member, functions)
+            elif not isinstance(v, types.ModuleType) and isinstance(getattr(v, "__dict__", None), dict):
+                add(v, objects)
+    return modules, objects, functions
+
+_watched_modules, _watched_objects, _functions = _watchlist()
+# Their namespaces, and copies as they are now, compared with == after each run (in C: equal
+# when every value is the same object, as it is unless the run put something else there). A
+# class's __dict__ is a fresh read-only view each time; the dict behind it is what setattr changes.
+_module_dicts = [vars(m) for m in _watched_modules]
+_module_copies = [dict(d) for d in _module_dicts]
+_object_dicts = [gc.get_referents(vars(o))[0] if isinstance(o, type) else vars(o) for o in _watched_objects]
+_object_copies = [dict(d) for d in _object_dicts]
+# Setting a function's code or defaults is an audit event (below), so they need no copy. (The
+# copies above keep these functions alive, so their ids stay theirs.)
+_function_ids = set(map(id, _functions))
+
+# The event loop's bookkeeping changes as tasks run; its settings must not.
+_LOOP_BOOKKEEPING = {"_in_progress", "_old_agen_hooks", "_current_handle"}
+
+def _loop_settings():
+    return {k: v for k, v in vars(_loop).items() if k not in _LOOP_BOOKKEEPING}
+
+_loop_then = _loop_settings()
+
+# A run that writes files, changes the environment, changes a library function's code or
+# reaches into the interpreter's objects (ctypes, gc's object lists) may have changed anything:
+# noted by an audit hook (which no later code can remove).
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_TAINTING = {
+    "os.remove", "os.rename", "os.mkdir", "os.rmdir", "os.chmod", "os.chown", "os.link",
+    "os.symlink", "os.truncate", "os.utime", "os.putenv", "os.unsetenv", "sys.addaudithook",
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+}
+_tainted = []
+
+def _audit(event, args):
+    if event == "open":
+        mode, flags = args[1], args[2]
+        if isinstance(mode, str) and any(c in mode for c in "wax+") or mode is None and flags & _WRITE_FLAGS:
+            _tainted.append("wrote a file")
+    elif event == "object.__setattr__":
+        if id(args[0]) in _function_ids:
+            _tainted.append(f"changed {args[1]} of a library function")
+    elif event in _TAINTING or event.startswith("ctypes."):
+        _tainted.append(event)
+
+sys.addaudithook(_audit)
+
 def _reset():
     builtins.__dict__.clear()
     builtins.__dict__.update(_builtins)
     sys.stdout, sys.stderr, sys.stdin = _stdout, _stderr, _stdin
     sys.path[:] = _path
+    sys.meta_path[:] = _meta_path
+    sys.path_hooks[:] = _path_hooks
+    sys.path_importer_cache.clear()
+    sys.path_importer_cache.update(_importer_cache)
     sys.setrecursionlimit(_recursion)
+    sys.set_int_max_str_digits(_int_digits)
+    sys.settrace(None)
+    sys.setprofile(None)
+    # The worker stops programs (and anything left running between runs) with SIGINT.
+    signal.signal(signal.SIGINT, _default_sigint)
     sys.modules["__main__"] = _main
+    # Pyodide notes an exception that escaped into JavaScript here.
+    for name in ("last_exc", "last_type", "last_value", "last_traceback"):
+        sys.__dict__.pop(name, None)
     try:
         os.chdir(_cwd)
     except OSError:
@@ -197,6 +331,42 @@ def _reset():
             s.reconfigure(line_buffering=True)
         except Exception:
             pass
+
+def _put_back(live, saved):
+    for name in [n for n in live if n not in saved]:
+        del live[name]
+    for name, value in saved.items():
+        if live.get(name, _MISSING) is not value:
+            live[name] = value
+
+def _restore():
+    """Puts back what the run changed in sys.modules and in the modules' namespaces (a
+    monkeypatch, or a module's own lazy import); returns what it could not put back, for
+    which the next run needs a fresh interpreter (an empty list: it does not)."""
+    _put_back(sys.modules, _modules)  # the modules a run imports are imported afresh
+    if _module_dicts != _module_copies:
+        for live, saved in zip(_module_dicts, _module_copies):
+            if live != saved:
+                _put_back(live, saved)
+    reasons = []
+    if _object_dicts != _object_copies:
+        reasons.append("changed a library class or object")
+    settings = _loop_settings()
+    if settings.keys() != _loop_then.keys() or any(settings[k] is not v for k, v in _loop_then.items()):
+        reasons.append("changed the event loop")
+    if asyncio.all_tasks(_loop):
+        reasons.append("left asyncio tasks")
+    if gc.callbacks != _gc_callbacks or warnings.filters != _warning_filters or dict(os.environ) != _environ:
+        reasons.append("changed gc callbacks, warning filters or the environment")
+    if [_fd_identity(fd) for fd in (0, 1, 2)] != _fds:
+        reasons.append("changed the standard streams' file descriptors")
+    if [sys.monitoring.get_tool(i) for i in range(6)] != _tools:
+        reasons.append("registered a sys.monitoring tool")
+    reasons.extend(_tainted)
+    _tainted.clear()
+    return reasons
+
+# ---- The run --------------------------------------------------------------------------------
 
 def _flush():
     for s in (sys.stdout, sys.stderr, _stdout, _stderr):
@@ -222,21 +392,21 @@ def _line_of(e):
     return line
 
 def _format(e):
-    return "".join(traceback.format_exception(type(e), e, _user_tb(e.__traceback__)))
+    return "".join(_format_exception(type(e), e, _user_tb(e.__traceback__)))
 
 def _result(status, e=None, message=None):
     _flush()
     err = None
     if e is not None:
         err = {"type": type(e).__name__, "message": message if message is not None else str(e), "line": _line_of(e)}
-    return json.dumps({"status": status, "error": err})
+    return _dumps({"status": status, "error": err})
 
 def _fail(e):
     _flush()
     if isinstance(e, KeyboardInterrupt):
         _flush()
-        return json.dumps({"status": "interrupted", "traceback": _format(e),
-                           "error": {"type": "KeyboardInterrupt", "message": str(e), "line": _line_of(e)}})
+        return _dumps({"status": "interrupted", "traceback": _format(e),
+                       "error": {"type": "KeyboardInterrupt", "message": str(e), "line": _line_of(e)}})
     if isinstance(e, SystemExit):
         code = e.code
         if code is None or code == 0:
@@ -264,10 +434,16 @@ async def _run_async(coro):
     finally:
         _reset()
 
+def settle():
+    """Called before each run: a SIGINT that stopped something between runs is raised here."""
+
 def run(code, stdin_text):
     _reset()
+    if _random is not None:
+        _random.seed()  # so no run decides the numbers the next one gets
     sys.stdin = io.TextIOWrapper(io.BytesIO(stdin_text.encode("utf-8")), encoding="utf-8")
     linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
+    # A fresh namespace each run: nothing one run defines is there for the next.
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = main
@@ -289,6 +465,221 @@ def run(code, stdin_text):
         if not asynchronous:
             _reset()
 `;
+
+// ---------------------------------------------------------------------------------------
+// Runs own what they schedule. The interpreter outlives a run, so every way a program can
+// hand JavaScript something to call later (timers, microtasks, promise callbacks, event
+// listeners and on* handlers, asyncio's callbacks, finalizers, observers, streams) is wrapped
+// before the first run: the callback belongs to the run that scheduled it and does nothing
+// once that run has ended, and whatever is still pending when the run ends is counted
+// (leftovers()), so the page can start a fresh worker for the next run. Python that gets
+// called between runs anyway is stopped by the interrupt gate (see Loading).
+// ---------------------------------------------------------------------------------------
+let scope = null; // the run in progress: what it scheduled, and whether it has ended
+
+function newScope() {
+  return { ended: false, timers: new Set(), callbacks: new Set(), listeners: [], handlers: [], kept: [] };
+}
+
+// `fn`, made to do nothing once the run of scope `s` has ended.
+function owned(s, fn) {
+  if (typeof fn !== 'function') return fn;
+  return function (...args) { return s.ended ? undefined : apply(fn, this, args); };
+}
+
+// Puts `replacement` where `name` is defined (on `obj` or up its prototype chain), so the
+// original cannot be reached through a prototype either.
+function replace(obj, name, replacement) {
+  let owner = obj;
+  while (!hasOwn.call(owner, name)) owner = Object.getPrototypeOf(owner);
+  Object.defineProperty(owner, name, { ...describe(owner, name), value: replacement });
+}
+
+function guardTimers() {
+  replace(G, 'setTimeout', function setTimeout(fn, ms, ...args) {
+    const s = scope;
+    if (!s || typeof fn !== 'function') return realSetTimeout(fn, ms, ...args);
+    const id = realSetTimeout(() => {
+      s.timers.delete(id);
+      if (!s.ended) fn(...args);
+    }, ms);
+    s.timers.add(id);
+    return id;
+  });
+  replace(G, 'setInterval', function setInterval(fn, ms, ...args) {
+    const s = scope;
+    if (!s || typeof fn !== 'function') return realSetInterval(fn, ms, ...args);
+    const id = realSetInterval(() => {
+      if (s.ended) realClearTimeout(id);
+      else fn(...args);
+    }, ms);
+    s.timers.add(id);
+    return id;
+  });
+  // Timeouts and intervals share one pool of ids (HTML), so either clear function clears both.
+  const clear = (id) => {
+    if (scope) scope.timers.delete(id);
+    realClearTimeout(id);
+  };
+  replace(G, 'clearTimeout', function clearTimeout(id) { clear(id); });
+  replace(G, 'clearInterval', function clearInterval(id) { clear(id); });
+  replace(G, 'queueMicrotask', function queueMicrotask(fn) {
+    realQueueMicrotask(scope ? owned(scope, fn) : fn);
+  });
+  // Promise callbacks are not counted (a promise may never settle), only disarmed.
+  replace(Promise.prototype, 'then', function then(onFulfilled, onRejected) {
+    const s = scope;
+    return apply(promiseThen, this, s ? [owned(s, onFulfilled), owned(s, onRejected)] : [onFulfilled, onRejected]);
+  });
+}
+
+// asyncio reaches the browser through Pyodide's scheduleCallback (a MessageChannel for short
+// delays, which the timer wrappers do not see); pyodide.webloop holds its own reference.
+function guardScheduleCallback(py) {
+  const real = py._api.scheduleCallback;
+  const scheduleCallback = function scheduleCallback(fn, ms) {
+    const s = scope;
+    if (!s) return real(fn, ms);
+    const token = {};
+    s.callbacks.add(token);
+    return real(() => {
+      s.callbacks.delete(token);
+      if (!s.ended) fn();
+    }, ms);
+  };
+  py._api.scheduleCallback = scheduleCallback;
+  const webloop = py.pyimport('pyodide.webloop');
+  webloop.scheduleCallback = scheduleCallback;
+  webloop.destroy();
+}
+
+function guardListeners() {
+  const add = EventTarget.prototype.addEventListener;
+  const remove = EventTarget.prototype.removeEventListener;
+  const captureOf = (options) => (typeof options === 'boolean' ? options : !!(options && options.capture));
+  const find = (s, target, type, listener, options) => s.listeners.find((l) => l.live && l.target === target
+    && l.type === String(type) && l.listener === listener && l.capture === captureOf(options));
+  replace(EventTarget.prototype, 'addEventListener', function addEventListener(type, listener, options) {
+    const s = scope;
+    if (!s || !listener || (typeof listener !== 'function' && typeof listener !== 'object')) {
+      return apply(add, this, [type, listener, options]);
+    }
+    if (find(s, this, type, listener, options)) return undefined; // already added: one listener
+    const once = !!(options && typeof options === 'object' && options.once);
+    const entry = { target: this, type: String(type), listener, capture: captureOf(options), live: true };
+    entry.wrapped = function (event) {
+      if (once) entry.live = false;
+      if (s.ended) return undefined;
+      return typeof listener === 'function' ? apply(listener, this, [event]) : listener.handleEvent(event);
+    };
+    s.listeners.push(entry);
+    return apply(add, this, [type, entry.wrapped, options]);
+  });
+  replace(EventTarget.prototype, 'removeEventListener', function removeEventListener(type, listener, options) {
+    const entry = scope && find(scope, this, type, listener, options);
+    if (!entry) return apply(remove, this, [type, listener, options]);
+    entry.live = false;
+    return apply(remove, this, [type, entry.wrapped, options]);
+  });
+}
+
+// Event handler properties (self.onmessage, port.onmessage, signal.onabort, reader.onload, …)
+// on every prototype in `protos`. Reading one gives back what the program set.
+function guardHandlerProperties(protos) {
+  const setByProgram = new WeakMap(); // target -> Map(property -> the program's function)
+  for (const proto of protos) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      const d = name.startsWith('on') ? describe(proto, name) : null;
+      if (!d || !d.get || !d.set || !d.configurable) continue;
+      const realGet = d.get;
+      const realSet = d.set;
+      Object.defineProperty(proto, name, {
+        configurable: true,
+        enumerable: d.enumerable,
+        get() {
+          const mine = setByProgram.get(this);
+          return mine && mine.has(name) ? mine.get(name) : apply(realGet, this, []);
+        },
+        set(value) {
+          const s = scope;
+          let mine = setByProgram.get(this);
+          if (!s || typeof value !== 'function') {
+            if (mine) mine.delete(name);
+            apply(realSet, this, [value]);
+            return;
+          }
+          if (!mine) setByProgram.set(this, (mine = new Map()));
+          mine.set(name, value);
+          s.handlers.push(() => mine.get(name) === value); // still installed?
+          apply(realSet, this, [owned(s, value)]);
+        },
+      });
+    }
+  }
+}
+
+// Constructors that keep what they are given and call it later: constructing one with
+// arguments leaves something behind (and the functions among them belong to the run).
+const KEEPERS = [
+  'FinalizationRegistry', 'PerformanceObserver', 'ReportingObserver', 'ReadableStream',
+  'WritableStream', 'TransformStream', 'AudioDecoder', 'AudioEncoder', 'VideoDecoder', 'VideoEncoder',
+];
+
+function guardKeepers() {
+  for (const name of KEEPERS) {
+    const Base = G[name];
+    if (typeof Base !== 'function') continue;
+    const Kept = new Proxy(Base, {
+      construct(target, args, newTarget) {
+        const s = scope;
+        if (s && args.length) s.kept.push(`a ${name}`);
+        return Reflect.construct(target, s ? args.map((a) => owned(s, a)) : args, newTarget);
+      },
+    });
+    G[name] = Kept;
+    Base.prototype.constructor = Kept; // the other way to the original
+  }
+}
+
+// The global object, every interface object and namespace on it, and their prototypes.
+function globalObjects() {
+  const objects = new Set();
+  const addChain = (o) => {
+    for (let p = o; p !== null && !objects.has(p); p = Object.getPrototypeOf(p)) objects.add(p);
+  };
+  addChain(G);
+  for (const key of ownKeys(G)) {
+    const v = describe(G, key).value;
+    if (v === null || (typeof v !== 'object' && typeof v !== 'function')) continue;
+    addChain(v);
+    const proto = typeof v === 'function' ? describe(v, 'prototype') : null;
+    if (proto && proto.value !== null && typeof proto.value === 'object') addChain(proto.value);
+  }
+  return objects;
+}
+
+// The JavaScript a later run (and Pyodide, and this file) would find: own properties of
+// `objects`.
+function snapshotOf(objects) {
+  return [...objects].map((object) => ({ object, saved: Object.getOwnPropertyDescriptors(object), count: ownKeys(object).length }));
+}
+
+// Uses nothing a program could have replaced (no iterators, no methods looked up on
+// prototypes), since that is what it checks.
+function changedSince(snapshot) {
+  for (let i = 0; i < snapshot.length; i++) {
+    const { object, saved, count } = snapshot[i];
+    const keys = ownKeys(object);
+    if (keys.length !== count) return true;
+    for (let k = 0; k < keys.length; k++) {
+      const d = describe(object, keys[k]);
+      const was = apply(hasOwn, saved, [keys[k]]) ? saved[keys[k]] : null;
+      if (!was || !is(d.value, was.value) || d.get !== was.get || d.set !== was.set
+        || d.writable !== was.writable) return true;
+    }
+  }
+  return false;
+}
 
 // ---------------------------------------------------------------------------------------
 // Output (same SharedArrayBuffer layout as the JS worker; bytes arrive as UTF-8 already).
@@ -371,10 +762,10 @@ function makeOutput(id, sab, maxBytes, maxLines) {
 // ---------------------------------------------------------------------------------------
 // Loading
 // ---------------------------------------------------------------------------------------
-let pyodide = null;
-let runFn = null;
+let pyodide = null; // Pyodide's API functions the runner calls, taken before any run
+let driver = null; // the PY_DRIVER functions: run, settle, restore
+let environment = null; // snapshotOf() the JavaScript environment once loaded
 let interrupt = null; // Int32Array over the page's SharedArrayBuffer: [0] signal, [1] reason
-let interruptBuffer = null; // what Pyodide polls: `interrupt`, or the deadline hook below
 let stdout = null; // the stream handlers given to Pyodide
 let stderr = null;
 let current = null; // the output of the run in progress
@@ -383,6 +774,29 @@ let fallbackInterrupted = false;
 let initMsg = null;
 let resolveInit;
 const initReceived = new Promise((r) => { resolveInit = r; });
+
+// What Pyodide polls for interrupts while Python runs. During a program it passes on the
+// page's signal (or, without shared memory, the run's own deadline); during the runner's own
+// Python, nothing; between runs always SIGINT, so Python that gets called then anyway (a
+// callback that got past the wrappers) is stopped at once, and the page told to replace
+// this worker.
+let mode = 'idle'; // 'idle' | 'program' | 'runner'
+let ranBetweenRuns = false;
+const interruptGate = {
+  get 0() {
+    if (mode === 'idle' && !ranBetweenRuns) {
+      ranBetweenRuns = true;
+      post({ type: 'tainted' });
+    }
+    if (mode !== 'program') return mode === 'idle' ? SIGINT : 0;
+    if (interrupt) return Atomics.load(interrupt, 0);
+    if (deadline && now() > deadline) { fallbackInterrupted = true; deadline = 0; return SIGINT; }
+    return 0;
+  },
+  set 0(value) { // Pyodide clears the signal it has taken
+    if (interrupt && mode === 'program') Atomics.store(interrupt, 0, value);
+  },
+};
 
 async function load() {
   status('loading', 'Starting Python…', true);
@@ -424,27 +838,28 @@ async function load() {
   stdout = writer(1);
   stderr = writer(2);
   py.setStdin({ stdin: () => null });
-  if (initMsg && initMsg.interrupt instanceof SharedArrayBuffer) {
-    interrupt = new Int32Array(initMsg.interrupt);
-    interruptBuffer = interrupt;
-  } else {
-    // No shared memory: the interrupt hook itself checks a local deadline.
-    interruptBuffer = {
-      get 0() {
-        if (deadline && now() > deadline) { fallbackInterrupted = true; deadline = 0; return 2; }
-        return 0;
-      },
-      set 0(_) { /* cleared by Pyodide after reading */ },
-    };
-  }
-  py.setInterruptBuffer(interruptBuffer);
-  const ns = py.globals.get('dict')();
-  py.runPython(PY_DRIVER, { globals: ns, filename: '<pairpad-runner>' });
-  runFn = ns.get('run');
-  ns.destroy();
+  if (initMsg && isShared(initMsg.interrupt)) interrupt = new Int32Array(initMsg.interrupt);
   const left = lockdown();
   if (left.length) throw new Error(`sandbox: could not remove ${left.join(', ')}`);
-  pyodide = py;
+  const objects = globalObjects();
+  guardTimers();
+  guardScheduleCallback(py);
+  guardListeners();
+  guardHandlerProperties(objects);
+  guardKeepers();
+  // The driver notes the interpreter state it protects, so it runs once the guards are in.
+  const ns = py.globals.get('dict')();
+  py.runPython(PY_DRIVER, { globals: ns, filename: '<pairpad-runner>' });
+  driver = { run: ns.get('run'), settle: ns.get('settle'), restore: ns.get('_restore') };
+  ns.destroy();
+  objects.add(py).add(py._api);
+  environment = snapshotOf(objects);
+  pyodide = {
+    setInterruptBuffer: py.setInterruptBuffer.bind(py),
+    setStdout: py.setStdout.bind(py),
+    setStderr: py.setStderr.bind(py),
+  };
+  pyodide.setInterruptBuffer(interruptGate);
   status('ready', 'Python ready', true);
 }
 
@@ -457,34 +872,61 @@ loaded.catch(() => {});
 // ---------------------------------------------------------------------------------------
 // Runs
 // ---------------------------------------------------------------------------------------
-let queue = Promise.resolve();
+const waiting = []; // run messages not started yet
+let draining = false;
+
+// Why the next run needs a fresh worker (an empty list: it does not). Puts back what it can.
+function leftovers(s) {
+  // First: the checks below use the JavaScript built-ins this one finds unchanged.
+  if (changedSince(environment)) return ['changed JavaScript globals'];
+  const reasons = [...s.kept];
+  if (s.timers.size) reasons.push('timers');
+  if (s.callbacks.size) reasons.push('asyncio callbacks');
+  if (s.listeners.some((l) => l.live)) reasons.push('event listeners');
+  if (s.handlers.some((installed) => installed())) reasons.push('event handlers');
+  if (ranBetweenRuns) reasons.push('Python ran between runs');
+  try {
+    const python = driver.restore();
+    reasons.push(...python.toJs());
+    python.destroy();
+  } catch (e) {
+    reasons.push(`could not check the interpreter: ${e && e.message ? e.message : e}`);
+  }
+  return reasons;
+}
 
 async function run(msg) {
   const id = msg.id;
   try {
     await loaded;
   } catch (e) {
-    post({ type: 'done', id, status: 'error', truncated: false, durationMs: 0, fatal: true,
+    post({ type: 'done', id, status: 'error', truncated: false, durationMs: 0, restart: true,
       error: { type: 'PythonLoadError', message: String(e && e.message ? e.message : e), line: null } });
     return;
   }
   const maxBytes = Number.isFinite(msg.maxBytes) && msg.maxBytes > 0 ? msg.maxBytes : 1 << 20;
   const maxLines = Number.isFinite(msg.maxLines) && msg.maxLines > 0 ? msg.maxLines : 10000;
-  const out = makeOutput(id, msg.out instanceof SharedArrayBuffer ? msg.out : null, maxBytes, maxLines);
+  const out = makeOutput(id, isShared(msg.out) ? msg.out : null, maxBytes, maxLines);
   current = out;
   if (interrupt) { Atomics.store(interrupt, 0, 0); Atomics.store(interrupt, 1, 0); }
   // Re-armed every run, in case the previous program changed them through pyodide_js.
-  pyodide.setInterruptBuffer(interruptBuffer);
+  pyodide.setInterruptBuffer(interruptGate);
   pyodide.setStdout(stdout);
   pyodide.setStderr(stderr);
+  mode = 'runner';
+  try {
+    driver.settle();
+  } catch (_) { /* the KeyboardInterrupt the gate gave Python between runs */ }
   fallbackInterrupted = false;
   deadline = !interrupt && msg.timeLimitMs > 0 ? now() + msg.timeLimitMs : 0;
-  post({ type: 'started', id });
+  const s = newScope();
+  scope = s;
+  mode = 'program';
   const t0 = now();
   let res;
-  let fatal = false;
+  let restart = false;
   try {
-    let r = runFn(String(msg.code), typeof msg.stdin === 'string' ? msg.stdin : '');
+    let r = driver.run(String(msg.code), typeof msg.stdin === 'string' ? msg.stdin : '');
     if (r && typeof r === 'object' && typeof r.then === 'function') {
       const awaitable = r;
       r = await awaitable;
@@ -497,7 +939,7 @@ async function run(msg) {
     } else {
       // Not a Python exception of the user's program: Pyodide itself failed (e.g. a fatal
       // error after a JS stack overflow). The page restarts the worker.
-      fatal = true;
+      restart = true;
       const message = String(e && e.message ? e.message : e);
       out.writeText(2, `Python runtime error: ${message}\n`);
       res = { status: 'error', error: { type: 'InternalError', message, line: null } };
@@ -505,6 +947,12 @@ async function run(msg) {
   }
   const durationMs = Math.round((now() - t0) * 10) / 10;
   deadline = 0;
+  mode = 'runner';
+  if (!restart) restart = leftovers(s).length > 0;
+  s.ended = true;
+  scope = null;
+  mode = 'idle';
+  pyodide.setInterruptBuffer(interruptGate);
   let st = res.status;
   if (st === 'interrupted') {
     const reason = interrupt ? Atomics.load(interrupt, 1) : (fallbackInterrupted ? 1 : 0);
@@ -518,16 +966,35 @@ async function run(msg) {
   }
   out.flush();
   current = null;
-  post({ type: 'done', id, status: st, error: res.error || null, truncated: out.state.truncated, durationMs, fatal });
+  post({ type: 'done', id, status: st, error: res.error || null, truncated: out.state.truncated, durationMs, restart });
 }
 
 listen('message', (ev) => {
   const msg = ev.data;
-  if (!msg || typeof msg !== 'object') return;
+  // Only the page's messages: a program can dispatch MessageEvents of its own at this scope.
+  if (!ev.isTrusted || !msg || typeof msg !== 'object') return;
   if (msg.type === 'init' && !initMsg) {
     initMsg = msg;
     resolveInit();
   } else if (msg.type === 'run') {
-    queue = queue.then(() => run(msg));
+    waiting.push(msg);
+    drain();
   }
 });
+
+// One run at a time. (A plain await: chaining with then() during an async run would hand
+// the chain to that run, and it would stop when the run ends.)
+async function drain() {
+  if (draining) return;
+  draining = true;
+  while (waiting.length) {
+    const msg = waiting.shift();
+    try {
+      await run(msg);
+    } catch (e) {
+      post({ type: 'done', id: msg.id, status: 'error', truncated: false, durationMs: 0, restart: true,
+        error: { type: 'InternalError', message: String(e && e.message ? e.message : e), line: null } });
+    }
+  }
+  draining = false;
+}

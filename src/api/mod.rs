@@ -21,6 +21,9 @@ pub struct SessionView {
     /// Most output a run keeps.
     pub max_output_bytes: usize,
     pub max_output_lines: usize,
+    /// Largest document (bytes of its whole encoding); the page refuses a
+    /// change that would pass it before sending it.
+    pub max_document_bytes: usize,
 }
 
 /// The answer to "show me session X".
@@ -42,6 +45,8 @@ pub async fn load_session(id: String) -> Result<SessionLookup, ServerFnError> {
         return Ok(SessionLookup::Malformed);
     };
     let headers: http::HeaderMap = leptos_axum::extract().await?;
+    let axum::Extension(client): axum::Extension<crate::server::client_addr::ClientAddr> =
+        leptos_axum::extract().await?;
     let host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok());
@@ -49,12 +54,13 @@ pub async fn load_session(id: String) -> Result<SessionLookup, ServerFnError> {
         Ok(Some(info)) => Ok(SessionLookup::Found(SessionView {
             id: id.to_string(),
             language: info.meta.language,
-            share_url: state.share_url(host, id),
+            share_url: state.share_url(host, client.https, id),
             users: info.users,
             code: state.sessions.stored_code(id).await.unwrap_or_default(),
             run_time_limit_ms: state.limits.run_time_limit.as_millis() as u64,
             max_output_bytes: state.limits.max_output_bytes,
             max_output_lines: state.limits.max_output_lines,
+            max_document_bytes: state.limits.max_document_bytes,
         })),
         Ok(None) => Ok(SessionLookup::NotFound),
         Err(e) => {
@@ -69,13 +75,22 @@ pub async fn load_session(id: String) -> Result<SessionLookup, ServerFnError> {
 /// Creates a session and sends the browser to its page.
 #[server(prefix = "/_sfn", endpoint = "create_session")]
 pub async fn create_session(language: String) -> Result<(), ServerFnError> {
-    use crate::server::{error::retry_after_secs, sessions::CreateError, state::AppState};
-    use axum::extract::ConnectInfo;
-    use std::net::SocketAddr;
+    use crate::server::{
+        client_addr::ClientAddr, error::retry_after_secs, same_origin::is_cross_site,
+        sessions::CreateError, state::AppState,
+    };
     let state = expect_context::<AppState>();
     let language: Language = language.parse().map_err(ServerFnError::new)?;
-    let ConnectInfo(peer): ConnectInfo<SocketAddr> = leptos_axum::extract().await?;
-    match state.sessions.create(peer.ip(), language).await {
+    let headers: http::HeaderMap = leptos_axum::extract().await?;
+    if is_cross_site(&headers, state.config.public_url.as_deref()) {
+        let response = expect_context::<leptos_axum::ResponseOptions>();
+        response.set_status(http::StatusCode::FORBIDDEN);
+        return Err(ServerFnError::new(
+            "cross-site requests may not create sessions",
+        ));
+    }
+    let axum::Extension(client): axum::Extension<ClientAddr> = leptos_axum::extract().await?;
+    match state.sessions.create(client.key(), language).await {
         Ok(meta) => {
             leptos_axum::redirect(&format!("/s/{}", meta.id));
             Ok(())

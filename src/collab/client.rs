@@ -56,6 +56,9 @@ pub struct Effects {
     pub reload_editor: bool,
     /// The list of runs changed (someone ran code): re-read `latest_run()`.
     pub runs_changed: bool,
+    /// An editor change was not applied: the document would have passed this
+    /// size limit (bytes). The editor is reloaded from the document.
+    pub refused_over: Option<usize>,
 }
 
 type Sink<T> = Arc<Mutex<Vec<T>>>;
@@ -74,7 +77,22 @@ pub struct CollabClient {
     presence: PresenceState,
     language: Option<Language>,
     synced: bool,
+    /// The server's document size limit, if known (see [`Self::set_size_limit`]).
+    size_limit: Option<usize>,
+    /// At least the document's encoded size: exact when last measured, plus an
+    /// allowance for every change since.
+    size_bound: usize,
 }
+
+/// How much a change of `len` bytes may grow the document's encoding, at most
+/// (the server's rule, `server::room::growth_bound`).
+fn growth_bound(len: usize) -> usize {
+    2 * len + 64
+}
+
+/// What the server adds to an update's own size when it checks the limit is
+/// the update's length; an update carries a few dozen bytes besides its text.
+const UPDATE_OVERHEAD: usize = 64;
 
 impl CollabClient {
     /// A replica with a fresh client id, the user's name, and a millisecond clock.
@@ -134,6 +152,8 @@ impl CollabClient {
             presence,
             language: None,
             synced: false,
+            size_limit: None,
+            size_bound: 0,
         };
         client.publish_presence();
         client
@@ -151,6 +171,11 @@ impl CollabClient {
     /// Length of the code in UTF-16 code units (cheap; no string is built).
     pub fn code_len_utf16(&self) -> u32 {
         self.doc.code_len_utf16()
+    }
+
+    /// The replica's state vector: what it has of each client's edits.
+    pub fn state_vector(&self) -> yrs::StateVector {
+        self.doc.state_vector()
     }
 
     /// The session's language, once known.
@@ -200,6 +225,7 @@ impl CollabClient {
 
     /// A binary frame from the server.
     pub fn on_frame(&mut self, frame: &[u8]) -> Result<Effects, FrameError> {
+        self.size_bound += growth_bound(frame.len());
         let mut replies = Vec::new();
         let mut presence_changed = false;
         let mut synced = false;
@@ -228,8 +254,8 @@ impl CollabClient {
                         .is_err();
                 }
                 ClientMessage::Update(_) => {}
-                ClientMessage::Awareness(update, _) => {
-                    presence_changed |= self.awareness.apply_update(update).is_ok();
+                ClientMessage::Awareness(message) => {
+                    presence_changed |= self.awareness.apply_update(message.into_update()).is_ok();
                 }
                 ClientMessage::AwarenessQuery => replies.extend(self.local_presence_frame()),
                 ClientMessage::Ignored(_) => {}
@@ -243,8 +269,43 @@ impl CollabClient {
         Ok(effects)
     }
 
+    /// Sets the server's document size limit (bytes of the whole encoded
+    /// document): changes that would pass it are refused here, before they
+    /// are applied or sent, so the server never has to refuse honest work.
+    pub fn set_size_limit(&mut self, limit: usize) {
+        self.size_limit = Some(limit);
+    }
+
+    /// The document size limit set with [`Self::set_size_limit`].
+    pub fn size_limit(&self) -> Option<usize> {
+        self.size_limit
+    }
+
+    /// Whether adding `bytes` of text keeps the document within the limit.
+    /// Measures exactly (an encode of the whole document) only when the
+    /// running bound says the limit may be near.
+    fn fits(&mut self, bytes: usize) -> bool {
+        let Some(limit) = self.size_limit else {
+            return true;
+        };
+        if self.size_bound + growth_bound(bytes) <= limit {
+            return true;
+        }
+        self.size_bound = self.doc.encoded_len();
+        self.size_bound + bytes + UPDATE_OVERHEAD <= limit
+    }
+
     /// Changes the user made in the editor (one Monaco content-change event).
     pub fn on_editor_changes(&mut self, mut changes: Vec<EditorChange>) -> Effects {
+        let inserted: usize = changes.iter().map(|change| change.text.len()).sum();
+        if inserted > 0 && !self.fits(inserted) {
+            return Effects {
+                reload_editor: true,
+                refused_over: self.size_limit,
+                ..Effects::default()
+            };
+        }
+        self.size_bound += growth_bound(inserted);
         // Monaco's offsets all refer to the text before the event: apply from the
         // end so earlier offsets stay valid.
         changes.sort_by_key(|change| std::cmp::Reverse(change.offset));
@@ -516,6 +577,31 @@ mod tests {
             length,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn a_change_that_would_pass_the_size_limit_is_refused_before_it_is_sent() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        alice.set_size_limit(2_000);
+        let typed = alice.on_editor_changes(vec![change(0, 0, "two lines\nof code\n")]);
+        assert!(!typed.send.is_empty());
+        let paste = "x".repeat(3_000);
+        let refused = alice.on_editor_changes(vec![change(5, 0, &paste)]);
+        assert!(refused.send.is_empty(), "nothing of it is sent");
+        assert!(
+            refused.reload_editor,
+            "the editor goes back to the document"
+        );
+        assert_eq!(refused.refused_over, Some(2_000));
+        assert_eq!(
+            alice.code(),
+            "two lines\nof code\n",
+            "earlier edits are kept"
+        );
+        // Later edits go through.
+        let later = alice.on_editor_changes(vec![change(0, 0, "// ")]);
+        assert!(!later.send.is_empty());
+        assert_eq!(alice.code(), "// two lines\nof code\n");
     }
 
     #[test]

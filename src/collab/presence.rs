@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Number of participant colours (CSS classes `pp-peer-0` .. `pp-peer-11`).
 pub const PALETTE_SIZE: u8 = 12;
-/// Longest display name kept, in characters.
-pub const MAX_NAME_CHARS: usize = 40;
+pub use crate::domain::names::MAX_NAME_CHARS;
 
 /// A cursor as encoded yrs sticky indexes (anchor = where the selection started,
 /// head = where the caret is), so it stays attached to the text it was in.
@@ -43,21 +42,9 @@ pub struct Peer {
     pub is_local: bool,
 }
 
-/// A display name made safe to show: control characters removed, whitespace
-/// trimmed, length capped; empty names become "Anonymous".
+/// A display name made safe to show (the rule is [`crate::domain::names`]).
 pub fn clean_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_NAME_CHARS)
-        .collect::<String>()
-        .trim()
-        .to_owned();
-    if cleaned.is_empty() {
-        "Anonymous".to_owned()
-    } else {
-        cleaned
-    }
+    crate::domain::names::clean_display_name(name)
 }
 
 /// A colour for a client: spread over the palette by id.

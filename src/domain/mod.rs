@@ -4,6 +4,7 @@
 
 pub mod close_codes;
 pub mod limits;
+pub mod names;
 pub mod rate;
 pub mod run;
 pub mod session;

@@ -135,6 +135,10 @@ pub struct SessionMeta {
     pub language: Language,
     pub created_at_ms: u64,
     pub last_activity_ms: u64,
+    /// Update bytes stored for the session so far (its history), counted when
+    /// they are folded into the log. Absent in data written before it existed.
+    #[serde(default)]
+    pub history_bytes: u64,
 }
 
 impl SessionMeta {
@@ -145,6 +149,7 @@ impl SessionMeta {
             language,
             created_at_ms: now_ms,
             last_activity_ms: now_ms,
+            history_bytes: 0,
         }
     }
 

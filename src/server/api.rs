@@ -1,18 +1,20 @@
 //! The REST API, as the seed names it: create a session, look one up, health,
 //! and Prometheus metrics.
 
-use super::{error::ApiError, metrics::Gauges, sessions::CreateError, state::AppState};
+use super::{
+    client_addr::ClientAddr, error::ApiError, metrics::Gauges, same_origin::is_cross_site,
+    sessions::CreateError, state::AppState,
+};
 use crate::domain::{time::format_rfc3339_ms, Language, SessionId};
 use axum::{
     body::Body,
-    extract::{ConnectInfo, Path, State},
+    extract::{Path, State},
     http::{header, HeaderMap, StatusCode},
-    response::IntoResponse,
-    Json,
+    response::{IntoResponse, Response},
+    Extension, Json,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 
 /// Largest request body the API reads.
 pub const MAX_API_BODY_BYTES: usize = 16 * 1024;
@@ -30,10 +32,16 @@ fn host(headers: &HeaderMap) -> Option<&str> {
 /// `POST /api/sessions/create` with an optional `{"language": ...}` body.
 pub async fn create_session(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(client): Extension<ClientAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
+    if is_cross_site(&headers, state.config.public_url.as_deref()) {
+        tracing::warn!(ip = %client.ip, "cross-site session creation refused");
+        return Err(ApiError::Forbidden(
+            "cross-site requests may not create sessions".into(),
+        ));
+    }
     let bytes = axum::body::to_bytes(body, MAX_API_BODY_BYTES)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(MAX_API_BODY_BYTES))?;
@@ -51,18 +59,18 @@ pub async fn create_session(
     };
     let meta = state
         .sessions
-        .create(peer.ip(), language)
+        .create(client.key(), language)
         .await
         .map_err(|e| match e {
             CreateError::RateLimited(wait) => {
-                tracing::warn!(ip = %peer.ip(), "session creation rate limited");
+                tracing::warn!(ip = %client.ip, "session creation rate limited");
                 ApiError::TooManyRequests(wait)
             }
             CreateError::Storage(e) => e.into(),
         })?;
     let body = json!({
         "id": meta.id,
-        "url": state.share_url(host(&headers), meta.id),
+        "url": state.share_url(host(&headers), client.https, meta.id),
         "language": meta.language,
         "createdAt": format_rfc3339_ms(meta.created_at_ms),
     });
@@ -91,17 +99,32 @@ pub async fn get_session(
     })))
 }
 
-/// `GET /api/health`.
-pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let sessions = state.sessions.stored_count().await?;
-    Ok(Json(json!({
-        "status": "ok",
+/// `GET /api/health`: 200 `"ok"`, or 503 `"degraded"` with the reason while
+/// storage is in trouble (the journal cannot sync, snapshots keep failing).
+pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let sessions = state.sessions.stored_count().await;
+    let degraded = state.health.degraded_reason(&state.writer).or_else(|| {
+        sessions
+            .as_ref()
+            .err()
+            .map(|e| format!("storage cannot be read: {e}"))
+    });
+    let mut body = json!({
+        "status": if degraded.is_some() { "degraded" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": state.started.elapsed().as_secs(),
-        "sessions": sessions,
+        "sessions": sessions.ok(),
         "activeSessions": state.hub.loaded_count(),
         "connections": state.hub.connection_count(),
-    })))
+    });
+    let status = match degraded {
+        Some(reason) => {
+            body["reason"] = Value::String(reason);
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        None => StatusCode::OK,
+    };
+    Ok((status, Json(body)).into_response())
 }
 
 /// `GET /metrics` in the Prometheus text format.
@@ -110,6 +133,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         active_sessions: state.hub.loaded_count(),
         connections: state.hub.connection_count(),
         stored_sessions: state.sessions.stored_count().await?,
+        storage_errors: state.health.errors(),
     };
     Ok((
         [(

@@ -53,13 +53,63 @@ pub struct Config {
     #[arg(long, env = "PAIRPAD_SESSION_CONNECTION_LIMIT", default_value_t = limits::DEFAULT_MAX_CONNECTIONS_PER_SESSION)]
     pub session_connection_limit: usize,
 
+    /// Simultaneous connections to one session from one address (0 = no limit).
+    #[arg(long, env = "PAIRPAD_SESSION_IP_CONNECTION_LIMIT", default_value_t = limits::DEFAULT_MAX_CONNECTIONS_PER_SESSION_PER_IP)]
+    pub session_ip_connection_limit: usize,
+
     /// Largest WebSocket frame, in bytes.
     #[arg(long, env = "PAIRPAD_MAX_FRAME_BYTES", default_value_t = limits::DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
 
-    /// Largest document text, in bytes.
+    /// Protocol messages one WebSocket frame may carry.
+    #[arg(long, env = "PAIRPAD_MAX_MESSAGES_PER_FRAME", default_value_t = limits::DEFAULT_MAX_MESSAGES_PER_FRAME)]
+    pub max_messages_per_frame: usize,
+
+    /// Largest document (its whole encoding: code, metadata, runs), in bytes.
     #[arg(long, env = "PAIRPAD_MAX_DOCUMENT_BYTES", default_value_t = limits::DEFAULT_MAX_DOCUMENT_BYTES)]
     pub max_document_bytes: usize,
+
+    /// Update bytes a session may store over its life; past it the session is read-only.
+    #[arg(long, env = "PAIRPAD_MAX_HISTORY_BYTES", default_value_t = limits::DEFAULT_MAX_HISTORY_BYTES)]
+    pub max_history_bytes: u64,
+
+    /// SyncStep1 requests (answered with up to the whole document) per connection per minute.
+    #[arg(long, env = "PAIRPAD_SYNC_REQUESTS_PER_MINUTE", default_value_t = limits::DEFAULT_SYNC_REQUESTS_PER_MINUTE)]
+    pub sync_requests_per_minute: u32,
+
+    /// Sustained bytes per second one connection may send (burst: two frames).
+    #[arg(long, env = "PAIRPAD_BYTES_PER_SECOND", default_value_t = limits::DEFAULT_BYTES_PER_SECOND)]
+    pub bytes_per_second: usize,
+
+    /// Awareness client ids one connection may own.
+    #[arg(long, env = "PAIRPAD_MAX_AWARENESS_CLIENTS", default_value_t = limits::DEFAULT_MAX_AWARENESS_CLIENTS)]
+    pub max_awareness_clients: usize,
+
+    /// Largest awareness state of one client (JSON bytes).
+    #[arg(long, env = "PAIRPAD_MAX_AWARENESS_STATE_BYTES", default_value_t = limits::DEFAULT_MAX_AWARENESS_STATE_BYTES)]
+    pub max_awareness_state_bytes: usize,
+
+    /// Bytes queued to a connection before it counts as too slow and is closed.
+    #[arg(long, env = "PAIRPAD_MAX_OUTBOUND_BYTES", default_value_t = limits::DEFAULT_MAX_OUTBOUND_BYTES)]
+    pub max_outbound_bytes: usize,
+
+    /// Seconds between WebSocket pings.
+    #[arg(long, env = "PAIRPAD_PING_INTERVAL_SECS", default_value_t = limits::DEFAULT_PING_INTERVAL.as_secs())]
+    pub ping_interval_secs: u64,
+
+    /// Seconds a client may stay silent after a ping before it is closed (4408).
+    #[arg(long, env = "PAIRPAD_PONG_TIMEOUT_SECS", default_value_t = limits::DEFAULT_PONG_TIMEOUT.as_secs())]
+    pub pong_timeout_secs: u64,
+
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, env = "PAIRPAD_HEADER_TIMEOUT_SECS", default_value_t = limits::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    pub header_timeout_secs: u64,
+
+    /// A reverse proxy (CIDR, e.g. 10.0.0.0/8 or ::1/128) whose X-Forwarded-For,
+    /// Forwarded and X-Forwarded-Proto headers are believed. Repeatable; the
+    /// environment form is comma-separated.
+    #[arg(long = "trusted-proxy", env = "PAIRPAD_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Sustained WebSocket messages per second per connection.
     #[arg(long, env = "PAIRPAD_MESSAGES_PER_SECOND", default_value_t = limits::DEFAULT_MESSAGES_PER_SECOND)]
@@ -100,6 +150,14 @@ pub struct Config {
     pub worker_threads: usize,
 }
 
+/// A network in CIDR form, or a single address (a /32 or /128).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an address nor a CIDR network"))
+}
+
 impl Config {
     /// Defaults for everything, as if no flag were given (tests start from this).
     pub fn defaults() -> Self {
@@ -110,10 +168,20 @@ impl Config {
     pub fn limits(&self) -> Limits {
         Limits {
             max_frame_bytes: self.max_frame_bytes,
+            max_messages_per_frame: self.max_messages_per_frame.max(1),
             max_document_bytes: self.max_document_bytes,
+            max_history_bytes: self.max_history_bytes,
             messages_per_second: self.messages_per_second.max(1),
             message_burst: self.message_burst.max(1),
+            sync_requests_per_minute: self.sync_requests_per_minute.max(1),
+            bytes_per_second: self.bytes_per_second.max(1),
+            max_awareness_clients: self.max_awareness_clients.max(1),
+            max_awareness_state_bytes: self.max_awareness_state_bytes,
+            max_outbound_bytes: self.max_outbound_bytes.max(64 * 1024),
             max_connections_per_session: self.session_connection_limit.max(1),
+            max_connections_per_session_per_ip: self.session_ip_connection_limit,
+            ping_interval: Duration::from_secs(self.ping_interval_secs.max(1)),
+            pong_timeout: Duration::from_secs(self.pong_timeout_secs.max(1)),
             max_connections_per_ip: self.ip_connection_limit,
             sessions_per_ip_per_minute: self.create_limit,
             session_ttl: Duration::from_secs(self.session_ttl_secs),

@@ -3,7 +3,8 @@
 
 use super::queue::QueueReceiver;
 use super::room::{
-    ConnId, JoinRefused, Outbound, Room, RoomCommand, RoomContext, RoomHandle, RoomStats,
+    ConnId, JoinRefused, Outbound, Room, RoomCommand, RoomContext, RoomHandle, RoomRegistry,
+    RoomStats,
 };
 use crate::domain::{Language, SessionId, SessionMeta};
 use std::{
@@ -30,6 +31,13 @@ pub struct Hub {
 pub struct IpSlot {
     hub: Arc<Hub>,
     ip: IpAddr,
+}
+
+impl IpSlot {
+    /// The address (limit key) the slot counts against.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
 }
 
 impl Drop for IpSlot {
@@ -154,6 +162,7 @@ impl Hub {
         self: &Arc<Self>,
         meta: &SessionMeta,
         conn: ConnId,
+        ip: IpAddr,
         outbound: Outbound,
     ) -> Result<RoomHandle, JoinRefused> {
         // A room that is unloading refuses with `retry`; the next attempt loads a
@@ -175,11 +184,14 @@ impl Hub {
                 .commands
                 .send(RoomCommand::Join {
                     conn,
+                    ip,
                     outbound: outbound.clone(),
                     reply,
                 })
                 .await;
             if sent.is_err() {
+                // Its task is gone (it panicked): forget it, load afresh.
+                self.forget(meta.id, &room.stats);
                 continue;
             }
             match answer.await {
@@ -194,26 +206,6 @@ impl Hub {
             reason: "server shutting down".into(),
             retry: false,
         }))
-    }
-
-    /// Forgets a room if it is still the registered one and nothing is queued to
-    /// it (checked under the map's lock, so no join can slip in between).
-    pub fn remove_room(
-        &self,
-        id: SessionId,
-        stats: &Arc<RoomStats>,
-        queue: &QueueReceiver<RoomCommand>,
-    ) -> bool {
-        let mut rooms = lock(&self.rooms);
-        let is_this_room = rooms
-            .get(&id)
-            .is_some_and(|room| Arc::ptr_eq(&room.stats, stats));
-        if is_this_room && queue.is_empty() {
-            rooms.remove(&id);
-            true
-        } else {
-            false
-        }
     }
 
     /// Closes every connection with 1001 after storing every room's snapshot;
@@ -237,5 +229,35 @@ impl Hub {
             let _ = finished.await;
         }
         self.cx.writer.stop();
+    }
+}
+
+impl RoomRegistry for Hub {
+    fn remove_if_idle(
+        &self,
+        id: SessionId,
+        stats: &Arc<RoomStats>,
+        queue: &QueueReceiver<RoomCommand>,
+    ) -> bool {
+        let mut rooms = lock(&self.rooms);
+        let is_this_room = rooms
+            .get(&id)
+            .is_some_and(|room| Arc::ptr_eq(&room.stats, stats));
+        if is_this_room && queue.is_empty() {
+            rooms.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn forget(&self, id: SessionId, stats: &Arc<RoomStats>) {
+        let mut rooms = lock(&self.rooms);
+        if rooms
+            .get(&id)
+            .is_some_and(|room| Arc::ptr_eq(&room.stats, stats))
+        {
+            rooms.remove(&id);
+        }
     }
 }

@@ -28,6 +28,8 @@ pub struct Gauges {
     pub active_sessions: usize,
     pub connections: usize,
     pub stored_sessions: u64,
+    /// Failed storage operations (a counter kept by `health`).
+    pub storage_errors: u64,
 }
 
 impl Metrics {
@@ -83,6 +85,11 @@ impl Metrics {
             "pairpad_ws_protocol_errors_total",
             "Connections closed for malformed frames.",
             load(&self.ws_protocol_errors),
+        );
+        counter(
+            "pairpad_storage_errors_total",
+            "Storage operations that failed (appends, syncs, snapshots).",
+            gauges.storage_errors,
         );
         let mut gauge = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -149,7 +156,9 @@ mod tests {
             active_sessions: 2,
             connections: 5,
             stored_sessions: 7,
+            storage_errors: 2,
         });
+        assert!(text.contains("pairpad_storage_errors_total 2\n"));
         assert!(text.contains("pairpad_sessions_created_total 3\n"));
         assert!(text.contains("pairpad_connections 5\n"));
         assert!(text.contains("pairpad_http_responses_total{status=\"201\"} 2\n"));

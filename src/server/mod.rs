@@ -2,18 +2,26 @@
 //! the WebSocket sync endpoint with its rooms, and graceful shutdown.
 
 pub mod api;
+pub mod blocking;
+pub mod budget;
+pub mod client_addr;
 pub mod config;
 pub mod error;
 pub mod expiry;
 pub mod headers;
+pub mod health;
 pub mod hub;
+pub mod listener;
 pub mod memory;
 pub mod metrics;
 pub mod periodic;
 pub mod persist;
+pub mod presence;
 pub mod queue;
 pub mod rate_limit;
 pub mod room;
+pub mod room_rules;
+pub mod same_origin;
 pub mod sessions;
 pub mod state;
 pub mod ws;
@@ -24,7 +32,6 @@ use crate::{
 };
 use axum::{
     routing::{any, get, post},
-    serve::ListenerExt,
     Router,
 };
 use config::Config;
@@ -74,6 +81,10 @@ pub fn router(state: AppState) -> Router {
         .merge(http)
         .layer(axum::middleware::from_fn(headers::apply))
         .layer(axum::middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            client_addr::resolve,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::count_responses,
         ))
@@ -121,9 +132,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let storage = EmbeddedStorage::open(&config.data_dir).map_err(std::io::Error::other)?;
+    serve_with(config, Arc::new(storage), listener, shutdown).await
+}
+
+/// [`serve`] on storage opened by the caller (tests use it to inject faults).
+pub async fn serve_with(
+    config: Config,
+    storage: Arc<dyn crate::storage::Storage>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let options = leptos_options(&config);
     let expiry_interval = Duration::from_secs(config.expiry_interval_secs.max(1));
-    let state = AppState::new(config, Arc::new(storage), options);
+    let state = AppState::new(config, storage, options);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let trimmer = tokio::spawn(memory::run(stop_rx.clone()));
     let expiry = tokio::spawn(expiry::run(
@@ -132,17 +153,11 @@ pub async fn serve(
         stop_rx,
     ));
     tracing::info!(addr = %listener.local_addr()?, "pairpad listening");
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // No Nagle: relay frames are small and must leave at once (with Nagle and
-    // delayed ACKs, back-to-back frames wait up to 40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "cannot disable Nagle on a connection");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let limits = listener::HttpLimits {
+        header_timeout: Duration::from_secs(state.config.header_timeout_secs.max(1)),
+        max_header_bytes: crate::domain::limits::MAX_HEADER_BYTES,
+    };
+    listener::serve(listener, router(state.clone()), limits, shutdown).await;
     tracing::info!("shutting down: closing sessions and flushing storage");
     let _ = stop_tx.send(true);
     let _ = expiry.await;

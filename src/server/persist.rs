@@ -137,6 +137,12 @@ impl UpdateWriter {
         }
     }
 
+    /// Why the journal cannot be synced, if a sync has failed (edits are then
+    /// refused: health reports it).
+    pub fn failure(&self) -> Option<StorageError> {
+        self.shared.lock().failed.clone()
+    }
+
     /// Fails once a sync has failed or the writer has stopped.
     fn accepting(&self) -> StorageResult<()> {
         let state = self.shared.lock();

@@ -1,6 +1,7 @@
 //! A bounded multi-producer, single-consumer queue that allocates nothing while
 //! empty. Rooms receive their commands through one, connections their outgoing
-//! frames through another.
+//! frames through another, bounded in bytes as well as in items (a client that
+//! does not read must not make the server hold more than that for it).
 //!
 //! Why not tokio's mpsc: it allocates its first 32-slot block up front, about
 //! 1.5 to 1.8 KiB per channel. With 10,000 idle connections and 2,500 idle
@@ -18,6 +19,10 @@ use std::{
 struct Shared<T> {
     items: VecDeque<T>,
     capacity: usize,
+    /// What the queued items weigh (bytes, for frames), and the most allowed.
+    weight: usize,
+    max_weight: usize,
+    weigh: fn(&T) -> usize,
     /// The receiver, waiting for an item.
     receiver_waiting: Option<Waker>,
     /// Senders waiting for room.
@@ -52,9 +57,23 @@ pub struct QueueReceiver<T>(Arc<Queue<T>>);
 
 /// A new, empty queue holding at most `capacity` items.
 pub fn bounded<T>(capacity: usize) -> (QueueSender<T>, QueueReceiver<T>) {
+    bounded_by_weight(capacity, usize::MAX, |_| 0)
+}
+
+/// A new, empty queue holding at most `capacity` items that weigh at most
+/// `max_weight` together (by `weigh`). One item heavier than that still fits an
+/// empty queue, so nothing is refused forever.
+pub fn bounded_by_weight<T>(
+    capacity: usize,
+    max_weight: usize,
+    weigh: fn(&T) -> usize,
+) -> (QueueSender<T>, QueueReceiver<T>) {
     let queue = Arc::new(Queue(Mutex::new(Shared {
         items: VecDeque::new(),
         capacity: capacity.max(1),
+        weight: 0,
+        max_weight,
+        weigh,
         receiver_waiting: None,
         senders_waiting: Vec::new(),
         senders: 1,
@@ -78,9 +97,13 @@ impl<T> QueueSender<T> {
             if shared.closed {
                 return Err(TrySendError::Closed(item));
             }
-            if shared.items.len() >= shared.capacity {
+            let weight = (shared.weigh)(&item);
+            let too_heavy = !shared.items.is_empty()
+                && shared.weight.saturating_add(weight) > shared.max_weight;
+            if shared.items.len() >= shared.capacity || too_heavy {
                 return Err(TrySendError::Full(item));
             }
+            shared.weight += weight;
             shared.items.push_back(item);
             shared.receiver_waiting.take()
         };
@@ -110,6 +133,27 @@ impl<T> QueueSender<T> {
                 None => Ok(()),
                 Some(waiting) => waiting.await,
             }
+        }
+    }
+
+    /// Drops everything queued, queues `last` (whatever its weight) and closes
+    /// the queue: the receiver gets `last`, then the end. For a consumer that
+    /// fell too far behind: its backlog is freed at once.
+    pub fn close_with(&self, last: T) {
+        let (dropped, waiting) = {
+            let mut shared = self.0.lock();
+            let dropped = std::mem::take(&mut shared.items);
+            shared.weight = 0;
+            if !shared.closed {
+                shared.items.push_back(last);
+                shared.closed = true;
+            }
+            (dropped, shared.receiver_waiting.take())
+        };
+        // Freed outside the lock.
+        drop(dropped);
+        if let Some(waker) = waiting {
+            waker.wake();
         }
     }
 
@@ -170,6 +214,7 @@ impl<T> QueueReceiver<T> {
                 let mut shared = self.0.lock();
                 match shared.items.pop_front() {
                     Some(item) => {
+                        shared.weight -= (shared.weigh)(&item);
                         if shared.items.is_empty() {
                             // Idle is the common case: hold no buffer.
                             shared.items = VecDeque::new();
@@ -212,7 +257,9 @@ impl<T> Drop for QueueReceiver<T> {
     fn drop(&mut self) {
         self.close();
         // Items nobody will receive: free them now, not when the last sender goes.
-        self.0.lock().items = VecDeque::new();
+        let mut shared = self.0.lock();
+        shared.items = VecDeque::new();
+        shared.weight = 0;
     }
 }
 
@@ -267,6 +314,27 @@ mod tests {
         assert_eq!(rx.recv().await, Some(1));
         assert_eq!(sender.await.unwrap(), Ok(()));
         assert_eq!(rx.recv().await, Some(2));
+    }
+
+    #[tokio::test]
+    async fn weight_bounds_the_queue_and_close_with_frees_the_backlog() {
+        let (tx, mut rx) = bounded_by_weight(100, 10, |item: &Vec<u8>| item.len());
+        tx.try_send(vec![0; 11]).unwrap(); // alone, an item may exceed the bound
+        assert!(matches!(
+            tx.try_send(vec![0; 1]),
+            Err(TrySendError::Full(_))
+        ));
+        assert_eq!(rx.recv().await.map(|v| v.len()), Some(11));
+        tx.try_send(vec![0; 6]).unwrap();
+        assert!(matches!(
+            tx.try_send(vec![0; 5]),
+            Err(TrySendError::Full(_))
+        ));
+        tx.try_send(vec![0; 4]).unwrap();
+        tx.close_with(vec![7]);
+        assert!(matches!(tx.try_send(vec![1]), Err(TrySendError::Closed(_))));
+        assert_eq!(rx.recv().await, Some(vec![7]));
+        assert_eq!(rx.recv().await, None);
     }
 
     #[tokio::test]

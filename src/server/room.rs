@@ -1,31 +1,42 @@
 //! A room: the live, in-memory side of one session. One task per loaded session
-//! owns its document and awareness and handles, one at a time, everything its
+//! owns its document and presence and handles, one at a time, everything its
 //! connections send; so every client sees one order of events and a reply to a
 //! SyncStep1 never contains an update that is not yet stored.
 //!
-//! Update path: validate -> size check -> append to the journal (see `persist`) ->
-//! relay to the other connections -> apply to the document. Accepted updates are
-//! applied in batches (one yrs transaction each, about half the CPU of one per
-//! update): before the document is read (a join, a SyncStep1, a snapshot, a size
-//! check near the limit) and at most `APPLY_DELAY` after they arrived.
+//! Update path: size and history checks -> append to the journal (see
+//! `persist`) -> relay to the other connections -> apply to the document.
+//! Accepted updates are applied in batches (one yrs transaction each, about
+//! half the CPU of one per update): before the document is read (a join, a
+//! SyncStep1, a snapshot, an exact size measure) and at most `APPLY_DELAY`
+//! after they arrived.
+//!
+//! Bounds a room enforces: connections per session and per address, the
+//! document's whole encoded size (4413, checked before anything is stored),
+//! the session's history (4507), presence (see `presence`), and what may queue
+//! up for a connection that does not read (closed as too slow, its backlog
+//! freed at once). It also pings every connection; the connection task closes
+//! one that does not answer.
 
 use super::{
-    hub::Hub,
+    blocking::blocking,
+    health::StorageHealth,
     metrics::Metrics,
     persist::UpdateWriter,
+    presence::{Presence, PresenceError, PresenceLimits},
     queue::{self, QueueReceiver, QueueSender, TrySendError},
-    sessions::blocking,
+    room_rules::{self, Accounts},
 };
 use crate::{
     domain::{time::now_ms, Language, Limits, SessionMeta},
     storage::{Storage, UpdateRecord},
     sync::{
-        protocol::{self, ClientMessage, ReceivedUpdate},
+        protocol::{self, AwarenessMessage, ClientMessage, ReceivedUpdate},
         SessionDoc,
     },
 };
 use bytes::Bytes;
 use std::{
+    net::IpAddr,
     sync::{
         atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
         Arc,
@@ -33,16 +44,15 @@ use std::{
     time::Duration,
 };
 use tokio::{sync::oneshot, time::Instant};
-use yrs::{block::ClientID, sync::Awareness};
 
 /// Commands queued to a room before senders wait.
 const ROOM_QUEUE_CAPACITY: usize = 1024;
-/// Presence not renewed for this long is removed (y-protocols' outdatedTimeout).
-const AWARENESS_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often stale presence is looked for.
 const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
-/// Updates logged since the last snapshot that trigger a new one.
-const SNAPSHOT_EVERY: usize = 500;
+/// First wait after a failed snapshot; it doubles up to [`SNAPSHOT_MAX_BACKOFF`].
+const SNAPSHOT_FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const SNAPSHOT_MAX_BACKOFF: Duration = Duration::from_secs(300);
+
 /// How long an accepted update may wait to be applied to the room's document
 /// (so how late the REST API may see a language change made by a client).
 const APPLY_DELAY: Duration = Duration::from_millis(500);
@@ -57,14 +67,32 @@ pub type ConnId = u64;
 #[derive(Debug, Clone)]
 pub enum OutFrame {
     Binary(Bytes),
+    /// Time to ping the client (the connection task tracks the answer).
+    Ping,
     Close(u16, String),
+}
+
+impl OutFrame {
+    /// Bytes it holds while queued.
+    pub fn weight(&self) -> usize {
+        match self {
+            OutFrame::Binary(bytes) => bytes.len(),
+            OutFrame::Ping | OutFrame::Close(..) => 0,
+        }
+    }
 }
 
 pub type Outbound = QueueSender<OutFrame>;
 
-/// Frames queued to one connection before it counts as too slow and is dropped
-/// (it reconnects and resyncs, so nothing is lost).
+/// Frames queued to one connection before it counts as too slow (besides the
+/// byte bound, `--max-outbound-bytes`); it is closed and reconnects and
+/// resyncs, so nothing is lost.
 pub const OUTBOUND_CAPACITY: usize = 512;
+
+/// A connection's outgoing queue, bounded in frames and in bytes.
+pub fn outbound_queue(max_bytes: usize) -> (Outbound, QueueReceiver<OutFrame>) {
+    queue::bounded_by_weight(OUTBOUND_CAPACITY, max_bytes, OutFrame::weight)
+}
 
 /// Why a connection could not join.
 #[derive(Debug, Clone)]
@@ -78,6 +106,8 @@ pub struct JoinRefused {
 pub enum RoomCommand {
     Join {
         conn: ConnId,
+        /// The key per-address limits count against.
+        ip: IpAddr,
         outbound: Outbound,
         reply: oneshot::Sender<Result<(), JoinRefused>>,
     },
@@ -134,25 +164,12 @@ pub struct RoomContext {
     /// Shared: every room keeps a context, and thousands may be loaded.
     pub limits: Arc<Limits>,
     pub metrics: Arc<Metrics>,
+    pub health: Arc<StorageHealth>,
 }
 
 struct Connection {
     outbound: Outbound,
-    /// Awareness client ids this connection has announced (removed when it
-    /// leaves). Usually one: a Vec is smaller than a set.
-    clients: Vec<ClientID>,
-}
-
-impl Connection {
-    fn announce(&mut self, client: ClientID) {
-        if !self.clients.contains(&client) {
-            self.clients.push(client);
-        }
-    }
-
-    fn forget(&mut self, client: ClientID) {
-        self.clients.retain(|c| *c != client);
-    }
+    ip: IpAddr,
 }
 
 /// A room's connections: at most a few dozen, so a Vec searched linearly is
@@ -165,13 +182,6 @@ impl Connections {
         self.0.iter().find(|(id, _)| *id == conn).map(|(_, c)| c)
     }
 
-    fn get_mut(&mut self, conn: ConnId) -> Option<&mut Connection> {
-        self.0
-            .iter_mut()
-            .find(|(id, _)| *id == conn)
-            .map(|(_, c)| c)
-    }
-
     fn insert(&mut self, conn: ConnId, connection: Connection) {
         self.0.push((conn, connection));
     }
@@ -181,12 +191,8 @@ impl Connections {
         Some(self.0.swap_remove(index).1)
     }
 
-    fn iter(&self) -> impl Iterator<Item = &(ConnId, Connection)> {
+    fn iter(&self) -> impl ExactSizeIterator<Item = &(ConnId, Connection)> {
         self.0.iter()
-    }
-
-    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Connection> {
-        self.0.iter_mut().map(|(_, c)| c)
     }
 
     fn drain(&mut self) -> impl Iterator<Item = Connection> + '_ {
@@ -205,26 +211,61 @@ impl Connections {
 pub struct Room {
     meta: SessionMeta,
     cx: RoomContext,
-    hub: Arc<Hub>,
+    registry: Arc<dyn RoomRegistry>,
     stats: Arc<RoomStats>,
     doc: SessionDoc,
     /// Updates stored and relayed but not yet applied to `doc` (see the module doc).
     unapplied: Vec<yrs::Update>,
     /// When `unapplied` is applied at the latest.
     apply_due: Option<Instant>,
-    /// At least the code's length in UTF-16 units: exact when `unapplied` was
-    /// last applied, plus the size of each update accepted since (an update
-    /// cannot add more text than its own size).
-    code_len_bound: usize,
-    awareness: Awareness,
+    /// Size, history and snapshot accounting (see `room_rules`).
+    accounts: Accounts,
+    presence: Presence,
     connections: Connections,
-    updates_since_snapshot: usize,
+    /// After a failed snapshot: when to try again, and the wait after that.
+    snapshot_retry: Option<(Instant, Duration)>,
     empty_since: Option<Instant>,
+}
+
+/// Where rooms are registered (the hub), as a room sees it: so it can take
+/// itself off the list when it unloads or its task ends.
+pub trait RoomRegistry: Send + Sync {
+    /// Unregisters the room if it is still the registered one and nothing is
+    /// queued to it (atomically, so no join slips in between); true if it did.
+    fn remove_if_idle(
+        &self,
+        id: crate::domain::SessionId,
+        stats: &Arc<RoomStats>,
+        queue: &QueueReceiver<RoomCommand>,
+    ) -> bool;
+    /// Unregisters the room if it is still the registered one.
+    fn forget(&self, id: crate::domain::SessionId, stats: &Arc<RoomStats>);
+}
+
+/// Forgets the room in the registry when its task ends however it ends, a
+/// panic included: the next join then loads the session afresh from storage.
+struct Registration {
+    registry: Arc<dyn RoomRegistry>,
+    id: crate::domain::SessionId,
+    stats: Arc<RoomStats>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(session = %self.id, "room task panicked; the session reloads on the next join");
+        }
+        self.registry.forget(self.id, &self.stats);
+    }
 }
 
 impl Room {
     /// Starts the room's task; the document is loaded before any command runs.
-    pub fn spawn(meta: SessionMeta, cx: RoomContext, hub: Arc<Hub>) -> RoomHandle {
+    pub fn spawn(
+        meta: SessionMeta,
+        cx: RoomContext,
+        registry: Arc<dyn RoomRegistry>,
+    ) -> RoomHandle {
         let (commands, queue) = queue::bounded(ROOM_QUEUE_CAPACITY);
         let stats = Arc::new(RoomStats::default());
         stats.set_language(meta.language);
@@ -236,17 +277,23 @@ impl Room {
             stats: stats.clone(),
         };
         let handle_stats = stats.clone();
-        let room_hub = hub.clone();
+        let room_registry = registry.clone();
         let id = meta.id;
         // Boxed, and built outside the task: the task's own future then holds a
         // pointer, not the start-up arguments, for as long as the room lives.
-        let load = Box::pin(Room::load(meta, cx, hub, stats));
+        let registration = Registration {
+            registry: registry.clone(),
+            id,
+            stats: stats.clone(),
+        };
+        let load = Box::pin(Room::load(meta, cx, registry, stats));
         tokio::spawn(async move {
+            let _registration = registration;
             match load.await {
                 Ok(room) => room.run(queue).await,
                 Err(e) => {
                     tracing::error!(session = %id, error = %e, "loading the session failed");
-                    room_hub.remove_room(id, &handle_stats, &queue);
+                    room_registry.remove_if_idle(id, &handle_stats, &queue);
                     Box::pin(refuse_all(
                         queue,
                         close::INTERNAL_ERROR,
@@ -263,7 +310,7 @@ impl Room {
     async fn load(
         meta: SessionMeta,
         cx: RoomContext,
-        hub: Arc<Hub>,
+        registry: Arc<dyn RoomRegistry>,
         stats: Arc<RoomStats>,
     ) -> Result<Box<Self>, crate::storage::StorageError> {
         let storage = cx.storage.clone();
@@ -273,19 +320,26 @@ impl Room {
         if skipped > 0 {
             tracing::warn!(session = %id, skipped, "stored updates that did not apply were skipped");
         }
-        let updates_since_snapshot = stored.updates.len();
+        let bytes_since_snapshot = stored.updates.iter().map(|u| u.update.len()).sum();
+        let size = doc.encoded_len();
+        let snapshot_len = stored.snapshot.as_ref().map_or(0, Vec::len);
         let mut room = Box::new(Room {
-            awareness: Awareness::new(doc.doc().clone()),
-            code_len_bound: doc.code_len_utf16() as usize,
+            accounts: Accounts::new(
+                size,
+                stored.history_bytes,
+                bytes_since_snapshot,
+                snapshot_len,
+            ),
             doc,
             unapplied: Vec::new(),
             apply_due: None,
             meta,
             cx,
-            hub,
+            registry,
             stats,
+            presence: Presence::default(),
             connections: Connections::default(),
-            updates_since_snapshot,
+            snapshot_retry: None,
             empty_since: Some(Instant::now()),
         });
         match room.doc.language() {
@@ -297,7 +351,7 @@ impl Room {
                 room.persist(vec![update]).await?;
             }
         }
-        tracing::debug!(session = %id, updates = room.updates_since_snapshot, "session loaded");
+        tracing::debug!(session = %id, size, "session loaded");
         Ok(room)
     }
 
@@ -310,6 +364,7 @@ impl Room {
         // timer per room. (Last activity needs none: storage records it from
         // the update log's timestamps.)
         let mut next_sweep = Instant::now() + AWARENESS_SWEEP;
+        let mut next_ping = Instant::now() + self.cx.limits.ping_interval;
         // One timer for the room's life, moved only when the next deadline
         // changes: a fresh one per command costs a timer-wheel insert and removal
         // for every edit.
@@ -319,7 +374,8 @@ impl Room {
             let unload_at = self
                 .empty_since
                 .map(|since| since + self.cx.limits.room_unload_grace);
-            let wake_at = [unload_at, self.apply_due]
+            let retry_at = self.snapshot_retry.map(|(at, _)| at);
+            let wake_at = [unload_at, self.apply_due, retry_at, Some(next_ping)]
                 .into_iter()
                 .flatten()
                 .fold(next_sweep, Instant::min);
@@ -330,7 +386,7 @@ impl Room {
                 command = queue.recv() => match command {
                     Some(RoomCommand::Shutdown { done }) => {
                         self.close_all(close::GOING_AWAY, "server shutting down");
-                        Box::pin(self.snapshot()).await;
+                        Box::pin(self.snapshot_if_due()).await;
                         let _ = done.send(());
                         return;
                     }
@@ -346,10 +402,17 @@ impl Room {
                         self.expire_stale_presence();
                         next_sweep = now + AWARENESS_SWEEP;
                     }
+                    if now >= next_ping {
+                        self.ping_all();
+                        next_ping = now + self.cx.limits.ping_interval;
+                    }
+                    if retry_at.is_some_and(|at| now >= at) {
+                        Box::pin(self.snapshot()).await;
+                    }
                     if unload_at.is_some_and(|at| now >= at) {
                         if self.connections.is_empty() {
-                            Box::pin(self.snapshot()).await;
-                            if self.hub.remove_room(self.meta.id, &self.stats, &queue) {
+                            Box::pin(self.snapshot_if_due()).await;
+                            if self.registry.remove_if_idle(self.meta.id, &self.stats, &queue) {
                                 tracing::debug!(session = %self.meta.id, "idle session unloaded");
                                 Box::pin(refuse_all(queue, close::TRY_AGAIN_LATER, "session reloading", true)).await;
                                 return;
@@ -367,14 +430,15 @@ impl Room {
         match command {
             RoomCommand::Join {
                 conn,
+                ip,
                 outbound,
                 reply,
             } => {
-                let limit = self.cx.limits.max_connections_per_session;
-                if self.connections.len() >= limit {
+                let present = self.connections.iter().map(|(_, c)| c.ip);
+                if let Err(refused) = room_rules::admit(present, ip, &self.cx.limits) {
                     let _ = reply.send(Err(JoinRefused {
-                        code: close::TRY_AGAIN_LATER,
-                        reason: format!("session is full ({limit} connections)"),
+                        code: refused.code,
+                        reason: refused.reason,
                         retry: false,
                     }));
                     return;
@@ -383,16 +447,10 @@ impl Room {
                 self.apply_unapplied();
                 let step1 = protocol::encode_sync_step1(&self.doc.state_vector());
                 let _ = outbound.try_send(OutFrame::Binary(step1.into()));
-                if let Some(states) = self.presence_frame() {
-                    let _ = outbound.try_send(OutFrame::Binary(states));
+                if let Some(states) = self.presence.current_frame() {
+                    let _ = outbound.try_send(OutFrame::Binary(states.into()));
                 }
-                self.connections.insert(
-                    conn,
-                    Connection {
-                        outbound,
-                        clients: Vec::new(),
-                    },
-                );
+                self.connections.insert(conn, Connection { outbound, ip });
                 self.empty_since = None;
                 self.publish_connection_count();
                 let _ = reply.send(Ok(()));
@@ -422,10 +480,14 @@ impl Room {
                         updates.push(update)
                     }
                 }
-                ClientMessage::Awareness(update, raw) => self.apply_presence(conn, update, raw),
+                ClientMessage::Awareness(message) => {
+                    if !self.apply_presence(conn, message) {
+                        return;
+                    }
+                }
                 ClientMessage::AwarenessQuery => {
-                    if let Some(states) = self.presence_frame() {
-                        self.send_to(conn, states);
+                    if let Some(states) = self.presence.current_frame() {
+                        self.send_to(conn, states.into());
                     }
                 }
                 ClientMessage::Ignored(kind) => {
@@ -440,24 +502,28 @@ impl Room {
         }
     }
 
-    /// Size check, stored append, relay; applied later (see the module doc).
+    /// Size and history checks, stored append, relay; applied later (see the
+    /// module doc).
     async fn accept_updates(&mut self, conn: ConnId, updates: Vec<ReceivedUpdate>) {
         let incoming: usize = updates.iter().map(|update| update.len()).sum();
-        let limit = self.cx.limits.max_document_bytes;
-        // An update cannot add more text than its own size, so this bound is safe
-        // without applying it first (yrs cannot roll an applied update back).
-        // Only near the limit is the exact length needed.
-        if self.code_len_bound + incoming > limit {
-            self.apply_unapplied();
-            if self.code_len_bound + incoming > limit {
-                tracing::warn!(session = %self.meta.id, conn, incoming, "update rejected: document too large");
-                self.close_connection(
-                    conn,
-                    close::DOCUMENT_TOO_LARGE,
-                    &format!("document size limit exceeded ({limit} bytes)"),
-                );
-                return;
-            }
+        // Taken out for the check: measuring needs the whole room.
+        let mut accounts = std::mem::take(&mut self.accounts);
+        let limits = self.cx.limits.clone();
+        let checked = accounts.check(
+            incoming,
+            updates.len(),
+            &limits,
+            Instant::now().into_std(),
+            || {
+                self.apply_unapplied();
+                self.doc.encoded_len()
+            },
+        );
+        self.accounts = accounts;
+        if let Err(refused) = checked {
+            tracing::warn!(session = %self.meta.id, conn, incoming, reason = %refused.reason, "update refused");
+            self.close_connection(conn, refused.code, &refused.reason);
+            return;
         }
         // The bytes move into storage; the relay frames are built first, and
         // sent only once the updates are stored.
@@ -472,11 +538,11 @@ impl Room {
         }
         if let Err(e) = self.persist(stored).await {
             self.unapplied.truncate(applied_before);
+            self.cx.health.count_error();
             tracing::error!(session = %self.meta.id, error = %e, "update not stored; connection closed");
             self.close_connection(conn, close::INTERNAL_ERROR, "storage failure; reconnect");
             return;
         }
-        self.code_len_bound += incoming;
         self.cx
             .metrics
             .ws_updates_applied
@@ -487,7 +553,8 @@ impl Room {
         if self.apply_due.is_none() {
             self.apply_due = Some(Instant::now() + APPLY_DELAY);
         }
-        if self.updates_since_snapshot >= SNAPSHOT_EVERY {
+        // Checked here, boxed only when due: this runs for every edit.
+        if self.snapshot_retry.is_none() && self.accounts.snapshot_due() {
             Box::pin(self.snapshot()).await;
         }
     }
@@ -506,9 +573,18 @@ impl Room {
             // Stored and relayed already: a reload skips them the same way.
             tracing::warn!(session = %self.meta.id, count = refused.len(), error = %first, "stored updates did not apply");
         }
-        let (code_len, language) = self.doc.code_len_and_language();
-        self.code_len_bound = code_len as usize;
-        if let Some(language) = language.filter(|l| Some(*l) != self.stats.language()) {
+        if let Some(language) = self
+            .doc
+            .language()
+            .filter(|l| Some(*l) != self.stats.language())
+        {
+            self.publish_language(language);
+        }
+    }
+
+    /// A client changed the language: REST and storage follow the document.
+    fn publish_language(&mut self, language: Language) {
+        {
             self.stats.set_language(language);
             let storage = self.cx.storage.clone();
             let id = self.meta.id;
@@ -522,8 +598,7 @@ impl Room {
 
     async fn persist(&mut self, updates: Vec<Vec<u8>>) -> Result<(), crate::storage::StorageError> {
         let at_ms = now_ms();
-        let count = updates.len();
-        let records = updates
+        let records: Vec<UpdateRecord> = updates
             .into_iter()
             .map(|update| UpdateRecord {
                 session: self.meta.id,
@@ -531,92 +606,92 @@ impl Room {
                 update,
             })
             .collect();
+        let sizes: Vec<usize> = records
+            .iter()
+            .map(|r: &UpdateRecord| r.update.len())
+            .collect();
         self.cx.writer.append(records).await?;
-        self.updates_since_snapshot += count;
+        self.accounts.stored(sizes.into_iter());
         self.stats.last_activity_ms.store(at_ms, Ordering::Relaxed);
         Ok(())
     }
 
+    /// Takes a snapshot if enough has changed since the last one (see
+    /// `room_rules::Accounts::snapshot_due`).
+    async fn snapshot_if_due(&mut self) {
+        if self.accounts.snapshot_due() {
+            self.snapshot().await;
+        }
+    }
+
     /// Stores the whole document as the session's snapshot (compaction for fast
-    /// loading; the update log itself is kept for playback).
+    /// loading; the update log itself is kept for playback). A failure is
+    /// retried after a growing wait, and reported by `/api/health` meanwhile.
     async fn snapshot(&mut self) {
         self.apply_unapplied();
-        if self.updates_since_snapshot == 0 {
-            return;
-        }
         let storage = self.cx.storage.clone();
         let id = self.meta.id;
         let state = self.doc.snapshot();
-        match blocking(move || storage.store_snapshot(id, &state)).await {
-            Ok(_) => self.updates_since_snapshot = 0,
-            Err(e) => tracing::error!(session = %id, error = %e, "storing a snapshot failed"),
+        let len = state.len();
+        let result = blocking(move || storage.store_snapshot(id, &state)).await;
+        let was_failing = self.snapshot_retry.is_some();
+        match result {
+            Ok(_) => {
+                self.accounts.snapshot_taken(len);
+                self.snapshot_retry = None;
+                if was_failing {
+                    self.cx.health.snapshot_failing(false);
+                }
+            }
+            Err(e) => {
+                self.cx.health.count_error();
+                let wait = match self.snapshot_retry {
+                    Some((_, wait)) => (wait * 2).min(SNAPSHOT_MAX_BACKOFF),
+                    None => SNAPSHOT_FIRST_BACKOFF,
+                };
+                self.snapshot_retry = Some((Instant::now() + wait, wait));
+                if !was_failing {
+                    self.cx.health.snapshot_failing(true);
+                }
+                tracing::error!(session = %id, error = %e, retry_in = ?wait, "storing a snapshot failed");
+            }
         }
     }
 
-    fn apply_presence(
-        &mut self,
-        conn: ConnId,
-        update: yrs::sync::awareness::AwarenessUpdate,
-        raw: Vec<u8>,
-    ) {
-        let announced: Vec<ClientID> = update.clients.keys().copied().collect();
-        match self.awareness.apply_update_summary(update) {
-            Ok(Some(summary)) => {
-                if let Some(connection) = self.connections.get_mut(conn) {
-                    for client in announced {
-                        if summary.removed.contains(&client) {
-                            connection.forget(client);
-                        } else {
-                            connection.announce(client);
-                        }
-                    }
-                }
+    /// Applies a connection's presence; false if it broke a limit and was closed.
+    fn apply_presence(&mut self, conn: ConnId, message: AwarenessMessage) -> bool {
+        let limits = PresenceLimits {
+            max_clients: self.cx.limits.max_awareness_clients,
+            max_state_bytes: self.cx.limits.max_awareness_state_bytes,
+        };
+        match self.presence.apply(conn, message, now_ms(), limits) {
+            Ok(Some(frame)) => {
                 // To everyone, the sender included: y-websocket clients treat
                 // their own echoed presence as a sign the connection is alive.
-                let frame: Bytes = protocol::encode_awareness_bytes(&raw).into();
-                self.broadcast_except(ConnId::MAX, &frame);
+                self.broadcast_except(ConnId::MAX, &frame.into());
+                true
             }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(session = %self.meta.id, conn, error = %e, "bad presence"),
-        }
-    }
-
-    /// Everyone's current presence as one frame, if anyone has some.
-    fn presence_frame(&self) -> Option<Bytes> {
-        let update = self.awareness.update().ok()?;
-        (!update.clients.is_empty()).then(|| protocol::encode_awareness(&update).into())
-    }
-
-    fn remove_presence(&mut self, clients: Vec<ClientID>) {
-        if clients.is_empty() {
-            return;
-        }
-        for client in &clients {
-            self.awareness.remove_state(*client);
-        }
-        if let Ok(update) = self.awareness.update_with_clients(clients) {
-            let frame: Bytes = protocol::encode_awareness(&update).into();
-            self.broadcast_except(ConnId::MAX, &frame);
+            Ok(None) => true,
+            Err(PresenceError::StateTooLarge(limit)) => {
+                tracing::warn!(session = %self.meta.id, conn, limit, "closed: awareness state too large");
+                let reason = PresenceError::StateTooLarge(limit).to_string();
+                self.close_connection(conn, close::POLICY_VIOLATION, &reason);
+                false
+            }
         }
     }
 
     fn expire_stale_presence(&mut self) {
-        let now = now_ms();
-        let stale: Vec<ClientID> = self
-            .awareness
-            .iter()
-            .filter(|(_, state)| state.data.is_some())
-            .filter(|(_, state)| {
-                now.saturating_sub(state.last_updated) > AWARENESS_TIMEOUT.as_millis() as u64
-            })
-            .map(|(client, _)| client)
-            .collect();
-        for connection in self.connections.iter_mut() {
-            for client in &stale {
-                connection.forget(*client);
-            }
+        if let Some(frame) = self.presence.expire_stale(now_ms()) {
+            self.broadcast_except(ConnId::MAX, &frame.into());
         }
-        self.remove_presence(stale);
+    }
+
+    /// Asks every connection to ping its client.
+    fn ping_all(&mut self) {
+        for (_, connection) in self.connections.iter() {
+            let _ = connection.outbound.try_send(OutFrame::Ping);
+        }
     }
 
     fn send_to(&mut self, conn: ConnId, frame: Bytes) {
@@ -646,12 +721,19 @@ impl Room {
         }
     }
 
-    /// A connection whose queue is full is too slow: dropping its sender ends its
-    /// task, and the client reconnects and resyncs. One whose task already ended
-    /// (its Leave is on the way) is simply forgotten.
+    /// A connection whose queue is full is too slow: its backlog is dropped at
+    /// once and it is closed (the client reconnects and resyncs). One whose task
+    /// already ended (its Leave is on the way) is simply forgotten.
     fn drop_unreachable(&mut self, conn: ConnId, too_slow: bool) {
         if too_slow {
-            tracing::warn!(session = %self.meta.id, conn, "connection too slow; dropped");
+            if let Some(connection) = self.connections.get(conn) {
+                let limit = self.cx.limits.max_outbound_bytes;
+                tracing::warn!(session = %self.meta.id, conn, "connection too slow; closed");
+                connection.outbound.close_with(OutFrame::Close(
+                    close::TRY_AGAIN_LATER,
+                    format!("connection too slow: over {limit} bytes or {OUTBOUND_CAPACITY} frames unread"),
+                ));
+            }
         }
         self.remove_connection(conn);
     }
@@ -675,8 +757,10 @@ impl Room {
     }
 
     fn remove_connection(&mut self, conn: ConnId) {
-        if let Some(connection) = self.connections.remove(conn) {
-            self.remove_presence(connection.clients);
+        if self.connections.remove(conn).is_some() {
+            if let Some(frame) = self.presence.remove_connection(conn) {
+                self.broadcast_except(ConnId::MAX, &frame.into());
+            }
             self.publish_connection_count();
             if self.connections.is_empty() {
                 self.empty_since = Some(Instant::now());
@@ -688,6 +772,15 @@ impl Room {
         self.stats
             .connections
             .store(self.connections.len(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        // A room that goes away no longer counts as failing to snapshot.
+        if self.snapshot_retry.is_some() {
+            self.cx.health.snapshot_failing(false);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! API and the home page's server function go through it, so the rules (rate
 //! limit, default language, expiry) live in one place.
 
-use super::hub::Hub;
+use super::{blocking::blocking, hub::Hub};
 use super::{metrics::Metrics, rate_limit::IpRateLimiter};
 use crate::{
     domain::{time::now_ms, Language, Limits, SessionId, SessionMeta},
@@ -131,13 +131,4 @@ impl SessionService {
     fn ttl_ms(&self) -> u64 {
         self.limits.session_ttl.as_millis() as u64
     }
-}
-
-/// Runs a blocking storage call off the async workers.
-pub async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .map_err(|e| StorageError(format!("storage task failed: {e}")))?
 }

@@ -2,7 +2,9 @@
 //! sessions, the session service and metrics.
 
 use super::{
+    client_addr::TrustedProxies,
     config::Config,
+    health::StorageHealth,
     hub::Hub,
     metrics::Metrics,
     persist::{SyncPolicy, UpdateWriter},
@@ -23,6 +25,9 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub sessions: Arc<SessionService>,
     pub metrics: Arc<Metrics>,
+    pub health: Arc<StorageHealth>,
+    pub writer: Arc<UpdateWriter>,
+    pub trusted_proxies: TrustedProxies,
     pub started: Instant,
 }
 
@@ -34,11 +39,13 @@ impl AppState {
             storage.clone(),
             SyncPolicy::from_interval_ms(config.fsync_interval_ms),
         ));
+        let health = Arc::new(StorageHealth::default());
         let hub = Arc::new(Hub::new(RoomContext {
             storage: storage.clone(),
-            writer,
+            writer: writer.clone(),
             limits: Arc::new(limits.clone()),
             metrics: metrics.clone(),
+            health: health.clone(),
         }));
         let sessions = Arc::new(SessionService::new(
             storage.clone(),
@@ -48,27 +55,37 @@ impl AppState {
         ));
         Self {
             leptos_options,
+            trusted_proxies: TrustedProxies::new(&config.trusted_proxies),
             config: Arc::new(config),
             limits,
             storage,
             hub,
             sessions,
             metrics,
+            health,
+            writer,
             started: Instant::now(),
         }
     }
 
     /// The origin share links start with: the configured public URL, else the
-    /// Host the request came to.
-    pub fn public_origin(&self, host: Option<&str>) -> String {
+    /// Host the request came to, over https if a trusted proxy says the
+    /// client used it.
+    pub fn public_origin(&self, host: Option<&str>, https: bool) -> String {
         if let Some(url) = &self.config.public_url {
             return url.trim_end_matches('/').to_owned();
         }
-        format!("http://{}", host.unwrap_or("127.0.0.1"))
+        let scheme = if https { "https" } else { "http" };
+        format!("{scheme}://{}", host.unwrap_or("127.0.0.1"))
     }
 
     /// The full shareable link of a session.
-    pub fn share_url(&self, host: Option<&str>, id: crate::domain::SessionId) -> String {
-        format!("{}/s/{id}", self.public_origin(host))
+    pub fn share_url(
+        &self,
+        host: Option<&str>,
+        https: bool,
+        id: crate::domain::SessionId,
+    ) -> String {
+        format!("{}/s/{id}", self.public_origin(host, https))
     }
 }

@@ -1,34 +1,43 @@
 //! The WebSocket endpoint `/ws/<session-id>`: upgrades, enforces per-connection
-//! limits (frame size, message rate, connections per IP) and shuttles frames
-//! between the socket and the session's room. A bad frame closes only its own
-//! connection, with a close code and a reason.
+//! limits (frame size, messages per frame, message, byte and sync-request
+//! rates, connections per address), pings the client when its room says so,
+//! and shuttles frames between the socket and the session's room. A bad frame
+//! closes only its own connection, with a close code and a reason.
 
 use super::{
+    budget::{BudgetRates, ConnectionBudget},
+    client_addr::ClientAddr,
     hub::{Hub, IpSlot},
     metrics::Metrics,
-    queue::{self, QueueReceiver},
-    room::{close, ConnId, OutFrame, RoomCommand, RoomHandle, OUTBOUND_CAPACITY},
+    queue::QueueReceiver,
+    room::{close, outbound_queue, ConnId, OutFrame, RoomCommand, RoomHandle},
     state::AppState,
 };
 use crate::{
-    domain::{rate::TokenBucket, SessionMeta},
-    sync::protocol::decode_frame,
+    domain::SessionMeta,
+    sync::protocol::{decode_client_frame, FrameError},
 };
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-        ConnectInfo, Path, State,
+        Path, State,
     },
     response::Response,
+    Extension,
 };
 use futures_util::SinkExt;
 use std::{
     future::{poll_fn, Future},
-    net::SocketAddr,
+    net::IpAddr,
+    pin::pin,
     sync::{atomic::Ordering, Arc},
     task::Poll,
-    time::Instant,
+    time::{Duration, Instant},
 };
+
+/// How long one frame may take to reach the client's socket before the
+/// connection counts as dead (a client that stopped reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bytes the socket reads at a time. Small on purpose: tungstenite zero-fills its
 /// whole read buffer before every read, so each idle connection keeps this much
@@ -47,27 +56,31 @@ struct Refusal(u16, String);
 struct ConnectionContext {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    rates: BudgetRates,
     max_frame_bytes: usize,
-    messages_per_second: u32,
-    message_burst: u32,
+    max_messages_per_frame: usize,
+    max_outbound_bytes: usize,
+    pong_timeout: Duration,
 }
 
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     Path(raw_id): Path<String>,
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(client): Extension<ClientAddr>,
 ) -> Response {
     // Refusals are sent as close codes after the upgrade: a browser cannot read
     // the HTTP status of a failed upgrade, but it can read a close code and reason.
-    let admission = admit(&state, &raw_id, peer).await;
+    let admission = admit(&state, &raw_id, client.key()).await;
     let limits = &state.limits;
     let cx = ConnectionContext {
         hub: state.hub.clone(),
         metrics: state.metrics.clone(),
+        rates: BudgetRates::new(limits),
         max_frame_bytes: limits.max_frame_bytes,
-        messages_per_second: limits.messages_per_second,
-        message_burst: limits.message_burst,
+        max_messages_per_frame: limits.max_messages_per_frame,
+        max_outbound_bytes: limits.max_outbound_bytes,
+        pong_timeout: limits.pong_timeout,
     };
     ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
@@ -80,7 +93,9 @@ pub async fn upgrade(
             let refusal = match &admission {
                 // Boxed: the connection's state lives in one allocation sized
                 // for what it holds, not in the upgrade future's layout.
-                Ok((meta, _slot)) => Box::pin(run_connection(&mut socket, &cx, meta)).await,
+                Ok((meta, slot)) => {
+                    Box::pin(run_connection(&mut socket, &cx, meta, slot.ip())).await
+                }
                 Err(Refusal(code, reason)) => {
                     cx.metrics
                         .ws_connections_rejected
@@ -97,7 +112,7 @@ pub async fn upgrade(
 async fn admit(
     state: &AppState,
     raw_id: &str,
-    peer: SocketAddr,
+    ip: IpAddr,
 ) -> Result<(SessionMeta, IpSlot), Refusal> {
     let id = raw_id
         .parse()
@@ -117,8 +132,8 @@ async fn admit(
             )
         })?;
     let limit = state.limits.max_connections_per_ip;
-    let slot = state.hub.claim_ip_slot(peer.ip(), limit).ok_or_else(|| {
-        tracing::warn!(ip = %peer.ip(), limit, "connection refused: too many from this address");
+    let slot = state.hub.claim_ip_slot(ip, limit).ok_or_else(|| {
+        tracing::warn!(%ip, limit, "connection refused: too many from this address");
         Refusal(
             close::TRY_AGAIN_LATER,
             format!("too many connections from this address ({limit})"),
@@ -136,9 +151,11 @@ const CLOSE_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
     let frame = CloseFrame {
         code,
-        reason: reason.into(),
+        reason: truncate_reason(reason.to_owned()).into(),
     };
-    if socket.send(Message::Close(Some(frame))).await.is_err() {
+    // A client that stopped reading never takes the Close either.
+    let sent = tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+    if !matches!(sent, Ok(Ok(()))) {
         return;
     }
     let drain = async {
@@ -157,10 +174,11 @@ async fn run_connection(
     socket: &mut WebSocket,
     cx: &ConnectionContext,
     meta: &SessionMeta,
+    ip: IpAddr,
 ) -> Option<Refusal> {
     let conn = cx.hub.next_conn_id();
-    let (outbound, mut to_client) = queue::bounded(OUTBOUND_CAPACITY);
-    let room = match Box::pin(cx.hub.join(meta, conn, outbound)).await {
+    let (outbound, mut to_client) = outbound_queue(cx.max_outbound_bytes);
+    let room = match Box::pin(cx.hub.join(meta, conn, ip, outbound)).await {
         Ok(room) => room,
         Err(refused) => {
             cx.metrics
@@ -187,63 +205,123 @@ async fn shuttle(
     room: &RoomHandle,
     to_client: &mut QueueReceiver<OutFrame>,
 ) -> Option<Refusal> {
-    let mut rate = TokenBucket::new(
-        cx.message_burst,
-        f64::from(cx.messages_per_second),
-        Instant::now(),
-    );
+    let mut budget = ConnectionBudget::new(&cx.rates, Instant::now());
+    // When a ping went unanswered since: anything from the client answers it.
+    let mut unanswered_ping: Option<Instant> = None;
     loop {
         tokio::select! {
             // Outgoing first, so a busy client still hears the room promptly.
             biased;
             out = to_client.recv() => match out {
                 Some(OutFrame::Binary(bytes)) => {
-                    if send_frame(socket, Message::Binary(bytes)).await.is_err() {
+                    if send_within(socket, Message::Binary(bytes)).await.is_err() {
                         return None;
                     }
                 }
+                Some(OutFrame::Ping) => match unanswered_ping {
+                    Some(since) if since.elapsed() >= cx.pong_timeout => {
+                        tracing::debug!(session = %meta.id, conn, "closed: no pong");
+                        return Some(Refusal(close::TIMED_OUT, format!("no answer to ping within {} s", cx.pong_timeout.as_secs())));
+                    }
+                    Some(_) => {}
+                    None => {
+                        if send_within(socket, Message::Ping(Default::default())).await.is_err() {
+                            return None;
+                        }
+                        unanswered_ping = Some(Instant::now());
+                    }
+                },
                 Some(OutFrame::Close(code, reason)) => return Some(Refusal(code, reason)),
-                // The room dropped us (too slow) or went away.
+                // The room went away.
                 None => return Some(Refusal(close::TRY_AGAIN_LATER, "connection reset by the server; reconnect".into())),
             },
-            incoming = socket.recv() => match incoming {
-                None => return None,
-                Some(Err(e)) => {
-                    let text = e.to_string();
-                    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-                        return Some(Refusal(close::MESSAGE_TOO_BIG, format!("frame larger than {} bytes", cx.max_frame_bytes)));
+            incoming = socket.recv() => {
+                unanswered_ping = None;
+                match incoming {
+                    None => return None,
+                    Some(Err(e)) => {
+                        let text = e.to_string();
+                        if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+                            return Some(Refusal(close::MESSAGE_TOO_BIG, format!("frame larger than {} bytes", cx.max_frame_bytes)));
+                        }
+                        return None;
                     }
-                    return None;
-                }
-                Some(Ok(Message::Binary(bytes))) => {
-                    cx.metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
-                    if rate.try_take(Instant::now()).is_err() {
-                        tracing::warn!(session = %meta.id, conn, "closed: message rate limit");
-                        return Some(Refusal(close::POLICY_VIOLATION, "message rate limit exceeded".into()));
-                    }
-                    let decoded = decode_frame(&bytes);
-                    drop(bytes); // not held across the await below
-                    match decoded {
-                        Ok(messages) => {
-                            if room.commands.send(RoomCommand::Frame { conn, messages }).await.is_err() {
-                                return Some(Refusal(close::GOING_AWAY, "session closed".into()));
+                    Some(Ok(Message::Binary(bytes))) => {
+                        cx.metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
+                        let now = Instant::now();
+                        if let Err(overspent) = budget.charge_bytes(&cx.rates, bytes.len(), now) {
+                            tracing::warn!(session = %meta.id, conn, %overspent, "closed");
+                            return Some(Refusal(close::POLICY_VIOLATION, overspent.to_string()));
+                        }
+                        let decoded = decode_client_frame(&bytes, cx.max_messages_per_frame);
+                        drop(bytes); // not held across the await below
+                        let messages = match decoded {
+                            Ok(messages) => messages,
+                            Err(e) => {
+                                cx.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(session = %meta.id, conn, error = %e, "closed: refused frame");
+                                let code = match e {
+                                    FrameError::TooManyMessages(_) => close::POLICY_VIOLATION,
+                                    FrameError::Unsupported(_) => close::UNSUPPORTED_CONTENT,
+                                    _ => close::INVALID_PAYLOAD,
+                                };
+                                return Some(Refusal(code, refusal_reason(&e)));
                             }
+                        };
+                        if let Err(overspent) = budget.charge_messages(&cx.rates, &messages, now) {
+                            tracing::warn!(session = %meta.id, conn, %overspent, "closed");
+                            return Some(Refusal(close::POLICY_VIOLATION, overspent.to_string()));
                         }
-                        Err(e) => {
-                            cx.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(session = %meta.id, conn, error = %e, "closed: malformed frame");
-                            return Some(Refusal(close::INVALID_PAYLOAD, format!("malformed frame: {e}")));
+                        if room.commands.send(RoomCommand::Frame { conn, messages }).await.is_err() {
+                            return Some(Refusal(close::GOING_AWAY, "session closed".into()));
                         }
                     }
+                    Some(Ok(Message::Text(_))) => {
+                        cx.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
+                        return Some(Refusal(close::UNSUPPORTED_DATA, "text frames are not supported; send binary y-websocket messages".into()));
+                    }
+                    Some(Ok(Message::Close(_))) => return None,
+                    Some(Ok(_)) => {} // ping/pong: answered by the library
                 }
-                Some(Ok(Message::Text(_))) => {
-                    cx.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    return Some(Refusal(close::UNSUPPORTED_DATA, "text frames are not supported; send binary y-websocket messages".into()));
-                }
-                Some(Ok(Message::Close(_))) => return None,
-                Some(Ok(_)) => {} // ping/pong: answered by the library
             },
         }
+    }
+}
+
+/// A close reason for a refused frame (close reasons are at most 123 bytes).
+fn refusal_reason(error: &FrameError) -> String {
+    let text = match error {
+        FrameError::TooManyMessages(_) | FrameError::Unsupported(_) => error.to_string(),
+        other => format!("malformed frame: {other}"),
+    };
+    truncate_reason(text)
+}
+
+/// Cuts a close reason to the 123 bytes a close frame can carry.
+fn truncate_reason(mut text: String) -> String {
+    const MAX: usize = 123;
+    if text.len() > MAX {
+        let mut end = MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// Sends one frame, giving up after [`WRITE_TIMEOUT`]. Most sends complete at
+/// once; only one that waits on a full socket gets a (boxed) timer, so idle
+/// connections carry none.
+async fn send_within(socket: &mut WebSocket, message: Message) -> Result<(), axum::Error> {
+    let mut sending = pin!(send_frame(socket, message));
+    let first = poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(result) => result,
+        Poll::Pending => match Box::pin(tokio::time::timeout(WRITE_TIMEOUT, sending)).await {
+            Ok(result) => result,
+            Err(_) => Err(axum::Error::new("the client stopped reading")),
+        },
     }
 }
 

@@ -303,10 +303,16 @@ impl Storage for EmbeddedStorage {
             None => (None, 0),
         };
         let updates = read_log(&tx.open_table(LOG).map_err(err)?, id, snapshot_seq)?;
+        let sessions = tx.open_table(SESSIONS).map_err(err)?;
+        let history_bytes = match sessions.get(id.as_u128()).map_err(err)? {
+            Some(value) => decode_meta(value.value())?.history_bytes,
+            None => 0,
+        };
         Ok(StoredDocument {
             snapshot,
             snapshot_seq,
             updates,
+            history_bytes,
         })
     }
 
@@ -352,7 +358,15 @@ fn insert_log(tx: &WriteTransaction, batch: &[UpdateRecord]) -> StorageResult<()
     for records in by_session.chunk_by(|a, b| a.session == b.session) {
         let session = records[0].session;
         let newest = records.iter().map(|record| record.at_ms).max().unwrap_or(0);
-        match change_meta(&mut sessions, session, |meta| meta.record_activity(newest)) {
+        let bytes: u64 = records
+            .iter()
+            .map(|record| record.update.len() as u64)
+            .sum();
+        let record = |meta: &mut SessionMeta| {
+            meta.record_activity(newest);
+            meta.history_bytes += bytes;
+        };
+        match change_meta(&mut sessions, session, record) {
             Ok(true) => {}
             Ok(false) => continue,
             // The log matters more than the activity: never fail a fold for it.

@@ -53,6 +53,8 @@ pub struct StoredDocument {
     pub snapshot_seq: u64,
     /// Updates logged after the snapshot, oldest first.
     pub updates: Vec<LoggedUpdate>,
+    /// Update bytes the session has stored over its life.
+    pub history_bytes: u64,
 }
 
 impl StoredDocument {

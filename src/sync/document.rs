@@ -146,9 +146,19 @@ impl SessionDoc {
         self.doc.transact().encode_diff_v1(remote)
     }
 
-    /// The whole document as one v1 update.
+    /// The whole document as one v1 update, including updates yrs holds back
+    /// until what they depend on arrives (a snapshot that dropped them would
+    /// lose them for good once the log before it is no longer read).
     pub fn snapshot(&self) -> Vec<u8> {
-        self.diff(&StateVector::default())
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    /// The document's size as the size limit counts it: the length of its
+    /// whole encoding ([`Self::snapshot`]). Costs an encode: call it rarely.
+    pub fn encoded_len(&self) -> usize {
+        self.snapshot().len()
     }
 
     /// The code as a string.
@@ -337,6 +347,22 @@ mod tests {
         doc.insert_code(0, "keep me");
         assert!(doc.apply(&[0xff, 0xff, 0xff]).is_err());
         assert_eq!(doc.code(), "keep me");
+    }
+
+    #[test]
+    fn a_snapshot_keeps_updates_waiting_for_what_they_depend_on() {
+        let author = SessionDoc::with_client_id(1);
+        let first = author.insert_code(0, "hello");
+        let second = author.insert_code(5, " world");
+        let server = SessionDoc::new();
+        // `second` arrives first: yrs holds it back.
+        server.apply(&second).unwrap();
+        assert_eq!(server.code(), "");
+        let restored = SessionDoc::new();
+        restored.apply(&server.snapshot()).unwrap();
+        restored.apply(&first).unwrap();
+        assert_eq!(restored.code(), "hello world");
+        assert!(server.encoded_len() > second.len() / 2);
     }
 
     #[test]

@@ -3,5 +3,6 @@
 
 pub mod document;
 pub mod protocol;
+pub mod schema;
 
 pub use document::{ApplyError, SessionDoc};

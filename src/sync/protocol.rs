@@ -8,8 +8,13 @@
 //! truncated or overlong message is an error rather than silently ignored; the
 //! payloads are then decoded with yrs.
 
+use super::schema::{self, SchemaError};
 use yrs::{
-    sync::{awareness::AwarenessUpdate, protocol::MSG_AWARENESS},
+    block::ClientID,
+    sync::{
+        awareness::{AwarenessUpdate, AwarenessUpdateEntry},
+        protocol::MSG_AWARENESS,
+    },
     updates::{decoder::Decode, encoder::Encode},
     StateVector, Update,
 };
@@ -31,12 +36,65 @@ pub enum ClientMessage {
     SyncStep2(ReceivedUpdate),
     /// A live edit (empty when it holds no change).
     Update(ReceivedUpdate),
-    /// Presence.
-    Awareness(AwarenessUpdate, Vec<u8>),
+    /// Presence: one entry per client the message speaks for.
+    Awareness(AwarenessMessage),
     /// The client asks for everyone's presence.
     AwarenessQuery,
     /// A message type pairpad does not use (auth, custom): ignored.
     Ignored(u64),
+}
+
+impl ClientMessage {
+    /// What the message counts against a connection's message budget: one,
+    /// or one per client entry for presence (one message may speak for many).
+    pub fn weight(&self) -> usize {
+        match self {
+            ClientMessage::Awareness(message) => message.entries.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// One client's presence in an awareness message: its clock and its state as
+/// JSON (`null` when the client is gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwarenessEntry {
+    pub client: u64,
+    pub clock: u32,
+    pub json: String,
+}
+
+impl AwarenessEntry {
+    /// The client left (y-protocols sends the JSON text `null`).
+    pub fn is_removal(&self) -> bool {
+        self.json == "null"
+    }
+}
+
+/// An awareness message as received: its entries, and its payload as it came
+/// (relayed unchanged when every entry is accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwarenessMessage {
+    pub entries: Vec<AwarenessEntry>,
+    pub raw: Vec<u8>,
+}
+
+impl AwarenessMessage {
+    /// The entries as yrs's awareness type takes them.
+    pub fn into_update(self) -> AwarenessUpdate {
+        let clients = self
+            .entries
+            .into_iter()
+            .map(|entry| {
+                let update = AwarenessUpdateEntry {
+                    clock: entry.clock,
+                    json: entry.json.into(),
+                };
+                (ClientID::new(entry.client), update)
+            })
+            .collect();
+        AwarenessUpdate { clients }
+    }
 }
 
 /// An update as received: its bytes (stored and relayed as they came; they
@@ -79,6 +137,10 @@ pub enum FrameError {
     BadUpdate,
     #[error("undecodable awareness update")]
     BadAwareness,
+    #[error("frame holds more than {0} messages")]
+    TooManyMessages(usize),
+    #[error("unsupported document content: {0}")]
+    Unsupported(SchemaError),
 }
 
 /// A bounds-checked reader over a frame.
@@ -127,17 +189,41 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(bytes)
     }
+
+    fn varstring(&mut self) -> Result<&'a str, FrameError> {
+        let start = self.pos;
+        std::str::from_utf8(self.varbuf()?).map_err(|_| FrameError::Truncated(start))
+    }
 }
 
 /// Splits a binary frame into client messages, decoding and validating payloads.
-/// Any framing or payload error rejects the whole frame.
+/// Any framing or payload error rejects the whole frame. For frames from the
+/// server, which are trusted; clients' frames go through [`decode_frame_bounded`].
 pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
+    decode(frame, usize::MAX, false)
+}
+
+/// [`decode_frame`] for a frame from an untrusted client: refuses a frame
+/// whose messages weigh more than `budget` (see [`ClientMessage::weight`]),
+/// counted before each payload is decoded, so a hostile frame costs at most
+/// `budget` messages' work; and refuses updates that write what a session
+/// document does not hold (see [`schema`]) before yrs decodes them.
+pub fn decode_client_frame(frame: &[u8], budget: usize) -> Result<Vec<ClientMessage>, FrameError> {
+    decode(frame, budget, true)
+}
+
+fn decode(frame: &[u8], budget: usize, untrusted: bool) -> Result<Vec<ClientMessage>, FrameError> {
     if frame.is_empty() {
         return Err(FrameError::Empty);
     }
     let mut reader = Reader { buf: frame, pos: 0 };
     let mut messages = Vec::with_capacity(1);
+    let mut spent = 0usize;
     while !reader.is_done() {
+        spent += 1;
+        if spent > budget {
+            return Err(FrameError::TooManyMessages(budget));
+        }
         let message = match reader.varuint()? {
             MSG_SYNC => {
                 let step = reader.varuint()?;
@@ -147,6 +233,13 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
                         StateVector::decode_v1(payload).map_err(|_| FrameError::BadStateVector)?,
                     ),
                     SYNC_STEP_2 | SYNC_UPDATE => {
+                        if untrusted {
+                            schema::check_update(payload).map_err(|e| match e {
+                                // Not an update at all: malformed, like any bad payload.
+                                SchemaError::Malformed => FrameError::BadUpdate,
+                                unsupported => FrameError::Unsupported(unsupported),
+                            })?;
+                        }
                         let decoded = decode_update(payload)?;
                         let bytes = if decoded.is_empty() {
                             Vec::new()
@@ -165,17 +258,9 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
             }
             tag if tag == u64::from(MSG_AWARENESS) => {
                 let payload = reader.varbuf()?;
-                let update =
-                    AwarenessUpdate::decode_v1(payload).map_err(|_| FrameError::BadAwareness)?;
-                // yrs keeps states as strings; peers parse them, so garbage JSON
-                // relayed from one client would break every other client.
-                let all_json = update.clients.values().all(|entry| {
-                    serde_json::from_str::<serde::de::IgnoredAny>(&entry.json).is_ok()
-                });
-                if !all_json {
-                    return Err(FrameError::BadAwareness);
-                }
-                ClientMessage::Awareness(update, payload.to_vec())
+                let message = decode_awareness(payload, budget - spent + 1)?;
+                spent += message.entries.len().saturating_sub(1);
+                ClientMessage::Awareness(message)
             }
             MSG_QUERY_AWARENESS => ClientMessage::AwarenessQuery,
             MSG_AUTH => {
@@ -196,6 +281,50 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
         messages.push(message);
     }
     Ok(messages)
+}
+
+/// An awareness payload: `varuint count`, then per client `varuint id`,
+/// `varuint clock`, `varstring json`. Read here rather than by yrs so that the
+/// count is checked against `budget` before anything is allocated for it.
+fn decode_awareness(payload: &[u8], budget: usize) -> Result<AwarenessMessage, FrameError> {
+    let mut reader = Reader {
+        buf: payload,
+        pos: 0,
+    };
+    let bad = |_| FrameError::BadAwareness;
+    let count = reader.varuint().map_err(bad)?;
+    // Each entry takes at least three bytes: a count that cannot fit is a
+    // malformed message (and is never used to reserve memory).
+    if count > ((payload.len() - reader.pos) / 3) as u64 {
+        return Err(FrameError::BadAwareness);
+    }
+    if count > budget as u64 {
+        return Err(FrameError::TooManyMessages(budget));
+    }
+    let mut entries = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let client = reader.varuint().map_err(bad)?;
+        let clock =
+            u32::try_from(reader.varuint().map_err(bad)?).map_err(|_| FrameError::BadAwareness)?;
+        let json = reader.varstring().map_err(bad)?;
+        // Peers parse states as JSON: garbage relayed from one client would
+        // break every other client.
+        if serde_json::from_str::<serde::de::IgnoredAny>(json).is_err() {
+            return Err(FrameError::BadAwareness);
+        }
+        entries.push(AwarenessEntry {
+            client,
+            clock,
+            json: json.to_owned(),
+        });
+    }
+    if !reader.is_done() {
+        return Err(FrameError::BadAwareness);
+    }
+    Ok(AwarenessMessage {
+        entries,
+        raw: payload.to_vec(),
+    })
 }
 
 /// Decodes a yrs v1 update, never panicking on garbage.
@@ -250,6 +379,21 @@ pub fn encode_awareness_bytes(update: &[u8]) -> Vec<u8> {
 /// An awareness message.
 pub fn encode_awareness(update: &AwarenessUpdate) -> Vec<u8> {
     encode_awareness_bytes(&update.encode_v1())
+}
+
+/// An awareness message holding `entries` (client, clock, JSON state).
+pub fn encode_awareness_entries<'a>(
+    entries: impl ExactSizeIterator<Item = (u64, u32, &'a str)>,
+) -> Vec<u8> {
+    let mut payload = Vec::new();
+    write_varuint(&mut payload, entries.len() as u64);
+    for (client, clock, json) in entries {
+        write_varuint(&mut payload, client);
+        write_varuint(&mut payload, u64::from(clock));
+        write_varuint(&mut payload, json.len() as u64);
+        payload.extend_from_slice(json.as_bytes());
+    }
+    encode_awareness_bytes(&payload)
 }
 
 #[cfg(test)]
@@ -347,6 +491,43 @@ mod tests {
         assert!(matches!(
             decode_frame(&[0, 2, 0xff, 0xff, 0xff, 0x7f]),
             Err(FrameError::Truncated(_))
+        ));
+    }
+
+    #[test]
+    fn client_frames_are_bounded_and_checked_before_decoding() {
+        let mut crowded = Vec::new();
+        for _ in 0..5 {
+            crowded.push(MSG_QUERY_AWARENESS as u8);
+        }
+        assert_eq!(
+            decode_client_frame(&crowded, 4).unwrap_err(),
+            FrameError::TooManyMessages(4)
+        );
+        assert_eq!(decode_client_frame(&crowded, 5).unwrap().len(), 5);
+        // One awareness message speaking for five clients weighs five.
+        let entries: Vec<(u64, u32, &str)> = (0..5).map(|id| (id, 1, "null")).collect();
+        let frame = encode_awareness_entries(entries.into_iter());
+        assert_eq!(
+            decode_client_frame(&frame, 4).unwrap_err(),
+            FrameError::TooManyMessages(4)
+        );
+        // Garbage is malformed (1007); a well-formed write to an unknown type is
+        // unsupported content (4422).
+        assert_eq!(
+            decode_client_frame(&encode_update(&[0xff, 0xff, 0xff]), 8).unwrap_err(),
+            FrameError::BadUpdate
+        );
+        let junk = {
+            let doc = yrs::Doc::new();
+            let map = doc.get_or_insert_map("junk");
+            let mut txn = doc.transact_mut();
+            yrs::Map::insert(&map, &mut txn, "k", "v");
+            txn.encode_update_v1()
+        };
+        assert!(matches!(
+            decode_client_frame(&encode_update(&junk), 8),
+            Err(FrameError::Unsupported(_))
         ));
     }
 

@@ -3,8 +3,13 @@
 
 #![allow(dead_code)]
 
-use pairpad::server::{config::Config, serve};
-use std::{net::SocketAddr, path::PathBuf};
+pub mod yclient;
+
+use pairpad::{
+    server::{config::Config, serve_with},
+    storage::{EmbeddedStorage, Storage},
+};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct TestServer {
@@ -26,6 +31,16 @@ impl TestServer {
 
     /// Starts a server on an existing data dir (to test restarts).
     pub async fn start_in(data_dir: PathBuf, configure: impl FnOnce(&mut Config)) -> Self {
+        let storage = EmbeddedStorage::open(&data_dir).unwrap();
+        Self::start_with(data_dir, Arc::new(storage), configure).await
+    }
+
+    /// Starts a server on `storage` (a wrapper that injects faults, say).
+    pub async fn start_with(
+        data_dir: PathBuf,
+        storage: Arc<dyn Storage>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::defaults();
         config.data_dir = data_dir.clone();
         config.site_root = data_dir.join("no-site");
@@ -34,7 +49,7 @@ impl TestServer {
         let listener = pairpad::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(config, listener, async {
+        let task = tokio::spawn(serve_with(config, storage, listener, async {
             let _ = stopped.await;
         }));
         Self {
@@ -82,4 +97,16 @@ pub async fn create_session(server: &TestServer, language: Option<&str>) -> Stri
     assert_eq!(response.status(), 201);
     let body: serde_json::Value = response.json().await.unwrap();
     body["id"].as_str().unwrap().to_owned()
+}
+
+/// The server's `/metrics` text.
+pub async fn metrics_text(server: &TestServer) -> String {
+    client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }

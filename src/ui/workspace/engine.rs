@@ -92,6 +92,10 @@ pub struct Engine {
     python_requested: bool,
     run_limits: RunLimits,
     runs_started: u64,
+    /// The server refused a change (4413) and the replica was rebuilt under a
+    /// new client id: until it has synced, the editor shows the old text and
+    /// is reloaded from the server's document once the sync arrives.
+    replica_replaced: bool,
     this: Weak<RefCell<Engine>>,
 }
 
@@ -101,9 +105,10 @@ pub fn start(
     container: leptos::web_sys::HtmlElement,
     signals: WorkspaceSignals,
     run_limits: RunLimits,
+    document_limit: usize,
 ) -> EngineHandle {
-    let client_id = (browser::random() * f64::from(u32::MAX)) as u64;
-    let client = CollabClient::new(client_id, &signals.name.get_untracked(), browser::now_ms);
+    let mut client = new_replica(&signals);
+    client.set_size_limit(document_limit);
     let engine = Rc::new_cyclic(|this| {
         RefCell::new(Engine {
             session_id,
@@ -122,6 +127,7 @@ pub fn start(
             python_requested: false,
             run_limits,
             runs_started: 0,
+            replica_replaced: false,
             this: this.clone(),
         })
     });
@@ -157,6 +163,12 @@ pub fn start(
             .unwrap_or(false)
     });
     engine
+}
+
+/// A fresh replica of the session under a random client id.
+fn new_replica(signals: &WorkspaceSignals) -> CollabClient {
+    let client_id = (browser::random() * f64::from(u32::MAX)) as u64;
+    CollabClient::new(client_id, &signals.name.get_untracked(), browser::now_ms)
 }
 
 /// Runs `f` on the engine if it is alive and not busy.
@@ -392,17 +404,41 @@ impl Engine {
                 return;
             }
             close::DOCUMENT_TOO_LARGE => {
-                // Our last change made the document too big and was refused:
-                // take it back, or every reconnect would send it again.
-                let undone = self.client.undo();
-                self.apply(undone);
+                // A change of ours was refused (another's landed first, or
+                // offline edits merged past the limit). Everything the server
+                // accepted is kept; what it refused cannot be sent again, and
+                // nothing after it could apply on the server (it depends on
+                // it): so start a new replica, under a new client id, from the
+                // server's document, at once.
+                self.replace_replica();
                 self.signals.problem.set(Some(format!(
-                    "That change was too large for the document and was undone ({reason})."
+                    "Your last change was not saved: the document would pass its size limit ({reason}). Everything before it is kept."
                 )));
+                self.reconnect_after(0);
+                return;
+            }
+            close::HISTORY_FULL => {
+                self.stopped = true;
+                self.signals.status.set(ConnectionState::Offline);
+                self.signals.problem.set(Some(format!(
+                    "This session cannot store more changes ({reason})."
+                )));
+                return;
             }
             _ => {}
         }
         self.schedule_reconnect();
+    }
+
+    /// Swaps the replica for a fresh one (see `replica_replaced`).
+    fn replace_replica(&mut self) {
+        let mut client = new_replica(&self.signals);
+        if let Some(limit) = self.client.size_limit() {
+            client.set_size_limit(limit);
+        }
+        self.client = client;
+        self.replica_replaced = true;
+        self.unsent = false;
     }
 
     fn schedule_reconnect(&mut self) {
@@ -418,6 +454,11 @@ impl Engine {
         };
         self.signals.status.set(state);
         let delay = backoff::delay(attempt, browser::random());
+        self.reconnect_after(delay.as_millis() as u32);
+    }
+
+    /// Connects again after `delay_ms` (from a timer: the engine is borrowed now).
+    fn reconnect_after(&self, delay_ms: u32) {
         let weak = self.this.clone();
         browser::set_timeout(
             move || {
@@ -425,12 +466,12 @@ impl Engine {
                     connect(&engine);
                 }
             },
-            delay.as_millis() as u32,
+            delay_ms,
         );
     }
 
-    /// Carries out what the replica asks for.
-    fn apply(&mut self, effects: Effects) {
+    /// Sends the frames the replica asks to send.
+    fn send_all(&mut self, effects: &Effects) {
         for frame in &effects.send {
             let sent = self
                 .socket
@@ -441,9 +482,29 @@ impl Engine {
                 self.unsent = true;
             }
         }
+    }
+
+    /// Carries out what the replica asks for.
+    fn apply(&mut self, effects: Effects) {
+        self.send_all(&effects);
+        if let Some(limit) = effects.refused_over {
+            self.signals.problem.set(Some(format!(
+                "That change was not applied: the document would pass its size limit ({limit} bytes)."
+            )));
+        }
+        let reload = effects.reload_editor || (self.replica_replaced && effects.synced);
+        if self.replica_replaced && !effects.synced {
+            // The new replica is still empty: nothing it says about the text
+            // applies to the editor yet.
+            self.send_all(&effects);
+            return;
+        }
+        if effects.synced {
+            self.replica_replaced = false;
+        }
         if let Some(editor) = &self.editor {
             let expected = self.client.code_len_utf16();
-            if effects.reload_editor {
+            if reload {
                 editor.set_value(&self.client.code());
             } else if !effects.text_deltas.is_empty() {
                 let mut selections = editor.selections();
@@ -599,6 +660,11 @@ fn editor_events(weak: &Weak<RefCell<Engine>>) -> EditorEvents {
         let weak = weak.clone();
         move |changes: Vec<EditorChange>| {
             with_engine(&weak, |engine| {
+                if engine.replica_replaced {
+                    // The new replica has not synced: the editor is reloaded
+                    // from the server's document when it has.
+                    return;
+                }
                 let effects = engine.client.on_editor_changes(changes);
                 engine.apply(effects);
             })

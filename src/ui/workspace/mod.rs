@@ -32,6 +32,7 @@ pub fn SessionWorkspace(session: SessionView) -> impl IntoView {
         max_output_bytes: session.max_output_bytes,
         max_output_lines: session.max_output_lines,
     };
+    let document_limit = session.max_document_bytes;
     on_cleanup(engine::uninstall);
 
     // Browser only (effects do not run on the server): remembered name and
@@ -61,6 +62,7 @@ pub fn SessionWorkspace(session: SessionView) -> impl IntoView {
             host.into(),
             signals,
             run_limits,
+            document_limit,
         ));
         true
     });

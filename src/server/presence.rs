@@ -1,0 +1,350 @@
+//! A room's presence (y-protocols awareness) as the server keeps it, sans IO:
+//! which connection owns which awareness client id, each client's clock and
+//! state, and what to relay.
+//!
+//! The rules that keep one participant from flooding or faking presence:
+//! - a connection owns the client ids it announced first, at most
+//!   `max_clients` of them (a stock client uses one); entries for further ids,
+//!   and for ids another connection owns, are ignored, so nobody can change or
+//!   remove someone else's presence (stock clients echo others' states: that is
+//!   normal, not an error);
+//! - a state is at most `max_state_bytes` of JSON, and display names in it lose
+//!   control and hidden formatting characters before anyone sees them;
+//! - every lookup is a hash-map access, so the work is O(1) per entry;
+//! - states not renewed for [`STALE_AFTER_MS`] are removed, and a connection's
+//!   ids go with it, so memory follows the people actually there.
+
+use super::room::ConnId;
+use crate::{
+    domain::names,
+    sync::protocol::{self, AwarenessEntry, AwarenessMessage},
+};
+use std::collections::HashMap;
+
+/// Presence not renewed for this long is removed (y-protocols' outdatedTimeout;
+/// clients renew every 15 s).
+pub const STALE_AFTER_MS: u64 = 30_000;
+
+/// The JSON state of a client that has left.
+const REMOVED: &str = "null";
+
+#[derive(Clone, Copy, Debug)]
+pub struct PresenceLimits {
+    /// Client ids one connection may own.
+    pub max_clients: usize,
+    /// Largest state, in bytes of JSON.
+    pub max_state_bytes: usize,
+}
+
+/// Why a connection's presence message is refused outright.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PresenceError {
+    #[error("awareness state larger than {0} bytes")]
+    StateTooLarge(usize),
+}
+
+struct Client {
+    owner: ConnId,
+    clock: u32,
+    /// `None` once removed (the owner keeps the id and may announce again).
+    state: Option<Box<str>>,
+    renewed_ms: u64,
+}
+
+#[derive(Default)]
+pub struct Presence {
+    clients: HashMap<u64, Client>,
+    /// The ids each connection owns (a handful each).
+    owned: HashMap<ConnId, Vec<u64>>,
+}
+
+impl Presence {
+    /// Applies a connection's awareness message; returns the frame to relay to
+    /// everyone (the sender included: y-websocket clients take their own echo
+    /// as a sign the connection is alive), if anything changed.
+    pub fn apply(
+        &mut self,
+        conn: ConnId,
+        message: AwarenessMessage,
+        now_ms: u64,
+        limits: PresenceLimits,
+    ) -> Result<Option<Vec<u8>>, PresenceError> {
+        if let Some(entry) = message
+            .entries
+            .iter()
+            .find(|entry| entry.json.len() > limits.max_state_bytes)
+        {
+            let _ = entry;
+            return Err(PresenceError::StateTooLarge(limits.max_state_bytes));
+        }
+        let total = message.entries.len();
+        let mut accepted: Vec<AwarenessEntry> = Vec::with_capacity(total);
+        let mut rewritten = false;
+        for mut entry in message.entries {
+            if !self.admits(conn, &entry, limits) {
+                continue;
+            }
+            if !entry.is_removal() {
+                if let Some(clean) = clean_names(&entry.json) {
+                    entry.json = clean;
+                    rewritten = true;
+                }
+            }
+            self.store(conn, &entry, now_ms);
+            accepted.push(entry);
+        }
+        if accepted.is_empty() {
+            return Ok(None);
+        }
+        if accepted.len() == total && !rewritten {
+            return Ok(Some(protocol::encode_awareness_bytes(&message.raw)));
+        }
+        Ok(Some(protocol::encode_awareness_entries(
+            accepted
+                .iter()
+                .map(|entry| (entry.client, entry.clock, entry.json.as_str())),
+        )))
+    }
+
+    /// Whether `conn` may set this entry: its own id (or a new one within its
+    /// allowance), and newer than what is known (y-protocols' clock rule).
+    fn admits(&self, conn: ConnId, entry: &AwarenessEntry, limits: PresenceLimits) -> bool {
+        match self.clients.get(&entry.client) {
+            Some(client) => {
+                client.owner == conn
+                    && (entry.clock > client.clock
+                        || (entry.clock == client.clock
+                            && entry.is_removal()
+                            && client.state.is_some()))
+            }
+            None => {
+                !entry.is_removal()
+                    && self.owned.get(&conn).map_or(0, Vec::len) < limits.max_clients
+            }
+        }
+    }
+
+    fn store(&mut self, conn: ConnId, entry: &AwarenessEntry, now_ms: u64) {
+        let state = (!entry.is_removal()).then(|| entry.json.as_str().into());
+        match self.clients.get_mut(&entry.client) {
+            Some(client) => {
+                client.clock = entry.clock;
+                client.state = state;
+                client.renewed_ms = now_ms;
+            }
+            None => {
+                self.clients.insert(
+                    entry.client,
+                    Client {
+                        owner: conn,
+                        clock: entry.clock,
+                        state,
+                        renewed_ms: now_ms,
+                    },
+                );
+                self.owned.entry(conn).or_default().push(entry.client);
+            }
+        }
+    }
+
+    /// Forgets a connection's ids; returns the removal frame to relay for
+    /// those that still had a state.
+    pub fn remove_connection(&mut self, conn: ConnId) -> Option<Vec<u8>> {
+        let ids = self.owned.remove(&conn)?;
+        let removed: Vec<(u64, u32)> = ids
+            .into_iter()
+            .filter_map(|id| self.clients.remove(&id).map(|client| (id, client)))
+            .filter(|(_, client)| client.state.is_some())
+            .map(|(id, client)| (id, client.clock))
+            .collect();
+        removal_frame(&removed)
+    }
+
+    /// Removes states not renewed for [`STALE_AFTER_MS`]; returns the removal
+    /// frame to relay, if any.
+    pub fn expire_stale(&mut self, now_ms: u64) -> Option<Vec<u8>> {
+        let mut removed = Vec::new();
+        for (id, client) in &mut self.clients {
+            if client.state.is_some() && now_ms.saturating_sub(client.renewed_ms) > STALE_AFTER_MS {
+                client.state = None;
+                removed.push((*id, client.clock));
+            }
+        }
+        removal_frame(&removed)
+    }
+
+    /// Everyone's current presence as one frame, for a joining connection.
+    pub fn current_frame(&self) -> Option<Vec<u8>> {
+        let states: Vec<(u64, u32, &str)> = self
+            .clients
+            .iter()
+            .filter_map(|(id, client)| Some((*id, client.clock, client.state.as_deref()?)))
+            .collect();
+        (!states.is_empty()).then(|| protocol::encode_awareness_entries(states.into_iter()))
+    }
+
+    /// Client ids known (with or without a state).
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+fn removal_frame(removed: &[(u64, u32)]) -> Option<Vec<u8>> {
+    (!removed.is_empty()).then(|| {
+        protocol::encode_awareness_entries(removed.iter().map(|(id, clock)| (*id, *clock, REMOVED)))
+    })
+}
+
+/// The state with its display name cleaned, if it needed cleaning. Most
+/// states are plain ASCII without escapes, and are not parsed at all.
+fn clean_names(json: &str) -> Option<String> {
+    let may_hide = !json.is_ascii() || json.contains("\\u");
+    if !may_hide {
+        return None;
+    }
+    let mut state: serde_json::Value = serde_json::from_str(json).ok()?;
+    let name = state.get_mut("user")?.get_mut("name")?;
+    let text = name.as_str()?;
+    if !names::has_hidden_characters(text) {
+        return None;
+    }
+    *name = serde_json::Value::String(names::clean_display_name(text));
+    serde_json::to_string(&state).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::protocol::{decode_frame, ClientMessage};
+
+    const LIMITS: PresenceLimits = PresenceLimits {
+        max_clients: 2,
+        max_state_bytes: 64,
+    };
+
+    fn message(entries: &[(u64, u32, &str)]) -> AwarenessMessage {
+        let frame = protocol::encode_awareness_entries(entries.iter().copied());
+        match decode_frame(&frame).unwrap().pop() {
+            Some(ClientMessage::Awareness(message)) => message,
+            other => panic!("not awareness: {other:?}"),
+        }
+    }
+
+    /// The entries of a relayed frame: (client, clock, json).
+    fn relayed(frame: Option<Vec<u8>>) -> Vec<(u64, u32, String)> {
+        let Some(frame) = frame else {
+            return Vec::new();
+        };
+        let mut entries: Vec<_> = match decode_frame(&frame).unwrap().pop() {
+            Some(ClientMessage::Awareness(message)) => message
+                .entries
+                .into_iter()
+                .map(|e| (e.client, e.clock, e.json))
+                .collect(),
+            other => panic!("not awareness: {other:?}"),
+        };
+        entries.sort();
+        entries
+    }
+
+    #[test]
+    fn a_connection_sets_and_removes_only_its_own_ids() {
+        let mut presence = Presence::default();
+        let alice = r#"{"user":{"name":"Alice"}}"#;
+        let first = presence.apply(1, message(&[(10, 1, alice)]), 0, LIMITS);
+        assert_eq!(relayed(first.unwrap()), vec![(10, 1, alice.to_owned())]);
+        // Connection 2 tries to replace and then remove Alice: both ignored.
+        let spoof = presence.apply(
+            2,
+            message(&[(10, 5, r#"{"user":{"name":"Mallory"}}"#)]),
+            0,
+            LIMITS,
+        );
+        assert_eq!(spoof, Ok(None));
+        assert_eq!(
+            presence.apply(2, message(&[(10, 6, "null")]), 0, LIMITS),
+            Ok(None)
+        );
+        assert_eq!(
+            relayed(presence.current_frame()),
+            vec![(10, 1, alice.to_owned())]
+        );
+        // Alice's own older clock is stale; her removal goes through.
+        assert_eq!(
+            presence.apply(1, message(&[(10, 0, "{}")]), 0, LIMITS),
+            Ok(None)
+        );
+        let gone = presence.apply(1, message(&[(10, 1, "null")]), 0, LIMITS);
+        assert_eq!(relayed(gone.unwrap()), vec![(10, 1, "null".to_owned())]);
+        assert_eq!(presence.current_frame(), None);
+    }
+
+    #[test]
+    fn a_connection_owns_at_most_its_allowance_of_ids() {
+        let mut presence = Presence::default();
+        let frame = presence.apply(
+            1,
+            message(&[(1, 1, "{}"), (2, 1, "{}"), (3, 1, "{}")]),
+            0,
+            LIMITS,
+        );
+        // Only the first two are relayed; the echo of another's state is skipped.
+        assert_eq!(relayed(frame.unwrap()).len(), 2);
+        assert_eq!(
+            presence.apply(1, message(&[(4, 1, "{}")]), 0, LIMITS),
+            Ok(None)
+        );
+        assert_eq!(presence.len(), 2);
+        // Leaving frees them, and relays their removal.
+        let gone = relayed(presence.remove_connection(1));
+        assert_eq!(gone, vec![(1, 1, "null".into()), (2, 1, "null".into())]);
+        assert!(presence.is_empty());
+        assert_eq!(presence.remove_connection(1), None);
+    }
+
+    #[test]
+    fn oversized_states_are_refused_and_nulls_for_unknown_ids_cost_nothing() {
+        let mut presence = Presence::default();
+        let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(100));
+        assert_eq!(
+            presence.apply(1, message(&[(1, 1, &big)]), 0, LIMITS),
+            Err(PresenceError::StateTooLarge(64))
+        );
+        let nulls: Vec<(u64, u32, &str)> = (0..1000).map(|id| (id, 9, "null")).collect();
+        assert_eq!(presence.apply(1, message(&nulls), 0, LIMITS), Ok(None));
+        assert!(
+            presence.is_empty(),
+            "removals of unknown ids are not stored"
+        );
+    }
+
+    #[test]
+    fn stale_states_expire_and_their_owner_may_announce_again() {
+        let mut presence = Presence::default();
+        presence
+            .apply(1, message(&[(7, 3, "{}")]), 1_000, LIMITS)
+            .unwrap();
+        assert_eq!(presence.expire_stale(1_000 + STALE_AFTER_MS), None);
+        let expired = presence.expire_stale(1_001 + STALE_AFTER_MS);
+        assert_eq!(relayed(expired), vec![(7, 3, "null".into())]);
+        assert_eq!(presence.current_frame(), None);
+        let back = presence.apply(1, message(&[(7, 4, "{}")]), 40_000, LIMITS);
+        assert_eq!(relayed(back.unwrap()), vec![(7, 4, "{}".into())]);
+    }
+
+    #[test]
+    fn display_names_lose_hidden_characters_before_they_are_relayed() {
+        let mut presence = Presence::default();
+        let sneaky = r#"{"user":{"name":"\u202eevE\u200b","color":3}}"#;
+        let frame = presence.apply(1, message(&[(5, 1, sneaky)]), 0, LIMITS);
+        let entries = relayed(frame.unwrap());
+        let state: serde_json::Value = serde_json::from_str(&entries[0].2).unwrap();
+        assert_eq!(state["user"]["name"], "evE");
+        assert_eq!(state["user"]["color"], 3);
+        assert!(relayed(presence.current_frame())[0].2.contains("evE"));
+    }
+}
