@@ -508,17 +508,11 @@ impl Room {
         let incoming: usize = updates.iter().map(|update| update.len()).sum();
         // Taken out for the check: measuring needs the whole room.
         let mut accounts = std::mem::take(&mut self.accounts);
-        let limits = self.cx.limits.clone();
-        let checked = accounts.check(
-            incoming,
-            updates.len(),
-            &limits,
-            Instant::now().into_std(),
-            || {
-                self.apply_unapplied();
-                self.doc.encoded_len()
-            },
-        );
+        let cx = self.cx.clone();
+        let checked = accounts.check(incoming, updates.len(), &cx.limits, || {
+            self.apply_unapplied();
+            self.doc.encoded_len()
+        });
         self.accounts = accounts;
         if let Err(refused) = checked {
             tracing::warn!(session = %self.meta.id, conn, incoming, reason = %refused.reason, "update refused");
@@ -606,12 +600,10 @@ impl Room {
                 update,
             })
             .collect();
-        let sizes: Vec<usize> = records
-            .iter()
-            .map(|r: &UpdateRecord| r.update.len())
-            .collect();
+        let count = records.len();
+        let bytes = records.iter().map(|r: &UpdateRecord| r.update.len()).sum();
         self.cx.writer.append(records).await?;
-        self.accounts.stored(sizes.into_iter());
+        self.accounts.stored(count, bytes);
         self.stats.last_activity_ms.store(at_ms, Ordering::Relaxed);
         Ok(())
     }

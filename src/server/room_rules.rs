@@ -103,7 +103,18 @@ impl Accounts {
         incoming: usize,
         count: usize,
         limits: &Limits,
-        now: Instant,
+        measure: impl FnOnce() -> usize,
+    ) -> Result<(), Refusal> {
+        self.check_at(incoming, count, limits, Instant::now, measure)
+    }
+
+    /// [`Self::check`] with the clock `now` (read only near the limit).
+    fn check_at(
+        &mut self,
+        incoming: usize,
+        count: usize,
+        limits: &Limits,
+        now: impl FnOnce() -> Instant,
         measure: impl FnOnce() -> usize,
     ) -> Result<(), Refusal> {
         let history_limit = limits.max_history_bytes;
@@ -123,6 +134,7 @@ impl Accounts {
         if self.size_bound + growth_bound(incoming) * count.max(1) <= limit {
             return Ok(());
         }
+        let now = now();
         if self
             .measured_at
             .is_some_and(|at| now.saturating_duration_since(at) < MIN_MEASURE_INTERVAL)
@@ -138,13 +150,12 @@ impl Accounts {
         Ok(())
     }
 
-    /// Updates of these sizes were stored.
-    pub fn stored(&mut self, sizes: impl Iterator<Item = usize>) {
-        for size in sizes {
-            self.size_bound += growth_bound(size);
-            self.history_bytes += size as u64;
-            self.bytes_since_snapshot += size;
-        }
+    /// `count` updates of `bytes` in all were stored.
+    pub fn stored(&mut self, count: usize, bytes: usize) {
+        // The growth bound of each, summed.
+        self.size_bound += 2 * bytes + growth_bound(0) * count;
+        self.history_bytes += bytes as u64;
+        self.bytes_since_snapshot += bytes;
     }
 
     /// Whether enough changed since the last snapshot to take a new one: at
@@ -200,52 +211,64 @@ mod tests {
         let now = Instant::now();
         let mut accounts = Accounts::new(1_000, 0, 0, 0);
         let never = || -> usize { panic!("measured far from the limit") };
-        accounts.check(100, 1, &limits(), now, never).unwrap();
-        accounts.stored([100].into_iter());
+        accounts.check_at(100, 1, &limits(), || now, never).unwrap();
+        accounts.stored(1, 100);
         // Near the limit by the bound: measured (the document is small really).
         let mut measured = 0;
         accounts
-            .check(4_500, 1, &limits(), now, || {
-                measured += 1;
-                1_200
-            })
+            .check_at(
+                4_500,
+                1,
+                &limits(),
+                || now,
+                || {
+                    measured += 1;
+                    1_200
+                },
+            )
             .unwrap();
         assert_eq!(measured, 1);
-        accounts.stored([4_500].into_iter());
+        accounts.stored(1, 4_500);
         // Truly past it: refused with 4413, after a measure at most every 200 ms.
         let later = now + MIN_MEASURE_INTERVAL;
         let refused = accounts
-            .check(9_000, 1, &limits(), later, || 5_200)
+            .check_at(9_000, 1, &limits(), || later, || 5_200)
             .unwrap_err();
         assert_eq!(refused.code, close::DOCUMENT_TOO_LARGE);
         let soon = later + Duration::from_millis(10);
-        assert!(accounts.check(3_000, 1, &limits(), soon, never).is_err());
+        assert!(accounts
+            .check_at(3_000, 1, &limits(), || soon, never)
+            .is_err());
     }
 
     #[test]
     fn a_full_history_makes_the_session_read_only() {
         let now = Instant::now();
         let mut accounts = Accounts::new(100, 49_000, 0, 0);
-        accounts.check(900, 1, &limits(), now, || 100).unwrap();
-        accounts.stored([900].into_iter());
-        let refused = accounts.check(200, 1, &limits(), now, || 100).unwrap_err();
+        accounts
+            .check_at(900, 1, &limits(), || now, || 100)
+            .unwrap();
+        accounts.stored(1, 900);
+        let refused = accounts
+            .check_at(200, 1, &limits(), || now, || 100)
+            .unwrap_err();
         assert_eq!(refused.code, close::HISTORY_FULL);
     }
 
     #[test]
     fn snapshots_wait_for_changes_worth_half_the_document() {
         let mut small = Accounts::new(100, 0, 0, 100);
-        small.stored([SNAPSHOT_MIN_BYTES - 1].into_iter());
+        small.stored(1, SNAPSHOT_MIN_BYTES - 1);
         assert!(!small.snapshot_due());
-        small.stored([1].into_iter());
+        small.stored(1, 1);
         assert!(small.snapshot_due());
         small.snapshot_taken(2_000_000);
-        small.stored([SNAPSHOT_MIN_BYTES * 2].into_iter());
+        small.stored(1, SNAPSHOT_MIN_BYTES * 2);
         assert!(
             !small.snapshot_due(),
             "a 2 MB document waits for 1 MB of changes"
         );
-        small.stored([1_000_000].into_iter());
+        small.stored(1, 1_000_000);
         assert!(small.snapshot_due());
     }
 }
