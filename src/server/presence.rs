@@ -69,12 +69,11 @@ impl Presence {
         now_ms: u64,
         limits: PresenceLimits,
     ) -> Result<Option<Vec<u8>>, PresenceError> {
-        if let Some(entry) = message
+        if message
             .entries
             .iter()
-            .find(|entry| entry.json.len() > limits.max_state_bytes)
+            .any(|entry| entry.json.len() > limits.max_state_bytes)
         {
-            let _ = entry;
             return Err(PresenceError::StateTooLarge(limits.max_state_bytes));
         }
         let total = message.entries.len();

@@ -508,8 +508,9 @@ impl Room {
         let incoming: usize = updates.iter().map(|update| update.len()).sum();
         // Taken out for the check: measuring needs the whole room.
         let mut accounts = std::mem::take(&mut self.accounts);
-        let cx = self.cx.clone();
-        let checked = accounts.check(incoming, updates.len(), &cx.limits, || {
+        // Only the limits: this runs for every edit.
+        let limits = Arc::clone(&self.cx.limits);
+        let checked = accounts.check(incoming, updates.len(), &limits, || {
             self.apply_unapplied();
             self.doc.encoded_len()
         });
@@ -578,16 +579,14 @@ impl Room {
 
     /// A client changed the language: REST and storage follow the document.
     fn publish_language(&mut self, language: Language) {
-        {
-            self.stats.set_language(language);
-            let storage = self.cx.storage.clone();
-            let id = self.meta.id;
-            tokio::spawn(async move {
-                if let Err(e) = blocking(move || storage.set_language(id, language)).await {
-                    tracing::error!(session = %id, error = %e, "storing the language failed");
-                }
-            });
-        }
+        self.stats.set_language(language);
+        let storage = self.cx.storage.clone();
+        let id = self.meta.id;
+        tokio::spawn(async move {
+            if let Err(e) = blocking(move || storage.set_language(id, language)).await {
+                tracing::error!(session = %id, error = %e, "storing the language failed");
+            }
+        });
     }
 
     async fn persist(&mut self, updates: Vec<Vec<u8>>) -> Result<(), crate::storage::StorageError> {
