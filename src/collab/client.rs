@@ -85,7 +85,7 @@ pub struct CollabClient {
 }
 
 /// How much a change of `len` bytes may grow the document's encoding, at most
-/// (the server's rule, `server::room::growth_bound`).
+/// (the server's rule, `server::rooms::rules::growth_bound`).
 fn growth_bound(len: usize) -> usize {
     2 * len + 64
 }

@@ -2,7 +2,7 @@
 //! API and the home page's server function go through it, so the rules (rate
 //! limit, default language, expiry) live in one place.
 
-use super::{blocking::blocking, hub::Hub};
+use super::{blocking::blocking, rooms::hub::Hub};
 use super::{metrics::Metrics, rate_limit::IpRateLimiter};
 use crate::{
     domain::{time::now_ms, Language, Limits, SessionId, SessionMeta},

@@ -5,10 +5,10 @@ use super::{
     client_addr::TrustedProxies,
     config::Config,
     health::StorageHealth,
-    hub::Hub,
     metrics::Metrics,
     persist::{SyncPolicy, UpdateWriter},
-    room::RoomContext,
+    rooms::hub::Hub,
+    rooms::RoomContext,
     sessions::SessionService,
 };
 use crate::{domain::Limits, storage::Storage};

@@ -7,10 +7,10 @@
 use super::{
     budget::{BudgetRates, ConnectionBudget},
     client_addr::ClientAddr,
-    hub::{Hub, IpSlot},
     metrics::Metrics,
     queue::QueueReceiver,
-    room::{close, outbound_queue, ConnId, OutFrame, RoomCommand, RoomHandle},
+    rooms::hub::{Hub, IpSlot},
+    rooms::{close, outbound_queue, ConnId, OutFrame, RoomCommand, RoomHandle},
     state::AppState,
 };
 use crate::{

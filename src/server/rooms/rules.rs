@@ -3,7 +3,7 @@
 //! history, and when a snapshot is due. The room task asks; these answer, so
 //! every rule is unit-tested here without a socket or a database.
 
-use super::room::close;
+use crate::domain::close_codes as close;
 use crate::domain::Limits;
 use std::{
     net::IpAddr,
@@ -98,18 +98,9 @@ impl Accounts {
     /// pending) runs only when the running bound says the limit may be near,
     /// and at most once per [`MIN_MEASURE_INTERVAL`]; past that, a change that
     /// might not fit is refused.
+    ///
+    /// `now` is read only near the limit (a clock read per edit is measurable).
     pub fn check(
-        &mut self,
-        incoming: usize,
-        count: usize,
-        limits: &Limits,
-        measure: impl FnOnce() -> usize,
-    ) -> Result<(), Refusal> {
-        self.check_at(incoming, count, limits, Instant::now, measure)
-    }
-
-    /// [`Self::check`] with the clock `now` (read only near the limit).
-    fn check_at(
         &mut self,
         incoming: usize,
         count: usize,
@@ -211,12 +202,12 @@ mod tests {
         let now = Instant::now();
         let mut accounts = Accounts::new(1_000, 0, 0, 0);
         let never = || -> usize { panic!("measured far from the limit") };
-        accounts.check_at(100, 1, &limits(), || now, never).unwrap();
+        accounts.check(100, 1, &limits(), || now, never).unwrap();
         accounts.stored(1, 100);
         // Near the limit by the bound: measured (the document is small really).
         let mut measured = 0;
         accounts
-            .check_at(
+            .check(
                 4_500,
                 1,
                 &limits(),
@@ -232,25 +223,21 @@ mod tests {
         // Truly past it: refused with 4413, after a measure at most every 200 ms.
         let later = now + MIN_MEASURE_INTERVAL;
         let refused = accounts
-            .check_at(9_000, 1, &limits(), || later, || 5_200)
+            .check(9_000, 1, &limits(), || later, || 5_200)
             .unwrap_err();
         assert_eq!(refused.code, close::DOCUMENT_TOO_LARGE);
         let soon = later + Duration::from_millis(10);
-        assert!(accounts
-            .check_at(3_000, 1, &limits(), || soon, never)
-            .is_err());
+        assert!(accounts.check(3_000, 1, &limits(), || soon, never).is_err());
     }
 
     #[test]
     fn a_full_history_makes_the_session_read_only() {
         let now = Instant::now();
         let mut accounts = Accounts::new(100, 49_000, 0, 0);
-        accounts
-            .check_at(900, 1, &limits(), || now, || 100)
-            .unwrap();
+        accounts.check(900, 1, &limits(), || now, || 100).unwrap();
         accounts.stored(1, 900);
         let refused = accounts
-            .check_at(200, 1, &limits(), || now, || 100)
+            .check(200, 1, &limits(), || now, || 100)
             .unwrap_err();
         assert_eq!(refused.code, close::HISTORY_FULL);
     }

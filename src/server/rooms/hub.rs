@@ -1,12 +1,12 @@
 //! The hub: which sessions are loaded (one room task each), joining them, counting
 //! connections per session and per client IP, and shutting every room down.
 
-use super::queue::QueueReceiver;
-use super::room::{
-    ConnId, JoinRefused, Outbound, Room, RoomCommand, RoomContext, RoomHandle, RoomRegistry,
+use super::{
+    task, ConnId, JoinRefused, Outbound, RoomCommand, RoomContext, RoomHandle, RoomRegistry,
     RoomStats,
 };
 use crate::domain::{Language, SessionId, SessionMeta};
+use crate::server::queue::QueueReceiver;
 use std::{
     collections::HashMap,
     net::IpAddr,
@@ -176,7 +176,7 @@ impl Hub {
                 let mut rooms = lock(&self.rooms);
                 rooms
                     .entry(meta.id)
-                    .or_insert_with(|| Room::spawn(meta.clone(), self.cx.clone(), self.clone()))
+                    .or_insert_with(|| task::spawn(meta.clone(), self.cx.clone(), self.clone()))
                     .clone()
             };
             let (reply, answer) = oneshot::channel();
@@ -202,7 +202,7 @@ impl Hub {
             }
         }
         Err(last_refusal.unwrap_or(JoinRefused {
-            code: super::room::close::GOING_AWAY,
+            code: super::close::GOING_AWAY,
             reason: "server shutting down".into(),
             retry: false,
         }))

@@ -14,7 +14,7 @@
 //! - states not renewed for [`STALE_AFTER_MS`] are removed, and a connection's
 //!   ids go with it, so memory follows the people actually there.
 
-use super::room::ConnId;
+use super::ConnId;
 use crate::{
     domain::names,
     sync::protocol::{self, AwarenessEntry, AwarenessMessage},

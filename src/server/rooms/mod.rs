@@ -1,0 +1,146 @@
+//! Rooms: the live, in-memory side of loaded sessions, and what the rest of the
+//! server uses to talk to them.
+//!
+//! - [`hub`]: which sessions are loaded, joining them, per-address counts.
+//! - [`state`]: one room's decisions, sans IO ([`state::RoomState`]: input in,
+//!   effects out), unit-tested for every bound a room enforces.
+//! - [`task`]: the thin async task around a room's state: its command queue,
+//!   timers, the connections' outgoing queues and storage.
+//! - [`presence`] and [`rules`]: the presence table and the size, history,
+//!   admission and snapshot rules the state consults.
+//!
+//! This module itself holds the vocabulary shared by the hub, the room task and
+//! the WebSocket endpoint: connection ids, outgoing frames, commands, stats.
+
+pub mod hub;
+pub mod presence;
+pub mod rules;
+pub mod state;
+pub mod task;
+
+use super::queue::{self, QueueReceiver, QueueSender};
+use crate::domain::{Language, SessionId};
+use bytes::Bytes;
+use std::{
+    net::IpAddr,
+    sync::{
+        atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
+        Arc,
+    },
+};
+use tokio::sync::oneshot;
+
+/// WebSocket close codes (shared with the browser).
+pub use crate::domain::close_codes as close;
+pub use task::RoomContext;
+
+/// Identifies one WebSocket connection.
+pub type ConnId = u64;
+
+/// What a room sends to a connection.
+#[derive(Debug, Clone)]
+pub enum OutFrame {
+    Binary(Bytes),
+    /// Time to ping the client (the connection task tracks the answer).
+    Ping,
+    Close(u16, String),
+}
+
+impl OutFrame {
+    /// Bytes it holds while queued.
+    pub fn weight(&self) -> usize {
+        match self {
+            OutFrame::Binary(bytes) => bytes.len(),
+            OutFrame::Ping | OutFrame::Close(..) => 0,
+        }
+    }
+}
+
+pub type Outbound = QueueSender<OutFrame>;
+
+/// Frames queued to one connection before it counts as too slow (besides the
+/// byte bound, `--max-outbound-bytes`); it is closed and reconnects and
+/// resyncs, so nothing is lost.
+pub const OUTBOUND_CAPACITY: usize = 512;
+
+/// A connection's outgoing queue, bounded in frames and in bytes.
+pub fn outbound_queue(max_bytes: usize) -> (Outbound, QueueReceiver<OutFrame>) {
+    queue::bounded_by_weight(OUTBOUND_CAPACITY, max_bytes, OutFrame::weight)
+}
+
+/// Why a connection could not join.
+#[derive(Debug, Clone)]
+pub struct JoinRefused {
+    pub code: u16,
+    pub reason: String,
+    /// The room was unloading: joining again starts a fresh one.
+    pub retry: bool,
+}
+
+pub enum RoomCommand {
+    Join {
+        conn: ConnId,
+        /// The key per-address limits count against.
+        ip: IpAddr,
+        outbound: Outbound,
+        reply: oneshot::Sender<Result<(), JoinRefused>>,
+    },
+    Frame {
+        conn: ConnId,
+        messages: Vec<crate::sync::protocol::ClientMessage>,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Figures about a room that others read without asking it.
+#[derive(Default)]
+pub struct RoomStats {
+    pub connections: AtomicUsize,
+    /// 0 = unknown, else 1 + index in `Language::ALL`.
+    language: AtomicU8,
+    pub last_activity_ms: AtomicU64,
+}
+
+impl RoomStats {
+    pub fn language(&self) -> Option<Language> {
+        match self.language.load(Ordering::Relaxed) {
+            0 => None,
+            n => Language::ALL.get(usize::from(n) - 1).copied(),
+        }
+    }
+
+    fn set_language(&self, language: Language) {
+        let index = Language::ALL
+            .iter()
+            .position(|l| *l == language)
+            .unwrap_or(0);
+        self.language.store(index as u8 + 1, Ordering::Relaxed);
+    }
+}
+
+/// A cheap handle to a running room.
+#[derive(Clone)]
+pub struct RoomHandle {
+    pub commands: QueueSender<RoomCommand>,
+    pub stats: Arc<RoomStats>,
+}
+
+/// Where rooms are registered (the hub), as a room sees it: so it can take
+/// itself off the list when it unloads or its task ends.
+pub trait RoomRegistry: Send + Sync {
+    /// Unregisters the room if it is still the registered one and nothing is
+    /// queued to it (atomically, so no join slips in between); true if it did.
+    fn remove_if_idle(
+        &self,
+        id: SessionId,
+        stats: &Arc<RoomStats>,
+        queue: &QueueReceiver<RoomCommand>,
+    ) -> bool;
+    /// Unregisters the room if it is still the registered one.
+    fn forget(&self, id: SessionId, stats: &Arc<RoomStats>);
+}

@@ -1,0 +1,1010 @@
+//! One room's decisions, sans IO: [`RoomState`] takes what happened (a join, a
+//! client frame, a leave, a store finished, a timer fired) and answers with
+//! [`Effect`]s for its task to carry out, in order. No socket, clock, database
+//! or task lives here, so every rule is unit-tested below with plain calls.
+//!
+//! Update path: size and history checks -> [`Effect::Store`] -> (the task
+//! stores, then calls [`RoomState::stored`]) -> relay to the other
+//! connections -> apply to the document. Nothing is relayed before it is
+//! stored, and the task feeds no other input while a store is out, so a reply
+//! to a SyncStep1 never holds an update that is not yet durable.
+//!
+//! Accepted updates are applied in batches (one yrs transaction each, about
+//! half the CPU of one per update): before the document is read (a join, a
+//! SyncStep1, a snapshot, an exact size measure) and at most [`APPLY_DELAY`]
+//! after they arrived.
+//!
+//! Bounds enforced here: connections per session and per address, the
+//! document's whole encoded size (4413, checked before anything is stored),
+//! the session's history (4507), presence (see `presence`), and connections
+//! that cannot keep up (closed as too slow, their backlog dropped).
+
+use super::{
+    close,
+    presence::{Presence, PresenceError, PresenceLimits},
+    rules::{self, Accounts, Refusal},
+    ConnId, OUTBOUND_CAPACITY,
+};
+use crate::{
+    domain::{Language, Limits, SessionId},
+    storage::StoredDocument,
+    sync::{
+        protocol::{self, AwarenessMessage, ClientMessage, ReceivedUpdate},
+        SessionDoc,
+    },
+};
+use bytes::Bytes;
+use std::{
+    collections::VecDeque,
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+/// How often stale presence is looked for.
+pub const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
+/// First wait after a failed snapshot; it doubles up to [`SNAPSHOT_MAX_BACKOFF`].
+pub const SNAPSHOT_FIRST_BACKOFF: Duration = Duration::from_secs(1);
+pub const SNAPSHOT_MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long an accepted update may wait to be applied to the room's document
+/// (so how late the REST API may see a language change made by a client).
+pub const APPLY_DELAY: Duration = Duration::from_millis(500);
+
+/// Something the room's task must do. Effects are carried out in the order
+/// they were pushed.
+#[derive(Debug, PartialEq)]
+pub enum Effect {
+    /// Queue a frame to one connection.
+    Send { to: ConnId, frame: Bytes },
+    /// Queue a frame to every connection but `except`.
+    Broadcast {
+        except: Option<ConnId>,
+        frame: Bytes,
+    },
+    /// Queue a close frame to a connection and forget it (the state already
+    /// has). With `discard_backlog`, what is still queued to it is dropped
+    /// first: it could not keep up.
+    Close {
+        conn: ConnId,
+        code: u16,
+        reason: String,
+        discard_backlog: bool,
+    },
+    /// Forget a connection whose own task has ended.
+    Forget(ConnId),
+    /// Append these updates to the session's log, durably; then call
+    /// [`RoomState::stored`] before feeding anything else.
+    Store(Vec<Vec<u8>>),
+    /// Store this encoding of the whole document as the session's snapshot;
+    /// then call [`RoomState::snapshot_stored`].
+    Snapshot(Vec<u8>),
+    /// Ask every connection to ping its client.
+    PingAll,
+    /// The document's language changed (REST and storage follow it).
+    Language(Language),
+    /// The number of connections changed.
+    Connections(usize),
+    /// The room has been empty for the grace period: unregister it unless a
+    /// command is waiting, else call [`RoomState::unload_refused`].
+    Unload,
+}
+
+/// The effects of one input, in order. Reused by the task, so the hot path
+/// does not allocate a list per edit.
+pub type Effects = VecDeque<Effect>;
+
+/// A batch of updates out to storage: what to do once it is stored.
+struct Storing {
+    /// The connection that sent them (`None`: the room's own update).
+    from: Option<ConnId>,
+    /// The relay frames, one per update.
+    frames: Vec<Bytes>,
+    count: usize,
+    bytes: usize,
+    /// `unapplied`'s length before the batch, to take it back on failure.
+    unapplied_before: usize,
+}
+
+pub struct RoomState {
+    id: SessionId,
+    /// Shared: every room keeps them, and thousands may be loaded.
+    limits: Arc<Limits>,
+    doc: SessionDoc,
+    /// The language last published (see [`Effect::Language`]).
+    language: Option<Language>,
+    /// Updates stored and relayed but not yet applied to `doc` (module doc).
+    unapplied: Vec<yrs::Update>,
+    /// When `unapplied` is applied at the latest.
+    apply_due: Option<Instant>,
+    /// Size, history and snapshot accounting (see `rules`).
+    accounts: Accounts,
+    presence: Presence,
+    /// At most a few dozen, so a Vec searched linearly is both faster and much
+    /// smaller than a hash map (thousands of rooms stay loaded).
+    connections: Vec<(ConnId, IpAddr)>,
+    storing: Option<Storing>,
+    /// The size of the snapshot out to storage.
+    snapshotting: Option<usize>,
+    /// After a failed snapshot: when to try again, and the wait after that.
+    snapshot_retry: Option<(Instant, Duration)>,
+    empty_since: Option<Instant>,
+    next_sweep: Instant,
+    next_ping: Instant,
+}
+
+impl RoomState {
+    /// A room for the session `id` as stored. A session never loaded before
+    /// gets `language` written into its document first: that update is pushed
+    /// as a [`Effect::Store`] (relayed to nobody).
+    pub fn load(
+        id: SessionId,
+        language: Language,
+        stored: StoredDocument,
+        limits: Arc<Limits>,
+        now: Instant,
+        effects: &mut Effects,
+    ) -> Self {
+        let (doc, skipped) = SessionDoc::from_updates(stored.updates_in_order());
+        if skipped > 0 {
+            tracing::warn!(session = %id, skipped, "stored updates that did not apply were skipped");
+        }
+        let bytes_since_snapshot = stored.updates.iter().map(|u| u.update.len()).sum();
+        let snapshot_len = stored.snapshot.as_ref().map_or(0, Vec::len);
+        let accounts = Accounts::new(
+            doc.encoded_len(),
+            stored.history_bytes,
+            bytes_since_snapshot,
+            snapshot_len,
+        );
+        let mut state = Self {
+            id,
+            next_ping: now + limits.ping_interval,
+            limits,
+            language: doc.language(),
+            doc,
+            unapplied: Vec::new(),
+            apply_due: None,
+            accounts,
+            presence: Presence::default(),
+            connections: Vec::new(),
+            storing: None,
+            snapshotting: None,
+            snapshot_retry: None,
+            empty_since: Some(now),
+            next_sweep: now + AWARENESS_SWEEP,
+        };
+        if state.language.is_none() {
+            // A new session: its language (chosen at creation) goes into the
+            // document, where it syncs and persists like any edit.
+            let update = state.doc.set_language(language);
+            state.language = Some(language);
+            state.storing = Some(Storing {
+                from: None,
+                frames: Vec::new(),
+                count: 1,
+                bytes: update.len(),
+                unapplied_before: 0,
+            });
+            effects.push_back(Effect::Store(vec![update]));
+        }
+        state
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The document's language, as last published.
+    pub fn language(&self) -> Option<Language> {
+        self.language
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Whether snapshots are failing (and being retried).
+    pub fn snapshot_failing(&self) -> bool {
+        self.snapshot_retry.is_some()
+    }
+
+    /// The document (tests and diagnostics read it; clients never see it
+    /// except through sync).
+    pub fn document(&mut self) -> &SessionDoc {
+        self.apply_unapplied(&mut Effects::new());
+        &self.doc
+    }
+
+    /// When [`Self::tick`] next has something to do.
+    pub fn next_deadline(&self) -> Instant {
+        let unload_at = self
+            .empty_since
+            .map(|since| since + self.limits.room_unload_grace);
+        let retry_at = self.snapshot_retry.map(|(at, _)| at);
+        [unload_at, self.apply_due, retry_at, Some(self.next_ping)]
+            .into_iter()
+            .flatten()
+            .fold(self.next_sweep, Instant::min)
+    }
+
+    /// A connection asks to join. Admitted, it is sent the document's state
+    /// vector and everyone's presence, one message a frame.
+    pub fn join(&mut self, conn: ConnId, ip: IpAddr, effects: &mut Effects) -> Result<(), Refusal> {
+        let present = self.connections.iter().map(|(_, ip)| *ip);
+        rules::admit(present, ip, &self.limits)?;
+        self.apply_unapplied(effects);
+        self.connections.push((conn, ip));
+        let step1 = protocol::encode_sync_step1(&self.doc.state_vector());
+        effects.push_back(Effect::Send {
+            to: conn,
+            frame: step1.into(),
+        });
+        if let Some(states) = self.presence.current_frame() {
+            effects.push_back(Effect::Send {
+                to: conn,
+                frame: states.into(),
+            });
+        }
+        self.empty_since = None;
+        effects.push_back(Effect::Connections(self.connections.len()));
+        Ok(())
+    }
+
+    /// A connection sent a frame of messages (already decoded and budgeted).
+    /// `wall_ms` is the wall clock, which presence staleness is kept in.
+    pub fn frame(
+        &mut self,
+        conn: ConnId,
+        messages: Vec<ClientMessage>,
+        now: Instant,
+        wall_ms: u64,
+        effects: &mut Effects,
+    ) {
+        if !self.is_connected(conn) {
+            return;
+        }
+        let mut updates = Vec::new();
+        for message in messages {
+            match message {
+                ClientMessage::SyncStep1(remote) => {
+                    self.apply_unapplied(effects);
+                    let step2 = protocol::encode_sync_step2(&self.doc.diff(&remote));
+                    effects.push_back(Effect::Send {
+                        to: conn,
+                        frame: step2.into(),
+                    });
+                }
+                ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
+                    // Empty updates (every client's first SyncStep2 on a fresh
+                    // document) change nothing: not stored, not relayed.
+                    if !update.is_empty() {
+                        updates.push(update)
+                    }
+                }
+                ClientMessage::Awareness(message) => {
+                    if !self.apply_presence(conn, message, now, wall_ms, effects) {
+                        return;
+                    }
+                }
+                ClientMessage::AwarenessQuery => {
+                    if let Some(states) = self.presence.current_frame() {
+                        effects.push_back(Effect::Send {
+                            to: conn,
+                            frame: states.into(),
+                        });
+                    }
+                }
+                ClientMessage::Ignored(kind) => {
+                    tracing::debug!(session = %self.id, conn, kind, "ignored message type");
+                }
+            }
+        }
+        if !updates.is_empty() {
+            self.accept_updates(conn, updates, now, effects);
+        }
+    }
+
+    /// Size and history checks, then out to storage (see the module doc).
+    fn accept_updates(
+        &mut self,
+        conn: ConnId,
+        updates: Vec<ReceivedUpdate>,
+        now: Instant,
+        effects: &mut Effects,
+    ) {
+        debug_assert!(self.storing.is_none(), "one store at a time");
+        let incoming: usize = updates.iter().map(|update| update.len()).sum();
+        // Taken out for the check: measuring needs the whole room.
+        let mut accounts = std::mem::take(&mut self.accounts);
+        // Only the limits: this runs for every edit.
+        let limits = Arc::clone(&self.limits);
+        let checked = accounts.check(
+            incoming,
+            updates.len(),
+            &limits,
+            || now,
+            || {
+                self.apply_unapplied(effects);
+                self.doc.encoded_len()
+            },
+        );
+        self.accounts = accounts;
+        if let Err(refused) = checked {
+            tracing::warn!(session = %self.id, conn, incoming, reason = %refused.reason, "update refused");
+            self.close(conn, refused.code, refused.reason, now, effects);
+            return;
+        }
+        // The bytes move into storage; the relay frames are built now and
+        // sent once the updates are stored.
+        let count = updates.len();
+        let unapplied_before = self.unapplied.len();
+        let mut frames = Vec::with_capacity(count);
+        let mut stored = Vec::with_capacity(count);
+        for ReceivedUpdate { bytes, decoded } in updates {
+            frames.push(protocol::encode_update(&bytes).into());
+            stored.push(bytes);
+            self.unapplied.push(decoded);
+        }
+        self.storing = Some(Storing {
+            from: Some(conn),
+            frames,
+            count,
+            bytes: incoming,
+            unapplied_before,
+        });
+        effects.push_back(Effect::Store(stored));
+    }
+
+    /// The last [`Effect::Store`] finished: stored (`ok`), or not. Stored, its
+    /// updates are relayed; not stored, they are dropped and their sender is
+    /// closed (it reconnects and sends them again).
+    pub fn stored(&mut self, ok: bool, now: Instant, effects: &mut Effects) {
+        let Some(batch) = self.storing.take() else {
+            debug_assert!(false, "stored() without a store");
+            return;
+        };
+        if !ok {
+            self.unapplied.truncate(batch.unapplied_before);
+            if let Some(conn) = batch.from {
+                let reason = "storage failure; reconnect".to_owned();
+                self.close(conn, close::INTERNAL_ERROR, reason, now, effects);
+            }
+            return;
+        }
+        self.accounts.stored(batch.count, batch.bytes);
+        for frame in batch.frames {
+            effects.push_back(Effect::Broadcast {
+                except: batch.from,
+                frame,
+            });
+        }
+        if batch.from.is_some() && self.apply_due.is_none() {
+            self.apply_due = Some(now + APPLY_DELAY);
+        }
+        if self.snapshot_retry.is_none() && self.accounts.snapshot_due() {
+            self.start_snapshot(effects);
+        }
+    }
+
+    /// The last [`Effect::Snapshot`] finished. A failure is retried after a
+    /// growing wait.
+    pub fn snapshot_stored(&mut self, ok: bool, now: Instant) {
+        let Some(len) = self.snapshotting.take() else {
+            debug_assert!(false, "snapshot_stored() without a snapshot");
+            return;
+        };
+        if ok {
+            self.accounts.snapshot_taken(len);
+            self.snapshot_retry = None;
+        } else {
+            let wait = match self.snapshot_retry {
+                Some((_, wait)) => (wait * 2).min(SNAPSHOT_MAX_BACKOFF),
+                None => SNAPSHOT_FIRST_BACKOFF,
+            };
+            tracing::error!(session = %self.id, retry_in = ?wait, "storing a snapshot failed");
+            self.snapshot_retry = Some((now + wait, wait));
+        }
+    }
+
+    /// A connection left (its task ended).
+    pub fn leave(&mut self, conn: ConnId, now: Instant, effects: &mut Effects) {
+        if self.remove_connection(conn, now, effects) {
+            effects.push_back(Effect::Forget(conn));
+        }
+    }
+
+    /// A frame could not be queued to `conn`: its queue is full (`too_slow`:
+    /// it is closed, its backlog dropped; the client reconnects and resyncs),
+    /// or its task already ended (its Leave is on the way).
+    pub fn unreachable(
+        &mut self,
+        conn: ConnId,
+        too_slow: bool,
+        now: Instant,
+        effects: &mut Effects,
+    ) {
+        if !self.remove_connection(conn, now, effects) {
+            return;
+        }
+        if too_slow {
+            tracing::warn!(session = %self.id, conn, "connection too slow; closed");
+            let limit = self.limits.max_outbound_bytes;
+            effects.push_back(Effect::Close {
+                conn,
+                code: close::TRY_AGAIN_LATER,
+                reason: format!(
+                    "connection too slow: over {limit} bytes or {OUTBOUND_CAPACITY} frames unread"
+                ),
+                discard_backlog: true,
+            });
+        } else {
+            effects.push_back(Effect::Forget(conn));
+        }
+    }
+
+    /// Time passed: apply what is due, sweep presence, ping, retry a failed
+    /// snapshot, and offer to unload an empty room.
+    pub fn tick(&mut self, now: Instant, wall_ms: u64, effects: &mut Effects) {
+        if self.apply_due.is_some_and(|at| now >= at) {
+            self.apply_unapplied(effects);
+        }
+        if now >= self.next_sweep {
+            if let Some(frame) = self.presence.expire_stale(wall_ms) {
+                effects.push_back(Effect::Broadcast {
+                    except: None,
+                    frame: frame.into(),
+                });
+            }
+            self.next_sweep = now + AWARENESS_SWEEP;
+        }
+        if now >= self.next_ping {
+            effects.push_back(Effect::PingAll);
+            self.next_ping = now + self.limits.ping_interval;
+        }
+        let retry_due = self.snapshot_retry.is_some_and(|(at, _)| now >= at);
+        let unload_due = self
+            .empty_since
+            .is_some_and(|since| now >= since + self.limits.room_unload_grace);
+        if retry_due || (unload_due && self.accounts.snapshot_due()) {
+            self.start_snapshot(effects);
+        }
+        if unload_due {
+            // Not asked again until the task answers (`unload_refused`).
+            self.empty_since = None;
+            effects.push_back(Effect::Unload);
+        }
+    }
+
+    /// The room could not unload (a command was waiting): it stays, and tries
+    /// again after another grace period if it is still empty.
+    pub fn unload_refused(&mut self, now: Instant) {
+        self.empty_since = self.connections.is_empty().then_some(now);
+    }
+
+    /// The server is shutting down: everyone is told, and a due snapshot taken.
+    pub fn shutdown(&mut self, effects: &mut Effects) {
+        for (conn, _) in self.connections.drain(..) {
+            effects.push_back(Effect::Close {
+                conn,
+                code: close::GOING_AWAY,
+                reason: "server shutting down".to_owned(),
+                discard_backlog: false,
+            });
+        }
+        effects.push_back(Effect::Connections(0));
+        if self.accounts.snapshot_due() {
+            self.start_snapshot(effects);
+        }
+    }
+
+    fn is_connected(&self, conn: ConnId) -> bool {
+        self.connections.iter().any(|(id, _)| *id == conn)
+    }
+
+    fn start_snapshot(&mut self, effects: &mut Effects) {
+        if self.snapshotting.is_some() {
+            return;
+        }
+        self.apply_unapplied(effects);
+        let state = self.doc.snapshot();
+        self.snapshotting = Some(state.len());
+        effects.push_back(Effect::Snapshot(state));
+    }
+
+    /// Applies the accepted updates not yet in the document, and publishes a
+    /// language change they made.
+    fn apply_unapplied(&mut self, effects: &mut Effects) {
+        self.apply_due = None;
+        if self.unapplied.is_empty() {
+            return;
+        }
+        // Taken, not drained: an idle room then keeps no buffer.
+        let updates = std::mem::take(&mut self.unapplied);
+        let refused = self.doc.apply_all(updates, None);
+        if let Some(first) = refused.first() {
+            // Stored and relayed already: a reload skips them the same way.
+            tracing::warn!(session = %self.id, count = refused.len(), error = %first, "stored updates did not apply");
+        }
+        if let Some(language) = self.doc.language().filter(|l| Some(*l) != self.language) {
+            self.language = Some(language);
+            effects.push_back(Effect::Language(language));
+        }
+    }
+
+    /// Applies a connection's presence; false if it broke a limit and was closed.
+    fn apply_presence(
+        &mut self,
+        conn: ConnId,
+        message: AwarenessMessage,
+        now: Instant,
+        wall_ms: u64,
+        effects: &mut Effects,
+    ) -> bool {
+        let limits = PresenceLimits {
+            max_clients: self.limits.max_awareness_clients,
+            max_state_bytes: self.limits.max_awareness_state_bytes,
+        };
+        match self.presence.apply(conn, message, wall_ms, limits) {
+            Ok(Some(frame)) => {
+                // To everyone, the sender included: y-websocket clients treat
+                // their own echoed presence as a sign the connection is alive.
+                effects.push_back(Effect::Broadcast {
+                    except: None,
+                    frame: frame.into(),
+                });
+                true
+            }
+            Ok(None) => true,
+            Err(error @ PresenceError::StateTooLarge(_)) => {
+                tracing::warn!(session = %self.id, conn, %error, "closed: awareness state too large");
+                self.close(
+                    conn,
+                    close::POLICY_VIOLATION,
+                    error.to_string(),
+                    now,
+                    effects,
+                );
+                false
+            }
+        }
+    }
+
+    fn close(
+        &mut self,
+        conn: ConnId,
+        code: u16,
+        reason: String,
+        now: Instant,
+        effects: &mut Effects,
+    ) {
+        if self.remove_connection(conn, now, effects) {
+            effects.push_back(Effect::Close {
+                conn,
+                code,
+                reason,
+                discard_backlog: false,
+            });
+        }
+    }
+
+    /// Forgets a connection and its presence; false if it was not here.
+    fn remove_connection(&mut self, conn: ConnId, now: Instant, effects: &mut Effects) -> bool {
+        let Some(index) = self.connections.iter().position(|(id, _)| *id == conn) else {
+            return false;
+        };
+        self.connections.swap_remove(index);
+        if let Some(frame) = self.presence.remove_connection(conn) {
+            effects.push_back(Effect::Broadcast {
+                except: Some(conn),
+                frame: frame.into(),
+            });
+        }
+        effects.push_back(Effect::Connections(self.connections.len()));
+        if self.connections.is_empty() {
+            self.empty_since = Some(now);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::protocol::decode_frame;
+    use yrs::{updates::decoder::Decode, GetString, Map, Text, Transact, Update};
+
+    const ALICE: ConnId = 1;
+    const BOB: ConnId = 2;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    fn empty_store() -> StoredDocument {
+        StoredDocument {
+            snapshot: None,
+            snapshot_seq: 0,
+            updates: Vec::new(),
+            history_bytes: 0,
+        }
+    }
+
+    /// A loaded room (its first store done) with Alice and Bob connected.
+    fn room_with(limits: Limits, now: Instant) -> RoomState {
+        let mut fx = Effects::new();
+        let mut room = RoomState::load(
+            SessionId::new_random(),
+            Language::Python,
+            empty_store(),
+            Arc::new(limits),
+            now,
+            &mut fx,
+        );
+        assert!(matches!(fx.pop_front(), Some(Effect::Store(_))));
+        room.stored(true, now, &mut fx);
+        room.join(ALICE, ip(1), &mut fx).unwrap();
+        room.join(BOB, ip(2), &mut fx).unwrap();
+        room
+    }
+
+    fn take(fx: &mut Effects) -> Vec<Effect> {
+        fx.drain(..).collect()
+    }
+
+    /// A client's edit inserting `text` at the start of the code.
+    fn edit(client_id: u64, text: &str) -> Vec<u8> {
+        let doc = yrs::Doc::with_client_id(client_id);
+        let code = doc.get_or_insert_text(crate::sync::document::CODE);
+        let mut txn = doc.transact_mut();
+        code.insert(&mut txn, 0, text);
+        txn.encode_update_v1()
+    }
+
+    fn frame_of(bytes: &[u8]) -> Vec<ClientMessage> {
+        decode_frame(bytes).unwrap()
+    }
+
+    fn closes(effects: &[Effect]) -> Vec<(ConnId, u16)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Close { conn, code, .. } => Some((*conn, *code)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_session_stores_its_language_before_anyone_joins() {
+        let mut fx = Effects::new();
+        let room = RoomState::load(
+            SessionId::new_random(),
+            Language::Python,
+            empty_store(),
+            Arc::new(Limits::default()),
+            Instant::now(),
+            &mut fx,
+        );
+        assert_eq!(room.language(), Some(Language::Python));
+        let effects = take(&mut fx);
+        assert_eq!(effects.len(), 1);
+        let Effect::Store(updates) = &effects[0] else {
+            panic!("expected a store, got {effects:?}")
+        };
+        let (doc, _) = SessionDoc::from_updates(updates.iter().map(Vec::as_slice));
+        assert_eq!(doc.language(), Some(Language::Python));
+    }
+
+    #[test]
+    fn an_edit_is_relayed_only_once_stored_and_never_to_its_sender() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        let update = edit(7, "print(1)");
+        room.frame(
+            ALICE,
+            frame_of(&protocol::encode_update(&update)),
+            now,
+            0,
+            &mut fx,
+        );
+        let effects = take(&mut fx);
+        assert_eq!(effects, vec![Effect::Store(vec![update.clone()])]);
+        room.stored(true, now, &mut fx);
+        let effects = take(&mut fx);
+        assert_eq!(
+            effects,
+            vec![Effect::Broadcast {
+                except: Some(ALICE),
+                frame: protocol::encode_update(&update).into(),
+            }]
+        );
+        assert_eq!(room.document().code(), "print(1)");
+    }
+
+    #[test]
+    fn an_edit_that_cannot_be_stored_is_dropped_and_its_sender_closed() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        let update = edit(7, "lost");
+        room.frame(
+            ALICE,
+            frame_of(&protocol::encode_update(&update)),
+            now,
+            0,
+            &mut fx,
+        );
+        take(&mut fx);
+        room.stored(false, now, &mut fx);
+        let effects = take(&mut fx);
+        assert_eq!(closes(&effects), vec![(ALICE, close::INTERNAL_ERROR)]);
+        assert!(!effects.iter().any(|e| matches!(
+            e,
+            Effect::Broadcast {
+                except: Some(ALICE),
+                ..
+            }
+        )));
+        assert_eq!(room.document().code(), "");
+        assert_eq!(room.connection_count(), 1);
+    }
+
+    #[test]
+    fn a_sync_request_is_answered_with_the_stored_document() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        room.frame(
+            ALICE,
+            frame_of(&protocol::encode_update(&edit(7, "x = 1"))),
+            now,
+            0,
+            &mut fx,
+        );
+        room.stored(true, now, &mut fx);
+        take(&mut fx);
+        let request = protocol::encode_sync_step1(&yrs::StateVector::default());
+        room.frame(BOB, frame_of(&request), now, 0, &mut fx);
+        let effects = take(&mut fx);
+        let [Effect::Send { to: BOB, frame }] = effects.as_slice() else {
+            panic!("expected one answer to Bob, got {effects:?}")
+        };
+        let Some(ClientMessage::SyncStep2(answer)) = decode_frame(frame).unwrap().pop() else {
+            panic!("not a SyncStep2")
+        };
+        let replica = yrs::Doc::new();
+        let code = replica.get_or_insert_text(crate::sync::document::CODE);
+        replica
+            .transact_mut()
+            .apply_update(Update::decode_v1(&answer.bytes).unwrap())
+            .unwrap();
+        assert_eq!(code.get_string(&replica.transact()), "x = 1");
+    }
+
+    #[test]
+    fn an_edit_past_the_document_limit_is_refused_before_it_is_stored() {
+        let now = Instant::now();
+        let limits = Limits {
+            max_document_bytes: 2_000,
+            ..Limits::default()
+        };
+        let mut room = room_with(limits, now);
+        let mut fx = Effects::new();
+        let big = edit(7, &"a".repeat(3_000));
+        room.frame(
+            ALICE,
+            frame_of(&protocol::encode_update(&big)),
+            now,
+            0,
+            &mut fx,
+        );
+        let effects = take(&mut fx);
+        assert_eq!(closes(&effects), vec![(ALICE, close::DOCUMENT_TOO_LARGE)]);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Store(_))));
+    }
+
+    #[test]
+    fn a_full_history_makes_the_session_read_only() {
+        let now = Instant::now();
+        let limits = Limits {
+            max_history_bytes: 400,
+            ..Limits::default()
+        };
+        let mut room = room_with(limits, now);
+        let mut fx = Effects::new();
+        room.frame(
+            ALICE,
+            frame_of(&protocol::encode_update(&edit(7, &"a".repeat(300)))),
+            now,
+            0,
+            &mut fx,
+        );
+        room.stored(true, now, &mut fx);
+        take(&mut fx);
+        room.frame(
+            BOB,
+            frame_of(&protocol::encode_update(&edit(8, &"b".repeat(300)))),
+            now,
+            0,
+            &mut fx,
+        );
+        assert_eq!(closes(&take(&mut fx)), vec![(BOB, close::HISTORY_FULL)]);
+    }
+
+    #[test]
+    fn one_address_cannot_fill_a_session() {
+        let now = Instant::now();
+        let limits = Limits {
+            max_connections_per_session_per_ip: 2,
+            ..Limits::default()
+        };
+        let mut room = room_with(limits, now);
+        let mut fx = Effects::new();
+        room.join(3, ip(1), &mut fx).unwrap();
+        let refused = room.join(4, ip(1), &mut fx).unwrap_err();
+        assert_eq!(refused.code, close::TRY_AGAIN_LATER);
+        assert_eq!(room.connection_count(), 3);
+    }
+
+    #[test]
+    fn an_oversized_presence_state_closes_its_sender_and_nobody_sees_it() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        let huge = format!(r#"{{"user":{{"name":"{}"}}}}"#, "x".repeat(5_000));
+        let frame = protocol::encode_awareness_entries([(99, 1, huge.as_str())].into_iter());
+        room.frame(ALICE, frame_of(&frame), now, 0, &mut fx);
+        let effects = take(&mut fx);
+        assert_eq!(closes(&effects), vec![(ALICE, close::POLICY_VIOLATION)]);
+        assert!(!effects
+            .iter()
+            .any(|e| matches!(e, Effect::Broadcast { .. })));
+    }
+
+    #[test]
+    fn a_connection_that_cannot_keep_up_is_closed_with_its_backlog_dropped() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        room.unreachable(BOB, true, now, &mut fx);
+        let effects = take(&mut fx);
+        assert!(effects.contains(&Effect::Connections(1)), "{effects:?}");
+        assert!(effects.iter().any(|e| matches!(
+            e,
+            Effect::Close {
+                conn: BOB,
+                code: close::TRY_AGAIN_LATER,
+                discard_backlog: true,
+                ..
+            }
+        )));
+        // Its Leave, arriving later, changes nothing.
+        room.leave(BOB, now, &mut fx);
+        assert!(fx.is_empty());
+    }
+
+    #[test]
+    fn an_empty_room_offers_to_unload_after_the_grace_period_and_again_if_refused() {
+        let start = Instant::now();
+        let limits = Limits::default();
+        let grace = limits.room_unload_grace;
+        let mut room = room_with(limits, start);
+        let mut fx = Effects::new();
+        room.leave(ALICE, start, &mut fx);
+        room.leave(BOB, start, &mut fx);
+        take(&mut fx);
+        room.tick(start + grace / 2, 0, &mut fx);
+        assert!(!take(&mut fx).contains(&Effect::Unload));
+        room.tick(start + grace, 0, &mut fx);
+        assert!(take(&mut fx).contains(&Effect::Unload));
+        room.unload_refused(start + grace);
+        room.tick(start + grace + grace / 2, 0, &mut fx);
+        assert!(!take(&mut fx).contains(&Effect::Unload));
+        room.tick(start + grace * 2, 0, &mut fx);
+        assert!(take(&mut fx).contains(&Effect::Unload));
+    }
+
+    #[test]
+    fn a_failed_snapshot_is_retried_after_a_growing_wait() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        // 64 KiB of edits make a snapshot due.
+        room.frame(
+            ALICE,
+            frame_of(&protocol::encode_update(&edit(7, &"a".repeat(70_000)))),
+            now,
+            0,
+            &mut fx,
+        );
+        room.stored(true, now, &mut fx);
+        assert!(take(&mut fx)
+            .iter()
+            .any(|e| matches!(e, Effect::Snapshot(_))));
+        room.snapshot_stored(false, now);
+        assert!(room.snapshot_failing());
+        room.tick(now + SNAPSHOT_FIRST_BACKOFF / 2, 0, &mut fx);
+        assert!(!take(&mut fx)
+            .iter()
+            .any(|e| matches!(e, Effect::Snapshot(_))));
+        let first_retry = now + SNAPSHOT_FIRST_BACKOFF;
+        room.tick(first_retry, 0, &mut fx);
+        assert!(take(&mut fx)
+            .iter()
+            .any(|e| matches!(e, Effect::Snapshot(_))));
+        room.snapshot_stored(false, first_retry);
+        room.tick(first_retry + SNAPSHOT_FIRST_BACKOFF, 0, &mut fx);
+        assert!(
+            !take(&mut fx)
+                .iter()
+                .any(|e| matches!(e, Effect::Snapshot(_))),
+            "the second wait is twice the first"
+        );
+        let second_retry = first_retry + SNAPSHOT_FIRST_BACKOFF * 2;
+        room.tick(second_retry, 0, &mut fx);
+        assert!(take(&mut fx)
+            .iter()
+            .any(|e| matches!(e, Effect::Snapshot(_))));
+        room.snapshot_stored(true, second_retry);
+        assert!(!room.snapshot_failing());
+    }
+
+    #[test]
+    fn a_language_change_is_published_once_applied() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        // A client that has synced the document changes the language.
+        let client = yrs::Doc::with_client_id(7);
+        let meta = client.get_or_insert_map(crate::sync::document::META);
+        let synced = Update::decode_v1(&room.document().snapshot()).unwrap();
+        client.transact_mut().apply_update(synced).unwrap();
+        let update = {
+            let mut txn = client.transact_mut();
+            meta.insert(&mut txn, crate::sync::document::META_LANGUAGE, "javascript");
+            txn.encode_update_v1()
+        };
+        room.frame(
+            ALICE,
+            frame_of(&protocol::encode_update(&update)),
+            now,
+            0,
+            &mut fx,
+        );
+        room.stored(true, now, &mut fx);
+        take(&mut fx);
+        room.tick(now + APPLY_DELAY, 0, &mut fx);
+        assert!(take(&mut fx).contains(&Effect::Language(Language::JavaScript)));
+        assert_eq!(room.language(), Some(Language::JavaScript));
+    }
+
+    #[test]
+    fn every_connection_is_pinged_each_interval() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let interval = limits.ping_interval;
+        let mut room = room_with(limits, now);
+        let mut fx = Effects::new();
+        room.tick(now + interval, 0, &mut fx);
+        assert!(take(&mut fx).contains(&Effect::PingAll));
+        room.tick(now + interval + interval / 2, 0, &mut fx);
+        assert!(!take(&mut fx).contains(&Effect::PingAll));
+    }
+
+    #[test]
+    fn shutdown_tells_everyone_and_takes_a_due_snapshot() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        room.shutdown(&mut fx);
+        let effects = take(&mut fx);
+        let mut closed = closes(&effects);
+        closed.sort();
+        assert_eq!(
+            closed,
+            vec![(ALICE, close::GOING_AWAY), (BOB, close::GOING_AWAY)]
+        );
+        assert_eq!(room.connection_count(), 0);
+    }
+}

@@ -1,0 +1,422 @@
+//! A room's task: the thin async shell around its [`RoomState`]. One task per
+//! loaded session takes the room's commands one at a time (so every client sees
+//! one order of events), feeds them to the state, and carries out the effects:
+//! queueing frames to connections, storing updates and snapshots, publishing
+//! figures, unloading. Every decision is the state's; this module only does IO.
+
+use super::{
+    close,
+    state::{Effect, Effects, RoomState},
+    JoinRefused, OutFrame, Outbound, RoomCommand, RoomHandle, RoomRegistry, RoomStats,
+};
+use crate::{
+    domain::{time::now_ms, Limits, SessionId, SessionMeta},
+    server::{
+        blocking::blocking,
+        health::StorageHealth,
+        metrics::Metrics,
+        persist::UpdateWriter,
+        queue::{self, QueueReceiver, TrySendError},
+    },
+    storage::{Storage, StorageError, UpdateRecord},
+};
+use std::sync::{atomic::Ordering, Arc};
+use tokio::time::Instant;
+
+/// Commands queued to a room before senders wait.
+const ROOM_QUEUE_CAPACITY: usize = 1024;
+
+/// What a room needs from the rest of the server.
+#[derive(Clone)]
+pub struct RoomContext {
+    pub storage: Arc<dyn Storage>,
+    pub writer: Arc<UpdateWriter>,
+    /// Shared: every room keeps a context, and thousands may be loaded.
+    pub limits: Arc<Limits>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<StorageHealth>,
+}
+
+/// Forgets the room in the registry when its task ends however it ends, a
+/// panic included: the next join then loads the session afresh from storage.
+struct Registration {
+    registry: Arc<dyn RoomRegistry>,
+    id: SessionId,
+    stats: Arc<RoomStats>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(session = %self.id, "room task panicked; the session reloads on the next join");
+        }
+        self.registry.forget(self.id, &self.stats);
+    }
+}
+
+/// What the task does with a room's effects.
+struct Room {
+    state: RoomState,
+    cx: RoomContext,
+    registry: Arc<dyn RoomRegistry>,
+    stats: Arc<RoomStats>,
+    /// Each connection's outgoing queue, in the state's connection order or not.
+    outlets: Vec<(super::ConnId, Outbound)>,
+    /// Reused for every input.
+    effects: Effects,
+}
+
+/// Whether the room's task goes on after its effects were carried out.
+enum Next {
+    Continue,
+    Unloaded,
+}
+
+/// Starts a room's task; the document is loaded before any command runs.
+pub fn spawn(meta: SessionMeta, cx: RoomContext, registry: Arc<dyn RoomRegistry>) -> RoomHandle {
+    let (commands, queue) = queue::bounded(ROOM_QUEUE_CAPACITY);
+    let stats = Arc::new(RoomStats::default());
+    stats.set_language(meta.language);
+    stats
+        .last_activity_ms
+        .store(meta.last_activity_ms, Ordering::Relaxed);
+    let handle = RoomHandle {
+        commands,
+        stats: stats.clone(),
+    };
+    let id = meta.id;
+    let registration = Registration {
+        registry: registry.clone(),
+        id,
+        stats: stats.clone(),
+    };
+    // Boxed, and built outside the task: the task's own future then holds a
+    // pointer, not the start-up arguments, for as long as the room lives.
+    let load = Box::pin(Room::load(meta, cx, registry.clone(), stats.clone()));
+    tokio::spawn(async move {
+        let _registration = registration;
+        match load.await {
+            Ok(room) => room.run(queue).await,
+            Err(e) => {
+                tracing::error!(session = %id, error = %e, "loading the session failed");
+                registry.remove_if_idle(id, &stats, &queue);
+                Box::pin(refuse_all(
+                    queue,
+                    close::INTERNAL_ERROR,
+                    "the session could not be loaded",
+                    false,
+                ))
+                .await;
+            }
+        }
+    });
+    handle
+}
+
+impl Room {
+    async fn load(
+        meta: SessionMeta,
+        cx: RoomContext,
+        registry: Arc<dyn RoomRegistry>,
+        stats: Arc<RoomStats>,
+    ) -> Result<Box<Self>, StorageError> {
+        let storage = cx.storage.clone();
+        let id = meta.id;
+        let stored = blocking(move || storage.load_document(id)).await?;
+        let mut effects = Effects::new();
+        let state = RoomState::load(
+            id,
+            meta.language,
+            stored,
+            cx.limits.clone(),
+            std::time::Instant::now(),
+            &mut effects,
+        );
+        if let Some(language) = state.language() {
+            stats.set_language(language);
+        }
+        let mut room = Box::new(Room {
+            state,
+            cx,
+            registry,
+            stats,
+            outlets: Vec::new(),
+            effects: Effects::new(),
+        });
+        // A new session's first update (its language) must be stored before
+        // anyone can join: a failure here is a failure to load.
+        for effect in effects {
+            if let Effect::Store(updates) = effect {
+                let stored = room.persist(updates).await;
+                room.state
+                    .stored(stored.is_ok(), std::time::Instant::now(), &mut room.effects);
+                stored?;
+            }
+        }
+        tracing::debug!(session = %id, "session loaded");
+        Ok(room)
+    }
+
+    /// Rare work (snapshots, unloading) is awaited boxed: an idle room's task
+    /// then holds only what its hot path needs, and thousands of idle rooms
+    /// are the server's biggest memory cost after sockets.
+    async fn run(mut self: Box<Self>, mut queue: QueueReceiver<RoomCommand>) {
+        // One timer for the room's life, moved only when the next deadline
+        // changes: a fresh one per command costs a timer-wheel insert and
+        // removal for every edit.
+        let timer = tokio::time::sleep_until(Instant::from_std(self.state.next_deadline()));
+        tokio::pin!(timer);
+        loop {
+            let wake_at = Instant::from_std(self.state.next_deadline());
+            if timer.deadline() != wake_at {
+                timer.as_mut().reset(wake_at);
+            }
+            let next = tokio::select! {
+                command = queue.recv() => match command {
+                    Some(RoomCommand::Shutdown { done }) => {
+                        self.state.shutdown(&mut self.effects);
+                        Box::pin(self.carry_out(&queue)).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(command) => {
+                        self.handle(command);
+                        self.carry_out(&queue).await
+                    }
+                    None => return,
+                },
+                () = &mut timer => {
+                    self.state.tick(std::time::Instant::now(), now_ms(), &mut self.effects);
+                    Box::pin(self.carry_out(&queue)).await
+                },
+            };
+            if let Next::Unloaded = next {
+                tracing::debug!(session = %self.state.id(), "idle session unloaded");
+                Box::pin(refuse_all(
+                    queue,
+                    close::TRY_AGAIN_LATER,
+                    "session reloading",
+                    true,
+                ))
+                .await;
+                return;
+            }
+        }
+    }
+
+    /// Feeds a command to the state (its effects are carried out next).
+    fn handle(&mut self, command: RoomCommand) {
+        let now = std::time::Instant::now();
+        match command {
+            RoomCommand::Join {
+                conn,
+                ip,
+                outbound,
+                reply,
+            } => match self.state.join(conn, ip, &mut self.effects) {
+                Ok(()) => {
+                    self.outlets.push((conn, outbound));
+                    let _ = reply.send(Ok(()));
+                }
+                Err(refused) => {
+                    let _ = reply.send(Err(JoinRefused {
+                        code: refused.code,
+                        reason: refused.reason,
+                        retry: false,
+                    }));
+                }
+            },
+            RoomCommand::Frame { conn, messages } => {
+                self.state
+                    .frame(conn, messages, now, now_ms(), &mut self.effects)
+            }
+            RoomCommand::Leave { conn } => self.state.leave(conn, now, &mut self.effects),
+            RoomCommand::Shutdown { .. } => unreachable!("handled by run"),
+        }
+    }
+
+    /// Carries out the pending effects in order, feeding their outcomes
+    /// (stored, unreachable connections) back to the state.
+    async fn carry_out(&mut self, queue: &QueueReceiver<RoomCommand>) -> Next {
+        let mut next = Next::Continue;
+        while let Some(effect) = self.effects.pop_front() {
+            match effect {
+                Effect::Send { to, frame } => {
+                    if let Some(error) = self
+                        .outlet(to)
+                        .and_then(|out| out.try_send(OutFrame::Binary(frame)).err())
+                    {
+                        self.unreachable(to, &error);
+                    }
+                }
+                Effect::Broadcast { except, frame } => self.broadcast(except, frame),
+                Effect::Close {
+                    conn,
+                    code,
+                    reason,
+                    discard_backlog,
+                } => {
+                    if let Some(out) = self.take_outlet(conn) {
+                        let last = OutFrame::Close(code, reason);
+                        if discard_backlog {
+                            out.close_with(last);
+                        } else {
+                            let _ = out.try_send(last);
+                        }
+                    }
+                }
+                Effect::Forget(conn) => {
+                    self.take_outlet(conn);
+                }
+                Effect::Store(updates) => {
+                    // Boxed: an update is in flight only briefly; kept inline,
+                    // its state would make every idle room's task bigger.
+                    let stored = Box::pin(self.persist(updates)).await;
+                    if let Err(e) = &stored {
+                        self.cx.health.count_error();
+                        tracing::error!(session = %self.state.id(), error = %e, "update not stored");
+                    }
+                    let now = std::time::Instant::now();
+                    self.state.stored(stored.is_ok(), now, &mut self.effects);
+                }
+                Effect::Snapshot(snapshot) => Box::pin(self.store_snapshot(snapshot)).await,
+                Effect::PingAll => {
+                    for (_, out) in &self.outlets {
+                        let _ = out.try_send(OutFrame::Ping);
+                    }
+                }
+                Effect::Language(language) => self.publish_language(language),
+                Effect::Connections(count) => {
+                    self.stats.connections.store(count, Ordering::Relaxed);
+                }
+                Effect::Unload => {
+                    if self
+                        .registry
+                        .remove_if_idle(self.state.id(), &self.stats, queue)
+                    {
+                        next = Next::Unloaded;
+                    } else {
+                        self.state.unload_refused(std::time::Instant::now());
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    fn outlet(&self, conn: super::ConnId) -> Option<&Outbound> {
+        self.outlets
+            .iter()
+            .find(|(id, _)| *id == conn)
+            .map(|(_, out)| out)
+    }
+
+    fn take_outlet(&mut self, conn: super::ConnId) -> Option<Outbound> {
+        let index = self.outlets.iter().position(|(id, _)| *id == conn)?;
+        Some(self.outlets.swap_remove(index).1)
+    }
+
+    fn broadcast(&mut self, except: Option<super::ConnId>, frame: bytes::Bytes) {
+        let failed: Vec<(super::ConnId, bool)> = self
+            .outlets
+            .iter()
+            .filter(|(id, _)| Some(*id) != except)
+            .filter_map(|(id, out)| {
+                out.try_send(OutFrame::Binary(frame.clone()))
+                    .err()
+                    .map(|e| (*id, matches!(e, TrySendError::Full(_))))
+            })
+            .collect();
+        let now = std::time::Instant::now();
+        for (conn, too_slow) in failed {
+            self.state
+                .unreachable(conn, too_slow, now, &mut self.effects);
+        }
+    }
+
+    fn unreachable(&mut self, conn: super::ConnId, error: &TrySendError<OutFrame>) {
+        let too_slow = matches!(error, TrySendError::Full(_));
+        self.state
+            .unreachable(conn, too_slow, std::time::Instant::now(), &mut self.effects);
+    }
+
+    async fn persist(&mut self, updates: Vec<Vec<u8>>) -> Result<(), StorageError> {
+        let at_ms = now_ms();
+        let session = self.state.id();
+        let count = updates.len();
+        let records: Vec<UpdateRecord> = updates
+            .into_iter()
+            .map(|update| UpdateRecord {
+                session,
+                at_ms,
+                update,
+            })
+            .collect();
+        self.cx.writer.append(records).await?;
+        self.cx
+            .metrics
+            .ws_updates_applied
+            .fetch_add(count as u64, Ordering::Relaxed);
+        self.stats.last_activity_ms.store(at_ms, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stores a snapshot (compaction for fast loading; the update log itself is
+    /// kept for playback); `/api/health` reports failures while they last.
+    async fn store_snapshot(&mut self, snapshot: Vec<u8>) {
+        let storage = self.cx.storage.clone();
+        let id = self.state.id();
+        let result = blocking(move || storage.store_snapshot(id, &snapshot)).await;
+        let was_failing = self.state.snapshot_failing();
+        if let Err(e) = &result {
+            self.cx.health.count_error();
+            tracing::error!(session = %id, error = %e, "storing a snapshot failed");
+        }
+        self.state
+            .snapshot_stored(result.is_ok(), std::time::Instant::now());
+        if was_failing != self.state.snapshot_failing() {
+            self.cx.health.snapshot_failing(!was_failing);
+        }
+    }
+
+    /// A client changed the language: REST and storage follow the document.
+    fn publish_language(&self, language: crate::domain::Language) {
+        self.stats.set_language(language);
+        let storage = self.cx.storage.clone();
+        let id = self.state.id();
+        tokio::spawn(async move {
+            if let Err(e) = blocking(move || storage.set_language(id, language)).await {
+                tracing::error!(session = %id, error = %e, "storing the language failed");
+            }
+        });
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        // A room that goes away no longer counts as failing to snapshot.
+        if self.state.snapshot_failing() {
+            self.cx.health.snapshot_failing(false);
+        }
+    }
+}
+
+/// Answers every queued join with a refusal (the room is going away).
+async fn refuse_all(mut queue: QueueReceiver<RoomCommand>, code: u16, reason: &str, retry: bool) {
+    queue.close();
+    while let Some(command) = queue.recv().await {
+        match command {
+            RoomCommand::Join { reply, .. } => {
+                let _ = reply.send(Err(JoinRefused {
+                    code,
+                    reason: reason.to_owned(),
+                    retry,
+                }));
+            }
+            RoomCommand::Shutdown { done } => {
+                let _ = done.send(());
+            }
+            _ => {}
+        }
+    }
+}
