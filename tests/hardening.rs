@@ -69,6 +69,13 @@ impl Storage for FaultyStorage {
     ) -> StorageResult<()> {
         self.inner.set_language(id, language)
     }
+    fn change_session(
+        &self,
+        id: SessionId,
+        change: &mut dyn FnMut(&mut SessionMeta),
+    ) -> StorageResult<bool> {
+        self.inner.change_session(id, change)
+    }
     fn delete_session(&self, id: SessionId) -> StorageResult<bool> {
         self.inner.delete_session(id)
     }

@@ -14,6 +14,7 @@ use pairpad::{
     },
     sync::{
         protocol::{decode_client_frame, encode_update, ClientMessage},
+        schema::DocumentKind,
         SessionDoc,
     },
 };
@@ -137,7 +138,7 @@ proptest! {
             }
             let frame = encode_update(&bytes);
             // The server takes only what passes the checks a client's frame gets.
-            let Ok(messages) = decode_client_frame(&frame, 64) else {
+            let Ok(messages) = decode_client_frame(&frame, 64, DocumentKind::Session) else {
                 continue;
             };
             for message in messages {

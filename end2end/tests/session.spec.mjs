@@ -28,9 +28,12 @@ test.describe('with clipboard permission', () => {
     await page.getByTestId('create-session').click();
     const id = await waitForSessionPage(page);
 
-    // The share link is this page's own address, absolute.
-    const link = page.url();
-    expect(link).toBe(`${ORIGIN}/s/${id}`);
+    // The creator arrived with the interviewer key in the fragment; the page
+    // keeps it and takes it off the address bar. The share link is this page's
+    // own address, absolute, without the key.
+    const link = `${ORIGIN}/s/${id}`;
+    await expect(page).toHaveURL(link);
+    await expect(page.getByTestId('role')).toHaveText('Interviewer');
     await expect(page.getByTestId('share-link')).toHaveValue(link);
     await expect(page.getByTestId('share-link')).toHaveAttribute('readonly', '');
     await expectSessionLanguage(page, 'python');

@@ -180,6 +180,11 @@ class EditorHandle {
     this.editor.setSelections(sels);
   }
 
+  /** Read-only (the interview has ended) or editable. */
+  setReadOnly(readOnly) {
+    this.editor.updateOptions({ readOnly });
+  }
+
   getValue() {
     return this.model.getValue();
   }

@@ -24,6 +24,13 @@ pub struct SessionView {
     /// Largest document (bytes of its whole encoding); the page refuses a
     /// change that would pass it before sending it.
     pub max_document_bytes: usize,
+    /// A password protects the session.
+    pub password_required: bool,
+    /// This browser has not unlocked it (nor shown the key): `code` is empty
+    /// and the page asks for the password, unless it holds the interviewer key.
+    pub locked: bool,
+    /// The interview has ended: read-only.
+    pub ended: bool,
 }
 
 /// The answer to "show me session X".
@@ -51,17 +58,28 @@ pub async fn load_session(id: String) -> Result<SessionLookup, ServerFnError> {
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok());
     match state.sessions.lookup(id).await {
-        Ok(Some(info)) => Ok(SessionLookup::Found(SessionView {
-            id: id.to_string(),
-            language: info.meta.language,
-            share_url: state.share_url(host, client.https, id),
-            users: info.users,
-            code: state.sessions.stored_code(id).await.unwrap_or_default(),
-            run_time_limit_ms: state.limits.run_time_limit.as_millis() as u64,
-            max_output_bytes: state.limits.max_output_bytes,
-            max_output_lines: state.limits.max_output_lines,
-            max_document_bytes: state.limits.max_document_bytes,
-        })),
+        Ok(Some(info)) => {
+            let credentials = crate::server::access::Credentials::from_request(id, &headers, None);
+            let locked = credentials.role_in(&info.meta).is_err();
+            Ok(SessionLookup::Found(SessionView {
+                id: id.to_string(),
+                language: info.meta.language,
+                share_url: state.share_url(host, client.https, id),
+                users: info.users,
+                code: if locked {
+                    String::new()
+                } else {
+                    state.sessions.stored_code(id).await.unwrap_or_default()
+                },
+                password_required: info.meta.password_required(),
+                locked,
+                ended: info.meta.ended,
+                run_time_limit_ms: state.limits.run_time_limit.as_millis() as u64,
+                max_output_bytes: state.limits.max_output_bytes,
+                max_output_lines: state.limits.max_output_lines,
+                max_document_bytes: state.limits.max_document_bytes,
+            }))
+        }
         Ok(None) => Ok(SessionLookup::NotFound),
         Err(e) => {
             tracing::error!(error = %e, "session lookup failed");
@@ -72,9 +90,14 @@ pub async fn load_session(id: String) -> Result<SessionLookup, ServerFnError> {
     }
 }
 
-/// Creates a session and sends the browser to its page.
+/// Creates a session and sends the browser to its page, as its interviewer:
+/// the key rides in the link's fragment, which the page keeps (never sent to
+/// a server, so never in a request line, a log or a Referer).
 #[server(prefix = "/_sfn", endpoint = "create_session")]
-pub async fn create_session(language: String) -> Result<(), ServerFnError> {
+pub async fn create_session(
+    language: String,
+    password: Option<String>,
+) -> Result<(), ServerFnError> {
     use crate::server::{
         client_addr::ClientAddr, error::retry_after_secs, same_origin::is_cross_site,
         sessions::CreateError, state::AppState,
@@ -90,10 +113,20 @@ pub async fn create_session(language: String) -> Result<(), ServerFnError> {
         ));
     }
     let axum::Extension(client): axum::Extension<ClientAddr> = leptos_axum::extract().await?;
-    match state.sessions.create(client.key(), language).await {
-        Ok(meta) => {
-            leptos_axum::redirect(&format!("/s/{}", meta.id));
+    match state
+        .sessions
+        .create(client.key(), language, password)
+        .await
+    {
+        Ok(created) => {
+            let id = created.meta.id;
+            leptos_axum::redirect(&format!("/s/{id}#key={}", created.interviewer_key));
             Ok(())
+        }
+        Err(CreateError::Password(e)) => {
+            let response = expect_context::<leptos_axum::ResponseOptions>();
+            response.set_status(http::StatusCode::BAD_REQUEST);
+            Err(ServerFnError::new(e.to_string()))
         }
         Err(CreateError::RateLimited(wait)) => {
             let secs = retry_after_secs(wait);

@@ -48,6 +48,8 @@ pub struct Effects {
     pub text_deltas: Vec<Vec<TextOp>>,
     /// The language changed to this.
     pub language: Option<Language>,
+    /// The interview was ended (`true`) or reopened.
+    pub ended: Option<bool>,
     /// Someone's presence changed: re-read `peers()`.
     pub presence_changed: bool,
     /// The first full sync with the server just completed.
@@ -76,6 +78,7 @@ pub struct CollabClient {
     runs_changed: Arc<std::sync::atomic::AtomicBool>,
     presence: PresenceState,
     language: Option<Language>,
+    ended: bool,
     synced: bool,
     /// The server's document size limit, if known (see [`Self::set_size_limit`]).
     size_limit: Option<usize>,
@@ -141,6 +144,7 @@ impl CollabClient {
                 color: color_for(client_id),
             },
             cursor: None,
+            role: None,
         };
         let mut client = Self {
             doc,
@@ -151,6 +155,7 @@ impl CollabClient {
             runs_changed,
             presence,
             language: None,
+            ended: false,
             synced: false,
             size_limit: None,
             size_bound: 0,
@@ -176,6 +181,21 @@ impl CollabClient {
     /// The replica's state vector: what it has of each client's edits.
     pub fn state_vector(&self) -> yrs::StateVector {
         self.doc.state_vector()
+    }
+
+    /// Whether the interview has ended (the document says so).
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Announces our role (as the server will stamp it) in our presence.
+    pub fn set_role(&mut self, role: &str) -> Effects {
+        self.presence.role = Some(role.to_owned());
+        self.publish_presence();
+        let mut effects = self.drain();
+        effects.send.extend(self.local_presence_frame());
+        effects.presence_changed = true;
+        effects
     }
 
     /// The session's language, once known.
@@ -487,6 +507,7 @@ impl CollabClient {
                         color: presence.user.color,
                         selection,
                         is_local: id == me,
+                        interviewer: presence.role.as_deref() == Some("interviewer"),
                     })
                 })
                 .collect();
@@ -518,6 +539,9 @@ impl CollabClient {
         let current = self.doc.language();
         let language = (current != self.language).then_some(current).flatten();
         self.language = current.or(self.language);
+        let now_ended = self.doc.ended();
+        let ended = (now_ended != self.ended).then_some(now_ended);
+        self.ended = now_ended;
         let runs_changed = self
             .runs_changed
             .swap(false, std::sync::atomic::Ordering::Relaxed);
@@ -525,6 +549,7 @@ impl CollabClient {
             send,
             text_deltas,
             language,
+            ended,
             runs_changed,
             ..Effects::default()
         }

@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod client;
+pub mod notes;
 pub mod presence;
 pub mod text_ops;
 

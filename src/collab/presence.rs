@@ -22,6 +22,10 @@ pub struct PresenceState {
     pub user: UserInfo,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<CursorState>,
+    /// "interviewer" or "candidate": the server's word on others' states (it
+    /// overwrites what a client writes); ours repeats what the server told us.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +44,8 @@ pub struct Peer {
     /// Selection in UTF-16 offsets of the current document: (anchor, head).
     pub selection: Option<(u32, u32)>,
     pub is_local: bool,
+    /// The server says this participant holds the interviewer key.
+    pub interviewer: bool,
 }
 
 /// A display name made safe to show (the rule is [`crate::domain::names`]).

@@ -13,9 +13,15 @@ pub const INTERNAL_ERROR: u16 = 1011;
 /// connection too slow to read what it is sent.
 pub const TRY_AGAIN_LATER: u16 = 1013;
 pub const MALFORMED_SESSION_ID: u16 = 4400;
+/// The session has a password: unlock it first (or bring the interviewer key).
+pub const PASSWORD_REQUIRED: u16 = 4401;
+/// Interviewers only (the notes document), or a wrong interviewer key.
+pub const INTERVIEWER_ONLY: u16 = 4403;
 pub const SESSION_NOT_FOUND: u16 = 4404;
 /// No pong arrived in time after a ping.
 pub const TIMED_OUT: u16 = 4408;
+/// The interview has ended: the session is read-only (an edit was sent).
+pub const INTERVIEW_ENDED: u16 = 4409;
 pub const DOCUMENT_TOO_LARGE: u16 = 4413;
 /// The update writes something the session document does not hold (an
 /// unknown shared type, a nested type, a subdocument, binary content).

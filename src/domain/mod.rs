@@ -3,6 +3,7 @@
 //! builds for both the server and the browser.
 
 pub mod close_codes;
+pub mod events;
 pub mod limits;
 pub mod names;
 pub mod rate;

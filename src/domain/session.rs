@@ -139,6 +139,28 @@ pub struct SessionMeta {
     /// they are folded into the log. Absent in data written before it existed.
     #[serde(default)]
     pub history_bytes: u64,
+    /// SHA-256 (hex) of the interviewer key; the key itself is never stored.
+    /// Absent in sessions created before keys existed (nobody is interviewer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interviewer_key_hash: Option<String>,
+    /// The password as an argon2id PHC string, when one is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    /// What the unlock cookie carries; replaced whenever the password is set,
+    /// so a new password shuts out every browser unlocked with the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock_token: Option<String>,
+    /// The interview has ended: the session is read-only for everyone.
+    #[serde(default)]
+    pub ended: bool,
+    /// The interviewers' notes document, stored as a session of its own
+    /// under this id (which only the server knows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes_id: Option<SessionId>,
+    /// Set on a notes document: the session it belongs to. Such a "session"
+    /// is reachable only through its parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes_of: Option<SessionId>,
 }
 
 impl SessionMeta {
@@ -150,7 +172,18 @@ impl SessionMeta {
             created_at_ms: now_ms,
             last_activity_ms: now_ms,
             history_bytes: 0,
+            interviewer_key_hash: None,
+            password_hash: None,
+            unlock_token: None,
+            ended: false,
+            notes_id: None,
+            notes_of: None,
         }
+    }
+
+    /// Whether a password protects the session.
+    pub fn password_required(&self) -> bool {
+        self.password_hash.is_some()
     }
 
     /// Records activity at `at_ms`: moves the last activity forward, never back

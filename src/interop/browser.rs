@@ -105,6 +105,14 @@ pub fn session_socket_url(session_id: &str) -> Option<String> {
     }
 }
 
+/// Loads the page again (after unlocking a session).
+pub fn reload_page() {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().reload();
+    }
+}
+
 /// Asks for confirmation before the page is left while `has_unsaved()` is true.
 /// The guard lives as long as the page.
 pub fn guard_page_unload(has_unsaved: impl Fn() -> bool + 'static) {

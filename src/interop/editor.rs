@@ -84,6 +84,8 @@ mod raw {
         pub fn set_language(this: &EditorHandle, language: &str);
         #[wasm_bindgen(method, js_name = setTheme)]
         pub fn set_theme(this: &EditorHandle, theme: &str);
+        #[wasm_bindgen(method, js_name = setReadOnly)]
+        pub fn set_read_only(this: &EditorHandle, read_only: bool);
         #[wasm_bindgen(method, js_name = setPeers)]
         pub fn set_peers(this: &EditorHandle, peers: &str);
         #[wasm_bindgen(method)]
@@ -199,6 +201,10 @@ mod browser {
             self.handle.set_theme(theme.as_str());
         }
 
+        pub fn set_read_only(&self, read_only: bool) {
+            self.handle.set_read_only(read_only);
+        }
+
         pub fn set_peers(&self, peers: &[PeerCursor]) {
             let json = serde_json::to_string(peers).unwrap_or_else(|_| "[]".into());
             self.handle.set_peers(&json);
@@ -247,6 +253,8 @@ impl Editor {
     pub fn set_language(&self, _language: Language) {}
 
     pub fn set_theme(&self, _theme: Theme) {}
+
+    pub fn set_read_only(&self, _read_only: bool) {}
 
     pub fn set_peers(&self, _peers: &[PeerCursor]) {}
 }

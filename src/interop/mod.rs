@@ -5,5 +5,6 @@
 pub mod browser;
 pub mod clipboard;
 pub mod editor;
+pub mod interview;
 pub mod runner;
 pub mod socket;

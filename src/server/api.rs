@@ -1,11 +1,18 @@
-//! The REST API, as the seed names it: create a session, look one up, health,
-//! and Prometheus metrics.
+//! The REST API: create a session, look one up, health and Prometheus metrics
+//! (as the seed names them), and the interviewer's requests on a session
+//! (password, unlock, end and reopen, delete, events, export). Requests that
+//! need the interviewer key carry it as `Authorization: Bearer <key>`.
 
 use super::{
-    client_addr::ClientAddr, error::ApiError, metrics::Gauges, same_origin::is_cross_site,
-    sessions::CreateError, state::AppState,
+    access::{self, secrets, Credentials, Denied},
+    client_addr::ClientAddr,
+    error::ApiError,
+    metrics::Gauges,
+    same_origin::is_cross_site,
+    sessions::{CreateError, UnlockError},
+    state::AppState,
 };
-use crate::domain::{time::format_rfc3339_ms, Language, SessionId};
+use crate::domain::{time::format_rfc3339_ms, Language, SessionId, SessionMeta};
 use axum::{
     body::Body,
     extract::{Path, State},
@@ -13,7 +20,7 @@ use axum::{
     response::{IntoResponse, Response},
     Extension, Json,
 };
-use serde::Deserialize;
+use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{json, Value};
 
 /// Largest request body the API reads.
@@ -23,6 +30,78 @@ pub const MAX_API_BODY_BYTES: usize = 16 * 1024;
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
     language: Option<String>,
+    /// Empty or absent: no password.
+    password: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordRequest {
+    password: String,
+}
+
+/// Reads a JSON body of at most [`MAX_API_BODY_BYTES`]; `None` when it is empty.
+async fn read_json<T: DeserializeOwned>(body: Body) -> Result<Option<T>, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_API_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(MAX_API_BODY_BYTES))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
+}
+
+fn parse_id(raw_id: &str) -> Result<SessionId, ApiError> {
+    raw_id
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("{e}: {raw_id:?}")))
+}
+
+fn not_found(id: SessionId) -> ApiError {
+    ApiError::NotFound(format!("session {id} not found or expired"))
+}
+
+/// The session `raw_id` names, for a request that must carry its interviewer
+/// key: 401 without a usable `Authorization: Bearer`, 404 for no such
+/// session, 403 for another key.
+async fn as_interviewer(
+    state: &AppState,
+    raw_id: &str,
+    headers: &HeaderMap,
+) -> Result<SessionMeta, ApiError> {
+    let id = parse_id(raw_id)?;
+    let key = match access::bearer(headers) {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return Err(ApiError::Unauthorized(
+                "this request needs the interviewer key: Authorization: Bearer <key>".into(),
+            ))
+        }
+        Err(_) => {
+            return Err(ApiError::Unauthorized(
+                "malformed Authorization header: expected Bearer <interviewer key>".into(),
+            ))
+        }
+    };
+    let info = state
+        .sessions
+        .lookup(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    match &info.meta.interviewer_key_hash {
+        Some(stored) if secrets::key_matches(key, stored) => Ok(info.meta),
+        _ => Err(ApiError::Forbidden("wrong interviewer key".into())),
+    }
+}
+
+fn password_error(e: crate::server::access::secrets::PasswordError) -> ApiError {
+    use crate::server::access::secrets::PasswordError;
+    match e {
+        PasswordError::Hashing => ApiError::Internal(e.to_string()),
+        invalid => ApiError::BadRequest(invalid.to_string()),
+    }
 }
 
 fn host(headers: &HeaderMap) -> Option<&str> {
@@ -42,61 +121,307 @@ pub async fn create_session(
             "cross-site requests may not create sessions".into(),
         ));
     }
-    let bytes = axum::body::to_bytes(body, MAX_API_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(MAX_API_BODY_BYTES))?;
-    let request: CreateRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        CreateRequest::default()
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))?
-    };
+    let request: CreateRequest = read_json(body).await?.unwrap_or_default();
     let language = match request.language {
         None => Language::default(),
         Some(name) => name
             .parse::<Language>()
             .map_err(|e| ApiError::BadRequest(e.to_string()))?,
     };
-    let meta = state
+    let created = state
         .sessions
-        .create(client.key(), language)
+        .create(client.key(), language, request.password)
         .await
         .map_err(|e| match e {
             CreateError::RateLimited(wait) => {
                 tracing::warn!(ip = %client.ip, "session creation rate limited");
                 ApiError::TooManyRequests(wait)
             }
+            CreateError::Password(e) => password_error(e),
             CreateError::Storage(e) => e.into(),
         })?;
+    let meta = &created.meta;
+    let url = state.share_url(host(&headers), client.https, meta.id);
     let body = json!({
         "id": meta.id,
-        "url": state.share_url(host(&headers), client.https, meta.id),
+        "interviewerUrl": format!("{url}#key={}", created.interviewer_key),
+        "url": url,
+        "interviewerKey": created.interviewer_key,
         "language": meta.language,
+        "passwordRequired": meta.password_required(),
         "createdAt": format_rfc3339_ms(meta.created_at_ms),
     });
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// `GET /api/sessions/:id`.
+/// `GET /api/sessions/:id`. With a password set, a caller without the key
+/// or the unlock cookie learns only that the session exists.
 pub async fn get_session(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let id: SessionId = raw_id
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("{e}: {raw_id:?}")))?;
+    let id = parse_id(&raw_id)?;
     let info = state
         .sessions
         .lookup(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("session {id} not found or expired")))?;
+        .ok_or_else(|| not_found(id))?;
+    match Credentials::from_request(id, &headers, None).role_in(&info.meta) {
+        Ok(_) => {}
+        Err(Denied::PasswordRequired) => {
+            return Ok(Json(json!({ "id": id, "passwordRequired": true })));
+        }
+        Err(Denied::WrongKey) => return Err(ApiError::Forbidden("wrong interviewer key".into())),
+    }
     Ok(Json(json!({
         "id": info.meta.id,
         "language": info.meta.language,
         "users": info.users,
         "createdAt": format_rfc3339_ms(info.meta.created_at_ms),
         "lastActivity": format_rfc3339_ms(info.meta.last_activity_ms),
+        "passwordRequired": info.meta.password_required(),
+        "ended": info.meta.ended,
     })))
+}
+
+/// `PUT /api/sessions/:id/password` (key) with `{"password": "..."}`: sets or
+/// changes the password; browsers unlocked before must unlock again.
+pub async fn set_password(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let meta = as_interviewer(&state, &raw_id, &headers).await?;
+    let request: PasswordRequest = read_json(body)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest("expected {\"password\": \"...\"}".into()))?;
+    secrets::validate_password(&request.password).map_err(password_error)?;
+    let changed = state
+        .sessions
+        .set_password(meta.id, Some(request.password))
+        .await
+        .map_err(|e| match e {
+            CreateError::Password(e) => password_error(e),
+            CreateError::Storage(e) => e.into(),
+            CreateError::RateLimited(wait) => ApiError::TooManyRequests(wait),
+        })?;
+    if !changed {
+        return Err(not_found(meta.id));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/sessions/:id/password` (key): anyone with the link may enter.
+pub async fn clear_password(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let meta = as_interviewer(&state, &raw_id, &headers).await?;
+    state
+        .sessions
+        .set_password(meta.id, None)
+        .await
+        .map_err(|e| match e {
+            CreateError::Storage(e) => e.into(),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/sessions/:id/unlock` with `{"password": "..."}`: 204 and the
+/// unlock cookie (HttpOnly, SameSite=Strict) for the right password.
+pub async fn unlock(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    Extension(client): Extension<ClientAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if is_cross_site(&headers, state.config.public_url.as_deref()) {
+        return Err(ApiError::Forbidden(
+            "cross-site requests may not unlock sessions".into(),
+        ));
+    }
+    let id = parse_id(&raw_id)?;
+    let request: PasswordRequest = read_json(body)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest("expected {\"password\": \"...\"}".into()))?;
+    let info = state
+        .sessions
+        .lookup(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let token = state
+        .sessions
+        .unlock(&info.meta, client.key(), request.password)
+        .await
+        .map_err(|e| match e {
+            UnlockError::RateLimited(wait) => ApiError::TooManyRequests(wait),
+            UnlockError::WrongPassword => ApiError::Forbidden("wrong password".into()),
+            UnlockError::Storage(e) => e.into(),
+        })?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Some(token) = token {
+        let secure = if client.https { "; Secure" } else { "" };
+        let cookie = format!(
+            "{}={token}; Path=/; HttpOnly; SameSite=Strict{secure}",
+            access::unlock_cookie_name(id)
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `POST /api/sessions/:id/end` (key): the session becomes read-only.
+pub async fn end_session(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let meta = as_interviewer(&state, &raw_id, &headers).await?;
+    state.sessions.set_ended(meta.id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/sessions/:id/reopen` (key): editing works again.
+pub async fn reopen_session(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let meta = as_interviewer(&state, &raw_id, &headers).await?;
+    state.sessions.set_ended(meta.id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/sessions/:id` (key): the session and its notes are gone now.
+pub async fn delete_session(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let meta = as_interviewer(&state, &raw_id, &headers).await?;
+    state.sessions.delete(&meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventRequest {
+    kind: String,
+    name: Option<String>,
+    chars: Option<u64>,
+}
+
+/// `POST /api/sessions/:id/events` with `{"kind": "blur"|"focus"|"paste",
+/// "name": ..., "chars": ...}`: a participant's page reports its tab losing or
+/// regaining focus, or a large paste; interviewers see it (candidates never).
+pub async fn record_event(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    Extension(client): Extension<ClientAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    if is_cross_site(&headers, state.config.public_url.as_deref()) {
+        return Err(ApiError::Forbidden(
+            "cross-site requests may not report events".into(),
+        ));
+    }
+    let id = parse_id(&raw_id)?;
+    let request: EventRequest = read_json(body)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest("expected {\"kind\": ...}".into()))?;
+    if !matches!(request.kind.as_str(), "blur" | "focus" | "paste") {
+        return Err(ApiError::BadRequest(format!(
+            "unknown event kind {:?}: expected \"blur\", \"focus\" or \"paste\"",
+            request.kind
+        )));
+    }
+    let info = state
+        .sessions
+        .lookup(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let role = Credentials::from_request(id, &headers, None)
+        .role_in(&info.meta)
+        .map_err(|denied| match denied {
+            Denied::PasswordRequired => {
+                ApiError::Unauthorized("this session is protected by a password".into())
+            }
+            Denied::WrongKey => ApiError::Forbidden("wrong interviewer key".into()),
+        })?;
+    state
+        .sessions
+        .admit_event(client.key())
+        .map_err(ApiError::TooManyRequests)?;
+    let name = crate::domain::names::clean_display_name(request.name.as_deref().unwrap_or(""));
+    let name: String = name.chars().take(64).collect();
+    let mut fields = std::collections::HashMap::from([
+        ("kind".to_owned(), yrs::Any::from(request.kind)),
+        (
+            "name".to_owned(),
+            yrs::Any::from(if name.is_empty() {
+                "Someone".to_owned()
+            } else {
+                name
+            }),
+        ),
+        ("role".to_owned(), yrs::Any::from(role.as_str())),
+        (
+            "at".to_owned(),
+            yrs::Any::from(crate::domain::time::now_ms() as f64),
+        ),
+    ]);
+    if let Some(chars) = request.chars {
+        fields.insert(
+            "chars".to_owned(),
+            yrs::Any::from(chars.min(1 << 40) as f64),
+        );
+    }
+    state
+        .sessions
+        .record_event(&info.meta, yrs::Any::from(fields))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The export's query: `format=json` (the default) or `format=html`.
+#[derive(Deserialize, Default)]
+pub struct ExportQuery {
+    pub format: Option<String>,
+}
+
+/// `GET /api/sessions/:id/export[?format=html]` (key): the interview record.
+pub async fn export(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<ExportQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let meta = as_interviewer(&state, &raw_id, &headers).await?;
+    let doc = state.sessions.stored_document(meta.id).await?;
+    let notes = match meta.notes_id {
+        Some(notes) => Some(state.sessions.stored_document(notes).await?),
+        None => None,
+    };
+    let record = super::export::record(&meta, &doc, notes.as_ref());
+    match query.format.as_deref() {
+        None | Some("json") => Ok(Json(record).into_response()),
+        Some("html") => Ok((
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            super::export::html(&record),
+        )
+            .into_response()),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "unknown export format {other:?}: expected json or html"
+        ))),
+    }
 }
 
 /// `GET /api/health`: 200 `"ok"`, or 503 `"degraded"` with the reason while

@@ -13,6 +13,9 @@ use std::time::Duration;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// The request lacks usable credentials (answered with `WWW-Authenticate`).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -34,6 +37,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -57,6 +61,11 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if let ApiError::Unauthorized(_) = self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let ApiError::TooManyRequests(wait) = self {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -1,6 +1,7 @@
 //! The HTTP server (ssr only): configuration, routes, middleware, the REST API,
 //! the WebSocket sync endpoint with its rooms, and graceful shutdown.
 
+pub mod access;
 pub mod api;
 pub mod blocking;
 pub mod budget;
@@ -8,6 +9,7 @@ pub mod client_addr;
 pub mod config;
 pub mod error;
 pub mod expiry;
+pub mod export;
 pub mod headers;
 pub mod health;
 pub mod listener;
@@ -28,7 +30,7 @@ use crate::{
     storage::EmbeddedStorage,
 };
 use axum::{
-    routing::{any, get, post},
+    routing::{any, get, post, put},
     Router,
 };
 use config::Config;
@@ -52,7 +54,19 @@ pub fn router(state: AppState) -> Router {
     };
     let http = Router::new()
         .route("/api/sessions/create", post(api::create_session))
-        .route("/api/sessions/{id}", get(api::get_session))
+        .route(
+            "/api/sessions/{id}",
+            get(api::get_session).delete(api::delete_session),
+        )
+        .route(
+            "/api/sessions/{id}/password",
+            put(api::set_password).delete(api::clear_password),
+        )
+        .route("/api/sessions/{id}/unlock", post(api::unlock))
+        .route("/api/sessions/{id}/end", post(api::end_session))
+        .route("/api/sessions/{id}/reopen", post(api::reopen_session))
+        .route("/api/sessions/{id}/events", post(api::record_event))
+        .route("/api/sessions/{id}/export", get(api::export))
         .route("/api/health", get(api::health))
         .route("/api/{*rest}", any(api::unknown_endpoint))
         .route("/metrics", get(api::metrics))
@@ -75,6 +89,7 @@ pub fn router(state: AppState) -> Router {
     // The WebSocket route stays outside the compression layer.
     Router::new()
         .route("/ws/{id}", get(ws::upgrade))
+        .route("/ws/{id}/notes", get(ws::upgrade_notes))
         .merge(http)
         .layer(axum::middleware::from_fn(headers::apply))
         .layer(axum::middleware::from_fn_with_state(

@@ -1,10 +1,13 @@
-//! The WebSocket endpoint `/ws/<session-id>`: upgrades, enforces per-connection
+//! The WebSocket endpoints `/ws/<session-id>` (the session's document) and
+//! `/ws/<session-id>/notes` (the interviewers' notes): decides who may connect
+//! and as what (see `access`), upgrades, enforces per-connection
 //! limits (frame size, messages per frame, message, byte and sync-request
 //! rates, connections per address), pings the client when its room says so,
 //! and shuttles frames between the socket and the session's room. A bad frame
 //! closes only its own connection, with a close code and a reason.
 
 use super::{
+    access::{Credentials, Denied, Role},
     budget::{BudgetRates, ConnectionBudget},
     client_addr::ClientAddr,
     metrics::Metrics,
@@ -15,13 +18,17 @@ use super::{
 };
 use crate::{
     domain::SessionMeta,
-    sync::protocol::{decode_client_frame, FrameError},
+    sync::{
+        protocol::{decode_client_frame, FrameError},
+        schema::DocumentKind,
+    },
 };
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-        Path, State,
+        Path, RawQuery, State,
     },
+    http::HeaderMap,
     response::Response,
     Extension,
 };
@@ -61,17 +68,72 @@ struct ConnectionContext {
     max_messages_per_frame: usize,
     max_outbound_bytes: usize,
     pong_timeout: Duration,
+    /// Which document the connection syncs (what its updates may hold).
+    kind: DocumentKind,
 }
 
+/// Where a connection was admitted: the document's record, the role and the
+/// address slot it holds.
+struct Admission {
+    meta: SessionMeta,
+    role: Role,
+    slot: IpSlot,
+}
+
+/// `GET /ws/<id>`: the session's document.
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     Path(raw_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
     State(state): State<AppState>,
     Extension(client): Extension<ClientAddr>,
 ) -> Response {
+    let request = Request {
+        raw_id: &raw_id,
+        query: query.as_deref(),
+        headers: &headers,
+        ip: client.key(),
+    };
+    serve(ws, state, request, DocumentKind::Session).await
+}
+
+/// `GET /ws/<id>/notes`: the interviewers' notes (the key is required).
+pub async fn upgrade_notes(
+    ws: WebSocketUpgrade,
+    Path(raw_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientAddr>,
+) -> Response {
+    let request = Request {
+        raw_id: &raw_id,
+        query: query.as_deref(),
+        headers: &headers,
+        ip: client.key(),
+    };
+    serve(ws, state, request, DocumentKind::Notes).await
+}
+
+/// What an upgrade request brings.
+struct Request<'a> {
+    raw_id: &'a str,
+    query: Option<&'a str>,
+    headers: &'a HeaderMap,
+    /// The key per-address limits count against.
+    ip: IpAddr,
+}
+
+async fn serve(
+    ws: WebSocketUpgrade,
+    state: AppState,
+    request: Request<'_>,
+    kind: DocumentKind,
+) -> Response {
     // Refusals are sent as close codes after the upgrade: a browser cannot read
     // the HTTP status of a failed upgrade, but it can read a close code and reason.
-    let admission = admit(&state, &raw_id, client.key()).await;
+    let admission = admit(&state, &request, kind).await;
     let limits = &state.limits;
     let cx = ConnectionContext {
         hub: state.hub.clone(),
@@ -81,6 +143,7 @@ pub async fn upgrade(
         max_messages_per_frame: limits.max_messages_per_frame,
         max_outbound_bytes: limits.max_outbound_bytes,
         pong_timeout: limits.pong_timeout,
+        kind,
     };
     ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
@@ -93,9 +156,7 @@ pub async fn upgrade(
             let refusal = match &admission {
                 // Boxed: the connection's state lives in one allocation sized
                 // for what it holds, not in the upgrade future's layout.
-                Ok((meta, slot)) => {
-                    Box::pin(run_connection(&mut socket, &cx, meta, slot.ip())).await
-                }
+                Ok(admitted) => Box::pin(run_connection(&mut socket, &cx, admitted)).await,
                 Err(Refusal(code, reason)) => {
                     cx.metrics
                         .ws_connections_rejected
@@ -111,10 +172,11 @@ pub async fn upgrade(
 
 async fn admit(
     state: &AppState,
-    raw_id: &str,
-    ip: IpAddr,
-) -> Result<(SessionMeta, IpSlot), Refusal> {
-    let id = raw_id
+    request: &Request<'_>,
+    kind: DocumentKind,
+) -> Result<Admission, Refusal> {
+    let id = request
+        .raw_id
         .parse()
         .map_err(|e| Refusal(close::MALFORMED_SESSION_ID, format!("{e}")))?;
     if state.hub.is_shutting_down() {
@@ -131,6 +193,32 @@ async fn admit(
                 "session not found or expired".into(),
             )
         })?;
+    let credentials = Credentials::from_request(id, request.headers, request.query);
+    let role = credentials
+        .role_in(&info.meta)
+        .map_err(|denied| match denied {
+            Denied::PasswordRequired => Refusal(
+                close::PASSWORD_REQUIRED,
+                "this session is protected by a password: unlock it first".into(),
+            ),
+            Denied::WrongKey => Refusal(close::INTERVIEWER_ONLY, "wrong interviewer key".into()),
+        })?;
+    let meta = match kind {
+        DocumentKind::Session => info.meta,
+        DocumentKind::Notes if role != Role::Interviewer => {
+            return Err(Refusal(
+                close::INTERVIEWER_ONLY,
+                "the notes are for interviewers only: connect with the interviewer key".into(),
+            ))
+        }
+        DocumentKind::Notes => state
+            .sessions
+            .notes_of(&info.meta)
+            .await
+            .map_err(|_| Refusal(close::INTERNAL_ERROR, "storage failure".into()))?
+            .ok_or_else(|| Refusal(close::SESSION_NOT_FOUND, "this session has no notes".into()))?,
+    };
+    let ip = request.ip;
     let limit = state.limits.max_connections_per_ip;
     let slot = state.hub.claim_ip_slot(ip, limit).ok_or_else(|| {
         tracing::warn!(%ip, limit, "connection refused: too many from this address");
@@ -139,7 +227,7 @@ async fn admit(
             format!("too many connections from this address ({limit})"),
         )
     })?;
-    Ok((info.meta, slot))
+    Ok(Admission { meta, role, slot })
 }
 
 /// How long to wait for the client's answering Close before dropping the socket.
@@ -173,12 +261,15 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
 async fn run_connection(
     socket: &mut WebSocket,
     cx: &ConnectionContext,
-    meta: &SessionMeta,
-    ip: IpAddr,
+    admitted: &Admission,
 ) -> Option<Refusal> {
+    let meta = &admitted.meta;
     let conn = cx.hub.next_conn_id();
     let (outbound, mut to_client) = outbound_queue(cx.max_outbound_bytes);
-    let room = match Box::pin(cx.hub.join(meta, conn, ip, outbound)).await {
+    let join = cx
+        .hub
+        .join(meta, conn, admitted.slot.ip(), admitted.role, outbound);
+    let room = match Box::pin(join).await {
         Ok(room) => room,
         Err(refused) => {
             cx.metrics
@@ -253,7 +344,7 @@ async fn shuttle(
                             tracing::warn!(session = %meta.id, conn, %overspent, "closed");
                             return Some(Refusal(close::POLICY_VIOLATION, overspent.to_string()));
                         }
-                        let decoded = decode_client_frame(&bytes, cx.max_messages_per_frame);
+                        let decoded = decode_client_frame(&bytes, cx.max_messages_per_frame, cx.kind);
                         drop(bytes); // not held across the await below
                         let messages = match decoded {
                             Ok(messages) => messages,

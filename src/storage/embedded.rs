@@ -29,6 +29,9 @@ const LOG: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("log");
 /// timestamp (u64 LE) + update. Moved into `log` on open.
 const LEGACY_UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
 const SNAPSHOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("snapshots");
+/// The ids among `SESSIONS` that are interviewers' notes documents, so that
+/// counting sessions stays O(1) and does not count them.
+const NOTES_DOCS: TableDefinition<u128, ()> = TableDefinition::new("notes_docs");
 const JOURNAL_STATE: TableDefinition<&str, u64> = TableDefinition::new("journal");
 const FOLDED_GENERATION: &str = "folded_generation";
 
@@ -154,6 +157,7 @@ impl EmbeddedStorage {
         let folded_generation;
         {
             tx.open_table(SESSIONS).map_err(err)?;
+            tx.open_table(NOTES_DOCS).map_err(err)?;
             tx.open_table(LOG).map_err(err)?;
             migrate_legacy_log(&tx)?;
             tx.open_table(SNAPSHOTS).map_err(err)?;
@@ -234,6 +238,10 @@ impl Storage for EmbeddedStorage {
             sessions
                 .insert(meta.id.as_u128(), encode_meta(meta)?.as_slice())
                 .map_err(err)?;
+            if meta.notes_of.is_some() {
+                let mut notes = tx.open_table(NOTES_DOCS).map_err(err)?;
+                notes.insert(meta.id.as_u128(), ()).map_err(err)?;
+            }
         }
         tx.commit().map_err(err)
     }
@@ -249,12 +257,25 @@ impl Storage for EmbeddedStorage {
         self.update_meta(id, |meta| meta.language = language)
     }
 
+    fn change_session(
+        &self,
+        id: SessionId,
+        change: &mut dyn FnMut(&mut SessionMeta),
+    ) -> StorageResult<bool> {
+        let tx = self.db.begin_write().map_err(err)?;
+        let existed = change_meta(&mut tx.open_table(SESSIONS).map_err(err)?, id, change)?;
+        tx.commit().map_err(err)?;
+        Ok(existed)
+    }
+
     fn delete_session(&self, id: SessionId) -> StorageResult<bool> {
         let tx = self.db.begin_write().map_err(err)?;
         let existed;
         {
             let mut sessions = tx.open_table(SESSIONS).map_err(err)?;
             existed = sessions.remove(id.as_u128()).map_err(err)?.is_some();
+            let mut notes = tx.open_table(NOTES_DOCS).map_err(err)?;
+            notes.remove(id.as_u128()).map_err(err)?;
             let mut snapshots = tx.open_table(SNAPSHOTS).map_err(err)?;
             snapshots.remove(id.as_u128()).map_err(err)?;
             let mut log = tx.open_table(LOG).map_err(err)?;
@@ -281,7 +302,8 @@ impl Storage for EmbeddedStorage {
     fn session_count(&self) -> StorageResult<u64> {
         let tx = self.db.begin_read().map_err(err)?;
         let sessions = tx.open_table(SESSIONS).map_err(err)?;
-        sessions.len().map_err(err)
+        let notes = tx.open_table(NOTES_DOCS).map_err(err)?;
+        Ok(sessions.len().map_err(err)? - notes.len().map_err(err)?)
     }
 
     fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument> {

@@ -93,11 +93,18 @@ pub trait Storage: UpdateSink {
     fn session(&self, id: SessionId) -> StorageResult<Option<SessionMeta>>;
     /// Sets a session's language (kept in step with the document's meta map).
     fn set_language(&self, id: SessionId, language: crate::domain::Language) -> StorageResult<()>;
+    /// Changes a session's record (the interviewer's settings: password,
+    /// ended), durably. False if there is no such session.
+    fn change_session(
+        &self,
+        id: SessionId,
+        change: &mut dyn FnMut(&mut SessionMeta),
+    ) -> StorageResult<bool>;
     /// Deletes a session with its log and snapshot. True if it existed.
     fn delete_session(&self, id: SessionId) -> StorageResult<bool>;
     /// Sessions whose last activity is before `cutoff_ms`.
     fn sessions_inactive_since(&self, cutoff_ms: u64) -> StorageResult<Vec<SessionId>>;
-    /// How many sessions exist.
+    /// How many sessions exist (notes documents are not sessions).
     fn session_count(&self) -> StorageResult<u64>;
     /// The snapshot and the updates logged after it.
     fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument>;

@@ -1,6 +1,8 @@
 //! A session's shared document: one yrs `Doc` with a `Y.Text` named `code` and a
-//! `Y.Map` named `meta` (language, ...). Offsets are UTF-16 code units, Monaco's
-//! and JavaScript Yjs's unit, so positions agree across clients.
+//! `Y.Map` named `meta` (language, ended, ...). Offsets are UTF-16 code units,
+//! Monaco's and JavaScript Yjs's unit, so positions agree across clients. The
+//! interviewers' notes document is the same type holding a `Y.Text` named
+//! `notes` and a `Y.Array` named `events` (what the server recorded).
 
 use crate::domain::{
     run::{RunRecord, MAX_RECORDED_RUNS},
@@ -17,6 +19,12 @@ pub const CODE: &str = "code";
 pub const META: &str = "meta";
 /// Key of the language in the meta map.
 pub const META_LANGUAGE: &str = "language";
+/// The notes document's text (interviewers only).
+pub const NOTES: &str = "notes";
+/// The notes document's array of server-recorded events (focus, pastes).
+pub const EVENTS: &str = "events";
+/// The meta key saying the interview has ended (written by the server only).
+pub const META_ENDED: &str = "ended";
 /// Name of the shared array of recent runs.
 pub const RUNS: &str = "runs";
 
@@ -190,6 +198,78 @@ impl SessionDoc {
         }
     }
 
+    /// Whether the meta map says the interview has ended.
+    pub fn ended(&self) -> bool {
+        matches!(
+            self.meta.get(&self.doc.transact(), META_ENDED),
+            Some(Out::Any(Any::Bool(true)))
+        )
+    }
+
+    /// Sets the ended flag; returns the update that did it.
+    pub fn set_ended(&self, ended: bool) -> Vec<u8> {
+        let mut txn = self.doc.transact_mut();
+        self.meta.insert(&mut txn, META_ENDED, ended);
+        txn.encode_update_v1()
+    }
+
+    /// Appends an event to the `events` array (notes documents); returns the
+    /// update that did it.
+    pub fn record_event(&self, event: Any) -> Vec<u8> {
+        let events = self.doc.get_or_insert_array(EVENTS);
+        let mut txn = self.doc.transact_mut();
+        events.push_back(&mut txn, event);
+        txn.encode_update_v1()
+    }
+
+    /// The events recorded so far, oldest first.
+    pub fn events(&self) -> Vec<Any> {
+        let events = self.doc.get_or_insert_array(EVENTS);
+        let txn = self.doc.transact();
+        events
+            .iter(&txn)
+            .filter_map(|value| match value {
+                Out::Any(any) => Some(any),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The notes text (notes documents).
+    pub fn notes(&self) -> String {
+        let notes = self.doc.get_or_insert_text(NOTES);
+        notes.get_string(&self.doc.transact())
+    }
+
+    /// Makes the notes text equal `text` with one change (the differing
+    /// middle replaced); returns the update, or `None` if nothing changed.
+    pub fn edit_notes(&self, text: &str) -> Option<Vec<u8>> {
+        let notes = self.doc.get_or_insert_text(NOTES);
+        let mut txn = self.doc.transact_mut();
+        let current = notes.get_string(&txn);
+        if current == text {
+            return None;
+        }
+        let old: Vec<u16> = current.encode_utf16().collect();
+        let new: Vec<u16> = text.encode_utf16().collect();
+        let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+        let suffix = old[prefix..]
+            .iter()
+            .rev()
+            .zip(new[prefix..].iter().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let removed = old.len() - prefix - suffix;
+        let inserted = String::from_utf16_lossy(&new[prefix..new.len() - suffix]);
+        if removed > 0 {
+            notes.remove_range(&mut txn, prefix as u32, removed as u32);
+        }
+        if !inserted.is_empty() {
+            notes.insert(&mut txn, prefix as u32, &inserted);
+        }
+        Some(txn.encode_update_v1())
+    }
+
     /// Sets the language; returns the update that did it.
     pub fn set_language(&self, language: Language) -> Vec<u8> {
         self.set_language_with_origin(language, None)
@@ -241,6 +321,17 @@ impl SessionDoc {
         (0..len)
             .rev()
             .find_map(|i| runs.get_as::<_, RunRecord>(&txn, i).ok())
+    }
+
+    /// Every run recorded (the newest [`MAX_RECORDED_RUNS`]), oldest first.
+    pub fn runs(&self) -> Vec<RunRecord> {
+        let txn = self.doc.transact();
+        let Some(runs) = txn.get_array(RUNS) else {
+            return Vec::new();
+        };
+        (0..runs.len(&txn))
+            .filter_map(|i| runs.get_as::<_, RunRecord>(&txn, i).ok())
+            .collect()
     }
 
     /// Inserts text at a UTF-16 offset; returns the update that did it.

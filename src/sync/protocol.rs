@@ -8,7 +8,7 @@
 //! truncated or overlong message is an error rather than silently ignored; the
 //! payloads are then decoded with yrs.
 
-use super::schema::{self, SchemaError};
+use super::schema::{self, DocumentKind, SchemaError};
 use yrs::{
     block::ClientID,
     sync::{
@@ -200,7 +200,7 @@ impl<'a> Reader<'a> {
 /// Any framing or payload error rejects the whole frame. For frames from the
 /// server, which are trusted; clients' frames go through [`decode_frame_bounded`].
 pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
-    decode(frame, usize::MAX, false)
+    decode(frame, usize::MAX, None)
 }
 
 /// [`decode_frame`] for a frame from an untrusted client: refuses a frame
@@ -208,11 +208,20 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<ClientMessage>, FrameError> {
 /// counted before each payload is decoded, so a hostile frame costs at most
 /// `budget` messages' work; and refuses updates that write what a session
 /// document does not hold (see [`schema`]) before yrs decodes them.
-pub fn decode_client_frame(frame: &[u8], budget: usize) -> Result<Vec<ClientMessage>, FrameError> {
-    decode(frame, budget, true)
+pub fn decode_client_frame(
+    frame: &[u8],
+    budget: usize,
+    kind: DocumentKind,
+) -> Result<Vec<ClientMessage>, FrameError> {
+    decode(frame, budget, Some(kind))
 }
 
-fn decode(frame: &[u8], budget: usize, untrusted: bool) -> Result<Vec<ClientMessage>, FrameError> {
+/// `untrusted`: the document kind a client's updates are checked against.
+fn decode(
+    frame: &[u8],
+    budget: usize,
+    untrusted: Option<DocumentKind>,
+) -> Result<Vec<ClientMessage>, FrameError> {
     if frame.is_empty() {
         return Err(FrameError::Empty);
     }
@@ -233,8 +242,8 @@ fn decode(frame: &[u8], budget: usize, untrusted: bool) -> Result<Vec<ClientMess
                         StateVector::decode_v1(payload).map_err(|_| FrameError::BadStateVector)?,
                     ),
                     SYNC_STEP_2 | SYNC_UPDATE => {
-                        if untrusted {
-                            schema::check_update(payload).map_err(|e| match e {
+                        if let Some(kind) = untrusted {
+                            schema::check_update(payload, kind).map_err(|e| match e {
                                 // Not an update at all: malformed, like any bad payload.
                                 SchemaError::Malformed => FrameError::BadUpdate,
                                 unsupported => FrameError::Unsupported(unsupported),
@@ -501,21 +510,31 @@ mod tests {
             crowded.push(MSG_QUERY_AWARENESS as u8);
         }
         assert_eq!(
-            decode_client_frame(&crowded, 4).unwrap_err(),
+            decode_client_frame(&crowded, 4, DocumentKind::Session).unwrap_err(),
             FrameError::TooManyMessages(4)
         );
-        assert_eq!(decode_client_frame(&crowded, 5).unwrap().len(), 5);
+        assert_eq!(
+            decode_client_frame(&crowded, 5, DocumentKind::Session)
+                .unwrap()
+                .len(),
+            5
+        );
         // One awareness message speaking for five clients weighs five.
         let entries: Vec<(u64, u32, &str)> = (0..5).map(|id| (id, 1, "null")).collect();
         let frame = encode_awareness_entries(entries.into_iter());
         assert_eq!(
-            decode_client_frame(&frame, 4).unwrap_err(),
+            decode_client_frame(&frame, 4, DocumentKind::Session).unwrap_err(),
             FrameError::TooManyMessages(4)
         );
         // Garbage is malformed (1007); a well-formed write to an unknown type is
         // unsupported content (4422).
         assert_eq!(
-            decode_client_frame(&encode_update(&[0xff, 0xff, 0xff]), 8).unwrap_err(),
+            decode_client_frame(
+                &encode_update(&[0xff, 0xff, 0xff]),
+                8,
+                DocumentKind::Session
+            )
+            .unwrap_err(),
             FrameError::BadUpdate
         );
         let junk = {
@@ -526,7 +545,7 @@ mod tests {
             txn.encode_update_v1()
         };
         assert!(matches!(
-            decode_client_frame(&encode_update(&junk), 8),
+            decode_client_frame(&encode_update(&junk), 8, DocumentKind::Session),
             Err(FrameError::Unsupported(_))
         ));
     }

@@ -11,12 +11,31 @@
 //! nest, which yrs's own decoder does not: a value nested a few hundred
 //! thousand levels deep would overflow the stack while being decoded or dropped.
 
-/// The shared types a session document holds, and how each is used.
-const ROOTS: [(&str, RootKind); 3] = [
-    (super::document::CODE, RootKind::Text),
-    (super::document::META, RootKind::Map),
-    (super::document::RUNS, RootKind::Array),
-];
+/// Which document an update is for: each holds its own shared types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentKind {
+    /// The session's document: the code, its meta map and the runs.
+    Session,
+    /// The interviewers' private notes.
+    Notes,
+}
+
+impl DocumentKind {
+    /// The shared types the document holds, and how each is used.
+    fn roots(self) -> &'static [(&'static str, RootKind)] {
+        match self {
+            DocumentKind::Session => &[
+                (super::document::CODE, RootKind::Text),
+                (super::document::META, RootKind::Map),
+                (super::document::RUNS, RootKind::Array),
+            ],
+            DocumentKind::Notes => &[(super::document::NOTES, RootKind::Text)],
+        }
+    }
+}
+
+/// Keys of maps that only the server writes: (map, key).
+const SERVER_ONLY_KEYS: [(&str, &str); 1] = [(super::document::META, super::document::META_ENDED)];
 
 /// Deepest nesting of arrays and maps inside one plain value (a run record is
 /// three levels deep).
@@ -58,12 +77,18 @@ pub enum SchemaError {
     Content(&'static str),
     #[error("values nested deeper than {MAX_VALUE_DEPTH} levels")]
     TooDeep,
+    #[error("{0}.{1} is written by the server only")]
+    ServerOnly(&'static str, &'static str),
     #[error("undecodable update")]
     Malformed,
 }
 
-/// Checks that `update` (lib0 v1) only writes what a session document holds.
-pub fn check_update(update: &[u8]) -> Result<(), SchemaError> {
+/// Checks that `update` (lib0 v1) only writes what a `kind` document holds.
+///
+/// A key written for the first time names itself, so a client's attempt at a
+/// server-only key is caught here. An overwrite refers to the earlier value
+/// instead; the room puts such a flag back (see `rooms::state`).
+pub fn check_update(update: &[u8], kind: DocumentKind) -> Result<(), SchemaError> {
     let mut reader = Reader {
         buf: update,
         pos: 0,
@@ -74,14 +99,14 @@ pub fn check_update(update: &[u8]) -> Result<(), SchemaError> {
         let _client = reader.varuint()?;
         let _clock = reader.varuint()?;
         for _ in 0..structs {
-            check_struct(&mut reader)?;
+            check_struct(&mut reader, kind)?;
         }
     }
     // The delete set follows; yrs decodes and bounds it.
     Ok(())
 }
 
-fn check_struct(reader: &mut Reader) -> Result<(), SchemaError> {
+fn check_struct(reader: &mut Reader, document: DocumentKind) -> Result<(), SchemaError> {
     let info = reader.byte()?;
     if info == SKIP || info == GC {
         let _len = reader.varuint()?;
@@ -104,14 +129,21 @@ fn check_struct(reader: &mut Reader) -> Result<(), SchemaError> {
             return Err(SchemaError::Nested);
         }
         let name = reader.string()?;
-        let kind = ROOTS
+        let kind = document
+            .roots()
             .iter()
             .find(|(root, _)| *root == name)
             .map(|(_, kind)| *kind)
             .ok_or_else(|| SchemaError::UnknownRoot(name.chars().take(64).collect()))?;
         let keyed = info & HAS_PARENT_SUB != 0;
         if keyed {
-            let _key = reader.string()?;
+            let key = reader.string()?;
+            if let Some((map, key)) = SERVER_ONLY_KEYS
+                .iter()
+                .find(|(map, server_key)| *map == name && *server_key == key)
+            {
+                return Err(SchemaError::ServerOnly(map, key));
+            }
         }
         if keyed != (kind == RootKind::Map) {
             return Err(SchemaError::WrongKind(name.to_owned()));
@@ -246,6 +278,37 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(update: &[u8]) -> Result<(), SchemaError> {
+        check_update(update, DocumentKind::Session)
+    }
+
+    #[test]
+    fn clients_cannot_write_the_ended_flag_and_notes_hold_only_text() {
+        let doc = yrs::Doc::new();
+        let meta = doc.get_or_insert_map(crate::sync::document::META);
+        let ended = {
+            use yrs::{Map, Transact};
+            let mut txn = doc.transact_mut();
+            meta.insert(&mut txn, crate::sync::document::META_ENDED, true);
+            txn.encode_update_v1()
+        };
+        assert_eq!(check(&ended), Err(SchemaError::ServerOnly("meta", "ended")));
+        let notes_doc = yrs::Doc::new();
+        let notes = notes_doc.get_or_insert_text(crate::sync::document::NOTES);
+        let note = {
+            use yrs::{Text, Transact};
+            let mut txn = notes_doc.transact_mut();
+            notes.insert(&mut txn, 0, "strong on recursion");
+            txn.encode_update_v1()
+        };
+        assert_eq!(check_update(&note, DocumentKind::Notes), Ok(()));
+        assert!(matches!(check(&note), Err(SchemaError::UnknownRoot(_))));
+        assert!(matches!(
+            check_update(&ended, DocumentKind::Notes),
+            Err(SchemaError::UnknownRoot(_))
+        ));
+    }
     use crate::{
         domain::{
             run::{RunRecord, RunStatus},
@@ -272,10 +335,10 @@ mod tests {
     #[test]
     fn what_the_pad_writes_passes() {
         let doc = SessionDoc::new();
-        assert_eq!(check_update(&doc.insert_code(0, "héllo 🦀")), Ok(()));
+        assert_eq!(check(&doc.insert_code(0, "héllo 🦀")), Ok(()));
         // Typing next to existing text (the item has an origin).
-        assert_eq!(check_update(&doc.insert_code(3, "x")), Ok(()));
-        assert_eq!(check_update(&doc.set_language(Language::Python)), Ok(()));
+        assert_eq!(check(&doc.insert_code(3, "x")), Ok(()));
+        assert_eq!(check(&doc.set_language(Language::Python)), Ok(()));
         let before = doc.state_vector();
         doc.record_run(
             &RunRecord {
@@ -290,7 +353,7 @@ mod tests {
             },
             None,
         );
-        assert_eq!(check_update(&doc.diff(&before)), Ok(()));
+        assert_eq!(check(&doc.diff(&before)), Ok(()));
         // The whole document, deletions included.
         let deleting = update_of(
             |doc| doc.get_or_insert_text("code"),
@@ -299,9 +362,9 @@ mod tests {
                 code.remove_range(txn, 1, 1);
             },
         );
-        assert_eq!(check_update(&deleting), Ok(()));
-        assert_eq!(check_update(&doc.snapshot()), Ok(()));
-        assert_eq!(check_update(yrs::Update::EMPTY_V1), Ok(()));
+        assert_eq!(check(&deleting), Ok(()));
+        assert_eq!(check(&doc.snapshot()), Ok(()));
+        assert_eq!(check(yrs::Update::EMPTY_V1), Ok(()));
     }
 
     #[test]
@@ -312,17 +375,14 @@ mod tests {
                 junk.insert(txn, "k", "v");
             },
         );
-        assert_eq!(
-            check_update(&junk),
-            Err(SchemaError::UnknownRoot("junk".into()))
-        );
+        assert_eq!(check(&junk), Err(SchemaError::UnknownRoot("junk".into())));
         let nested = update_of(
             |doc| doc.get_or_insert_map("meta"),
             |meta, txn| {
                 meta.insert(txn, "k", MapPrelim::default());
             },
         );
-        assert_eq!(check_update(&nested), Err(SchemaError::Nested));
+        assert_eq!(check(&nested), Err(SchemaError::Nested));
         let map_in_text = update_of(
             |doc| doc.get_or_insert_map("code"),
             |code, txn| {
@@ -330,7 +390,7 @@ mod tests {
             },
         );
         assert!(matches!(
-            check_update(&map_in_text),
+            check(&map_in_text),
             Err(SchemaError::WrongKind(_))
         ));
         let text_in_runs = update_of(
@@ -338,7 +398,7 @@ mod tests {
             |runs, txn| runs.insert(txn, 0, "x"),
         );
         assert!(matches!(
-            check_update(&text_in_runs),
+            check(&text_in_runs),
             Err(SchemaError::WrongKind(_))
         ));
         let values_in_code = update_of(
@@ -348,7 +408,7 @@ mod tests {
             },
         );
         assert!(matches!(
-            check_update(&values_in_code),
+            check(&values_in_code),
             Err(SchemaError::WrongKind(_))
         ));
         let embed = update_of(
@@ -357,8 +417,8 @@ mod tests {
                 code.insert_embed(txn, 0, Any::Null);
             },
         );
-        assert_eq!(check_update(&embed), Err(SchemaError::Content("embedded")));
-        assert_eq!(check_update(&[1, 1]), Err(SchemaError::Malformed));
+        assert_eq!(check(&embed), Err(SchemaError::Content("embedded")));
+        assert_eq!(check(&[1, 1]), Err(SchemaError::Malformed));
     }
 
     #[test]
@@ -371,11 +431,11 @@ mod tests {
         update.extend(std::iter::repeat_n([117u8, 1], 1_000_000).flatten());
         update.push(126);
         update.extend_from_slice(&[0]);
-        assert_eq!(check_update(&update), Err(SchemaError::TooDeep));
+        assert_eq!(check(&update), Err(SchemaError::TooDeep));
         // Sixteen levels are fine.
         let mut shallow = update[..14].to_vec();
         shallow.extend(std::iter::repeat_n([117u8, 1], MAX_VALUE_DEPTH).flatten());
         shallow.extend_from_slice(&[126, 0]);
-        assert_eq!(check_update(&shallow), Ok(()));
+        assert_eq!(check(&shallow), Ok(()));
     }
 }

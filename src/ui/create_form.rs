@@ -1,5 +1,7 @@
-//! The "Create session" form, used on the home page and the not-found page.
-//! A plain form posting to a server function: it works before hydration too.
+//! The "Create session" form, used on the home page and the not-found page:
+//! language and an optional password. A plain form posting to a server
+//! function: it works before hydration too. Its creator lands on the session
+//! as the interviewer (the key rides in the redirect's fragment).
 
 use crate::{api::CreateSession, domain::Language};
 use leptos::prelude::*;
@@ -24,6 +26,16 @@ pub fn CreateSessionForm() -> impl IntoView {
                         .map(|l| view! { <option value=l.as_str()>{l.label()}</option> })
                         .collect_view()}
                 </select>
+            </label>
+            <label class="password-choice">
+                <span class="visually-hidden">"Password (optional)"</span>
+                <input
+                    type="password"
+                    name="password"
+                    data-testid="password-field"
+                    autocomplete="new-password"
+                    placeholder="Password (optional)"
+                />
             </label>
             <button
                 type="submit"

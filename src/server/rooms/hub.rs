@@ -2,11 +2,11 @@
 //! connections per session and per client IP, and shutting every room down.
 
 use super::{
-    task, ConnId, JoinRefused, Outbound, RoomCommand, RoomContext, RoomHandle, RoomRegistry,
+    task, ConnId, JoinRefused, Outbound, Role, RoomCommand, RoomContext, RoomHandle, RoomRegistry,
     RoomStats,
 };
 use crate::domain::{Language, SessionId, SessionMeta};
-use crate::server::queue::QueueReceiver;
+use crate::server::{blocking::blocking, queue::QueueReceiver};
 use std::{
     collections::HashMap,
     net::IpAddr,
@@ -163,6 +163,7 @@ impl Hub {
         meta: &SessionMeta,
         conn: ConnId,
         ip: IpAddr,
+        role: Role,
         outbound: Outbound,
     ) -> Result<RoomHandle, JoinRefused> {
         // A room that is unloading refuses with `retry`; the next attempt loads a
@@ -185,6 +186,7 @@ impl Hub {
                 .send(RoomCommand::Join {
                     conn,
                     ip,
+                    role,
                     outbound: outbound.clone(),
                     reply,
                 })
@@ -206,6 +208,24 @@ impl Hub {
             reason: "server shutting down".into(),
             retry: false,
         }))
+    }
+
+    /// Sends `command` to the session's room if it is loaded (a room that is
+    /// not reads the session's record when it loads).
+    pub async fn tell_loaded(&self, id: SessionId, command: RoomCommand) {
+        let room = lock(&self.rooms).get(&id).cloned();
+        if let Some(room) = room {
+            let _ = room.commands.send(command).await;
+        }
+    }
+
+    /// Sends `command` to the session's room, loading the session if needed.
+    pub async fn tell(self: &Arc<Self>, meta: &SessionMeta, command: RoomCommand) {
+        let room = lock(&self.rooms)
+            .entry(meta.id)
+            .or_insert_with(|| task::spawn(meta.clone(), self.cx.clone(), self.clone()))
+            .clone();
+        let _ = room.commands.send(command).await;
     }
 
     /// Closes every connection with 1001 after storing every room's snapshot;
@@ -249,6 +269,24 @@ impl RoomRegistry for Hub {
         } else {
             false
         }
+    }
+
+    fn record(self: Arc<Self>, id: SessionId, event: yrs::Any) {
+        let storage = self.cx.storage.clone();
+        tokio::spawn(async move {
+            let notes = blocking(move || {
+                let Some(notes_id) = storage.session(id)?.and_then(|meta| meta.notes_id) else {
+                    return Ok(None);
+                };
+                storage.session(notes_id)
+            })
+            .await;
+            match notes {
+                Ok(Some(notes)) => self.tell(&notes, RoomCommand::Record(event)).await,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(session = %id, error = %e, "event not recorded"),
+            }
+        });
     }
 
     fn forget(&self, id: SessionId, stats: &Arc<RoomStats>) {

@@ -32,6 +32,7 @@ use tokio::sync::oneshot;
 
 /// WebSocket close codes (shared with the browser).
 pub use crate::domain::close_codes as close;
+pub use crate::server::access::Role;
 pub use task::RoomContext;
 
 /// Identifies one WebSocket connection.
@@ -82,6 +83,7 @@ pub enum RoomCommand {
         conn: ConnId,
         /// The key per-address limits count against.
         ip: IpAddr,
+        role: Role,
         outbound: Outbound,
         reply: oneshot::Sender<Result<(), JoinRefused>>,
     },
@@ -92,6 +94,13 @@ pub enum RoomCommand {
     Leave {
         conn: ConnId,
     },
+    /// The interview was ended (`true`) or reopened (already stored in the
+    /// session's record).
+    SetEnded(bool),
+    /// The session was deleted from storage: close everyone, unload.
+    Delete,
+    /// Record a server event (JSON object) in a notes document.
+    Record(yrs::Any),
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -143,4 +152,7 @@ pub trait RoomRegistry: Send + Sync {
     ) -> bool;
     /// Unregisters the room if it is still the registered one.
     fn forget(&self, id: SessionId, stats: &Arc<RoomStats>);
+    /// Records `event` in the notes document of session `id` (in the
+    /// background: the caller does not wait for the notes room).
+    fn record(self: Arc<Self>, id: SessionId, event: yrs::Any);
 }

@@ -10,11 +10,13 @@
 //!   normal, not an error);
 //! - a state is at most `max_state_bytes` of JSON, and display names in it lose
 //!   control and hidden formatting characters before anyone sees them;
+//! - a state's top-level `role` is the server's word: the role of the
+//!   connection that owns it (a client's own claim is overwritten);
 //! - every lookup is a hash-map access, so the work is O(1) per entry;
 //! - states not renewed for [`STALE_AFTER_MS`] are removed, and a connection's
 //!   ids go with it, so memory follows the people actually there.
 
-use super::ConnId;
+use super::{ConnId, Role};
 use crate::{
     domain::names,
     sync::protocol::{self, AwarenessEntry, AwarenessMessage},
@@ -65,15 +67,16 @@ impl Presence {
     pub fn apply(
         &mut self,
         conn: ConnId,
+        role: Role,
         message: AwarenessMessage,
         now_ms: u64,
         limits: PresenceLimits,
     ) -> Result<Option<Vec<u8>>, PresenceError> {
-        if message
-            .entries
-            .iter()
-            .any(|entry| entry.json.len() > limits.max_state_bytes)
-        {
+        // Only entries it may set count: stock clients echo others' states,
+        // which the server has stamped with a role (a little longer than sent).
+        if message.entries.iter().any(|entry| {
+            entry.json.len() > limits.max_state_bytes && self.admits(conn, entry, limits)
+        }) {
             return Err(PresenceError::StateTooLarge(limits.max_state_bytes));
         }
         let total = message.entries.len();
@@ -84,8 +87,8 @@ impl Presence {
                 continue;
             }
             if !entry.is_removal() {
-                if let Some(clean) = clean_names(&entry.json) {
-                    entry.json = clean;
+                if let Some(stamped) = stamped(&entry.json, role) {
+                    entry.json = stamped;
                     rewritten = true;
                 }
             }
@@ -198,20 +201,33 @@ fn removal_frame(removed: &[(u64, u32)]) -> Option<Vec<u8>> {
     })
 }
 
-/// The state with its display name cleaned, if it needed cleaning. Most
-/// states are plain ASCII without escapes, and are not parsed at all.
-fn clean_names(json: &str) -> Option<String> {
-    let may_hide = !json.is_ascii() || json.contains("\\u");
-    if !may_hide {
+/// The state as others see it, if that differs from what the client sent:
+/// its top-level `role` set to the owner's, and its display name cleaned.
+///
+/// Most states are ASCII without escapes and already carry the right role
+/// (pairpad's own client writes what the server told it): those are not parsed.
+fn stamped(json: &str, role: Role) -> Option<String> {
+    let claim = match role {
+        Role::Interviewer => r#""role":"interviewer""#,
+        Role::Candidate => r#""role":"candidate""#,
+    };
+    let plain = json.is_ascii() && !json.contains("\\u");
+    if plain && json.matches(r#""role""#).count() == 1 && json.contains(claim) {
         return None;
     }
-    let mut state: serde_json::Value = serde_json::from_str(json).ok()?;
-    let name = state.get_mut("user")?.get_mut("name")?;
-    let text = name.as_str()?;
-    if !names::has_hidden_characters(text) {
+    let serde_json::Value::Object(mut state) = serde_json::from_str(json).ok()? else {
+        // Not an object (y-protocols states are): nothing to stamp a role on.
         return None;
+    };
+    state.insert("role".into(), role.as_str().into());
+    if let Some(name) = state
+        .get_mut("user")
+        .and_then(|user| user.get_mut("name"))
+        .filter(|name| name.as_str().is_some_and(names::has_hidden_characters))
+    {
+        let clean = names::clean_display_name(name.as_str().unwrap_or_default());
+        *name = serde_json::Value::String(clean);
     }
-    *name = serde_json::Value::String(names::clean_display_name(text));
     serde_json::to_string(&state).ok()
 }
 
@@ -224,6 +240,9 @@ mod tests {
         max_clients: 2,
         max_state_bytes: 64,
     };
+
+    /// The smallest state as relayed: just the role the server stamps.
+    const ROLE_ONLY: &str = r#"{"role":"candidate"}"#;
 
     fn message(entries: &[(u64, u32, &str)]) -> AwarenessMessage {
         let frame = protocol::encode_awareness_entries(entries.iter().copied());
@@ -253,19 +272,20 @@ mod tests {
     #[test]
     fn a_connection_sets_and_removes_only_its_own_ids() {
         let mut presence = Presence::default();
-        let alice = r#"{"user":{"name":"Alice"}}"#;
-        let first = presence.apply(1, message(&[(10, 1, alice)]), 0, LIMITS);
+        let alice = r#"{"user":{"name":"Alice"},"role":"candidate"}"#;
+        let first = presence.apply(1, Role::Candidate, message(&[(10, 1, alice)]), 0, LIMITS);
         assert_eq!(relayed(first.unwrap()), vec![(10, 1, alice.to_owned())]);
         // Connection 2 tries to replace and then remove Alice: both ignored.
         let spoof = presence.apply(
             2,
+            Role::Candidate,
             message(&[(10, 5, r#"{"user":{"name":"Mallory"}}"#)]),
             0,
             LIMITS,
         );
         assert_eq!(spoof, Ok(None));
         assert_eq!(
-            presence.apply(2, message(&[(10, 6, "null")]), 0, LIMITS),
+            presence.apply(2, Role::Candidate, message(&[(10, 6, "null")]), 0, LIMITS),
             Ok(None)
         );
         assert_eq!(
@@ -274,10 +294,16 @@ mod tests {
         );
         // Alice's own older clock is stale; her removal goes through.
         assert_eq!(
-            presence.apply(1, message(&[(10, 0, "{}")]), 0, LIMITS),
+            presence.apply(
+                1,
+                Role::Candidate,
+                message(&[(10, 0, ROLE_ONLY)]),
+                0,
+                LIMITS
+            ),
             Ok(None)
         );
-        let gone = presence.apply(1, message(&[(10, 1, "null")]), 0, LIMITS);
+        let gone = presence.apply(1, Role::Candidate, message(&[(10, 1, "null")]), 0, LIMITS);
         assert_eq!(relayed(gone.unwrap()), vec![(10, 1, "null".to_owned())]);
         assert_eq!(presence.current_frame(), None);
     }
@@ -287,14 +313,15 @@ mod tests {
         let mut presence = Presence::default();
         let frame = presence.apply(
             1,
-            message(&[(1, 1, "{}"), (2, 1, "{}"), (3, 1, "{}")]),
+            Role::Candidate,
+            message(&[(1, 1, ROLE_ONLY), (2, 1, ROLE_ONLY), (3, 1, ROLE_ONLY)]),
             0,
             LIMITS,
         );
         // Only the first two are relayed; the echo of another's state is skipped.
         assert_eq!(relayed(frame.unwrap()).len(), 2);
         assert_eq!(
-            presence.apply(1, message(&[(4, 1, "{}")]), 0, LIMITS),
+            presence.apply(1, Role::Candidate, message(&[(4, 1, ROLE_ONLY)]), 0, LIMITS),
             Ok(None)
         );
         assert_eq!(presence.len(), 2);
@@ -310,11 +337,14 @@ mod tests {
         let mut presence = Presence::default();
         let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(100));
         assert_eq!(
-            presence.apply(1, message(&[(1, 1, &big)]), 0, LIMITS),
+            presence.apply(1, Role::Candidate, message(&[(1, 1, &big)]), 0, LIMITS),
             Err(PresenceError::StateTooLarge(64))
         );
         let nulls: Vec<(u64, u32, &str)> = (0..1000).map(|id| (id, 9, "null")).collect();
-        assert_eq!(presence.apply(1, message(&nulls), 0, LIMITS), Ok(None));
+        assert_eq!(
+            presence.apply(1, Role::Candidate, message(&nulls), 0, LIMITS),
+            Ok(None)
+        );
         assert!(
             presence.is_empty(),
             "removals of unknown ids are not stored"
@@ -325,25 +355,105 @@ mod tests {
     fn stale_states_expire_and_their_owner_may_announce_again() {
         let mut presence = Presence::default();
         presence
-            .apply(1, message(&[(7, 3, "{}")]), 1_000, LIMITS)
+            .apply(
+                1,
+                Role::Candidate,
+                message(&[(7, 3, ROLE_ONLY)]),
+                1_000,
+                LIMITS,
+            )
             .unwrap();
         assert_eq!(presence.expire_stale(1_000 + STALE_AFTER_MS), None);
         let expired = presence.expire_stale(1_001 + STALE_AFTER_MS);
         assert_eq!(relayed(expired), vec![(7, 3, "null".into())]);
         assert_eq!(presence.current_frame(), None);
-        let back = presence.apply(1, message(&[(7, 4, "{}")]), 40_000, LIMITS);
-        assert_eq!(relayed(back.unwrap()), vec![(7, 4, "{}".into())]);
+        let back = presence.apply(
+            1,
+            Role::Candidate,
+            message(&[(7, 4, ROLE_ONLY)]),
+            40_000,
+            LIMITS,
+        );
+        assert_eq!(relayed(back.unwrap()), vec![(7, 4, ROLE_ONLY.into())]);
     }
 
     #[test]
     fn display_names_lose_hidden_characters_before_they_are_relayed() {
         let mut presence = Presence::default();
         let sneaky = r#"{"user":{"name":"\u202eevE\u200b","color":3}}"#;
-        let frame = presence.apply(1, message(&[(5, 1, sneaky)]), 0, LIMITS);
+        let frame = presence.apply(1, Role::Candidate, message(&[(5, 1, sneaky)]), 0, LIMITS);
         let entries = relayed(frame.unwrap());
         let state: serde_json::Value = serde_json::from_str(&entries[0].2).unwrap();
         assert_eq!(state["user"]["name"], "evE");
         assert_eq!(state["user"]["color"], 3);
         assert!(relayed(presence.current_frame())[0].2.contains("evE"));
+    }
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::*;
+
+    #[test]
+    fn the_role_relayed_is_the_owners_whatever_the_client_claims() {
+        let read = |json: &str| serde_json::from_str::<serde_json::Value>(json).unwrap();
+        let claimed = r#"{"user":{"name":"Eve"},"role":"interviewer"}"#;
+        let as_candidate = stamped(claimed, Role::Candidate).expect("rewritten");
+        assert_eq!(read(&as_candidate)["role"], "candidate");
+        assert_eq!(read(&as_candidate)["user"]["name"], "Eve");
+        let silent = stamped(r#"{"user":{"name":"Ann"}}"#, Role::Interviewer).unwrap();
+        assert_eq!(read(&silent)["role"], "interviewer");
+        // A nested "role" is not the top-level one.
+        let nested = stamped(r#"{"user":{"role":"interviewer"}}"#, Role::Candidate).unwrap();
+        assert_eq!(read(&nested)["role"], "candidate");
+        // Already right: relayed as sent, without a parse.
+        assert_eq!(
+            stamped(r#"{"role":"candidate","x":1}"#, Role::Candidate),
+            None
+        );
+        assert_eq!(stamped("3", Role::Candidate), None);
+    }
+}
+
+#[cfg(test)]
+mod echo_tests {
+    use super::*;
+    use crate::sync::protocol::{decode_frame, ClientMessage};
+
+    #[test]
+    fn a_state_of_exactly_the_limit_is_relayed_and_its_stamped_echo_ignored() {
+        let pad = "x".repeat(4096 - r#"{"n":1,"pad":""}"#.len());
+        let state = format!(r#"{{"n":1,"pad":"{pad}"}}"#);
+        assert_eq!(state.len(), 4096);
+        let frame = protocol::encode_awareness_entries([(700, 1, state.as_str())].into_iter());
+        let Some(ClientMessage::Awareness(message)) = decode_frame(&frame).unwrap().pop() else {
+            panic!()
+        };
+        let mut presence = Presence::default();
+        let limits = PresenceLimits {
+            max_clients: 4,
+            max_state_bytes: 4096,
+        };
+        let relayed = presence
+            .apply(1, Role::Candidate, message, 0, limits)
+            .unwrap()
+            .unwrap();
+        let Some(ClientMessage::Awareness(out)) = decode_frame(&relayed).unwrap().pop() else {
+            panic!()
+        };
+        assert_eq!(out.entries.len(), 1);
+        let v: serde_json::Value = serde_json::from_str(&out.entries[0].json).unwrap();
+        assert_eq!(v["n"], 1);
+        // Another connection echoes the stamped (longer) state: ignored, not punished.
+        let echo = protocol::encode_awareness_entries(
+            [(700, 1, out.entries[0].json.as_str())].into_iter(),
+        );
+        let Some(ClientMessage::Awareness(echo)) = decode_frame(&echo).unwrap().pop() else {
+            panic!()
+        };
+        assert_eq!(
+            presence.apply(2, Role::Candidate, echo, 0, limits),
+            Ok(None)
+        );
     }
 }

@@ -18,18 +18,25 @@
 //! document's whole encoded size (4413, checked before anything is stored),
 //! the session's history (4507), presence (see `presence`), and connections
 //! that cannot keep up (closed as too slow, their backlog dropped).
+//!
+//! Interviews: every connection has a role (the server's word, stamped into
+//! its presence); an ended session takes no update from anyone (4409) and its
+//! `meta.ended` flag is the server's to write (a client's overwrite is put
+//! back); a deleted session closes everyone with 4404. A notes document (see
+//! [`DocumentKind::Notes`]) also takes the events the server records in it.
 
 use super::{
     close,
     presence::{Presence, PresenceError, PresenceLimits},
     rules::{self, Accounts, Refusal},
-    ConnId, OUTBOUND_CAPACITY,
+    ConnId, Role, OUTBOUND_CAPACITY,
 };
 use crate::{
     domain::{Language, Limits, SessionId},
     storage::StoredDocument,
     sync::{
         protocol::{self, AwarenessMessage, ClientMessage, ReceivedUpdate},
+        schema::DocumentKind,
         SessionDoc,
     },
 };
@@ -84,6 +91,9 @@ pub enum Effect {
     Language(Language),
     /// The number of connections changed.
     Connections(usize),
+    /// Record this event (a JSON object) in the session's notes document: a
+    /// participant joined or left, for the interview record.
+    Record(yrs::Any),
     /// The room has been empty for the grace period: unregister it unless a
     /// command is waiting, else call [`RoomState::unload_refused`].
     Unload,
@@ -95,7 +105,8 @@ pub type Effects = VecDeque<Effect>;
 
 /// A batch of updates out to storage: what to do once it is stored.
 struct Storing {
-    /// The connection that sent them (`None`: the room's own update).
+    /// The connection that sent them (`None`: the room's own update, relayed
+    /// to everyone).
     from: Option<ConnId>,
     /// The relay frames, one per update.
     frames: Vec<Bytes>,
@@ -105,8 +116,41 @@ struct Storing {
     unapplied_before: usize,
 }
 
+/// What a room needs to know of its session's record when it loads.
+#[derive(Clone, Copy, Debug)]
+pub struct Loaded {
+    pub id: SessionId,
+    pub kind: DocumentKind,
+    /// The language chosen at creation (written into a new document).
+    pub language: Language,
+    /// The session's word on whether the interview has ended.
+    pub ended: bool,
+}
+
+/// Whether the room takes edits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    Open,
+    /// The interview has ended: read-only for everyone.
+    Ended,
+    /// The session was deleted: everyone is gone, nobody may join.
+    Deleted,
+}
+
+/// A connection in the room.
+struct Member {
+    conn: ConnId,
+    ip: IpAddr,
+    role: Role,
+    joined_ms: u64,
+    /// The display name its presence announced (once it has).
+    name: Option<String>,
+}
+
 pub struct RoomState {
     id: SessionId,
+    kind: DocumentKind,
+    lifecycle: Lifecycle,
     /// Shared: every room keeps them, and thousands may be loaded.
     limits: Arc<Limits>,
     doc: SessionDoc,
@@ -121,8 +165,11 @@ pub struct RoomState {
     presence: Presence,
     /// At most a few dozen, so a Vec searched linearly is both faster and much
     /// smaller than a hash map (thousands of rooms stay loaded).
-    connections: Vec<(ConnId, IpAddr)>,
-    storing: Option<Storing>,
+    connections: Vec<Member>,
+    /// The wall clock as of the latest input (ms), for the events recorded.
+    clock_ms: u64,
+    /// Batches out to storage, oldest first (the task answers in order).
+    storing: VecDeque<Storing>,
     /// The size of the snapshot out to storage.
     snapshotting: Option<usize>,
     /// After a failed snapshot: when to try again, and the wait after that.
@@ -134,16 +181,22 @@ pub struct RoomState {
 
 impl RoomState {
     /// A room for the session `id` as stored. A session never loaded before
-    /// gets `language` written into its document first: that update is pushed
-    /// as a [`Effect::Store`] (relayed to nobody).
+    /// gets `language` written into its document first, and a document whose
+    /// ended flag disagrees with `ended` (the session's record, the truth) is
+    /// corrected: such updates are pushed as [`Effect::Store`]s.
     pub fn load(
-        id: SessionId,
-        language: Language,
+        record: Loaded,
         stored: StoredDocument,
         limits: Arc<Limits>,
         now: Instant,
         effects: &mut Effects,
     ) -> Self {
+        let Loaded {
+            id,
+            kind,
+            language,
+            ended,
+        } = record;
         let (doc, skipped) = SessionDoc::from_updates(stored.updates_in_order());
         if skipped > 0 {
             tracing::warn!(session = %id, skipped, "stored updates that did not apply were skipped");
@@ -158,6 +211,12 @@ impl RoomState {
         );
         let mut state = Self {
             id,
+            kind,
+            lifecycle: if ended {
+                Lifecycle::Ended
+            } else {
+                Lifecycle::Open
+            },
             next_ping: now + limits.ping_interval,
             limits,
             language: doc.language(),
@@ -167,27 +226,92 @@ impl RoomState {
             accounts,
             presence: Presence::default(),
             connections: Vec::new(),
-            storing: None,
+            clock_ms: 0,
+            storing: VecDeque::new(),
             snapshotting: None,
             snapshot_retry: None,
             empty_since: Some(now),
             next_sweep: now + AWARENESS_SWEEP,
         };
-        if state.language.is_none() {
-            // A new session: its language (chosen at creation) goes into the
-            // document, where it syncs and persists like any edit.
-            let update = state.doc.set_language(language);
-            state.language = Some(language);
-            state.storing = Some(Storing {
-                from: None,
-                frames: Vec::new(),
-                count: 1,
-                bytes: update.len(),
-                unapplied_before: 0,
-            });
-            effects.push_back(Effect::Store(vec![update]));
+        if kind == DocumentKind::Session {
+            if state.language.is_none() {
+                // A new session: its language (chosen at creation) goes into
+                // the document, where it syncs and persists like any edit.
+                let update = state.doc.set_language(language);
+                state.language = Some(language);
+                state.store_own(update, effects);
+            }
+            state.keep_ended_flag(effects);
         }
         state
+    }
+
+    /// Stores an update the room made itself; once stored it goes to everyone.
+    fn store_own(&mut self, update: Vec<u8>, effects: &mut Effects) {
+        self.storing.push_back(Storing {
+            from: None,
+            frames: vec![protocol::encode_update(&update).into()],
+            count: 1,
+            bytes: update.len(),
+            unapplied_before: self.unapplied.len(),
+        });
+        effects.push_back(Effect::Store(vec![update]));
+    }
+
+    /// Puts the document's ended flag back to the session's word, if a client
+    /// changed it (or the room has not written it yet).
+    fn keep_ended_flag(&mut self, effects: &mut Effects) {
+        let ended = self.lifecycle == Lifecycle::Ended;
+        if self.kind == DocumentKind::Session && self.doc.ended() != ended {
+            let update = self.doc.set_ended(ended);
+            self.store_own(update, effects);
+        }
+    }
+
+    /// The interview was ended (`true`) or reopened: the flag goes into the
+    /// document for everyone, and edits are refused or taken again.
+    pub fn set_ended(&mut self, ended: bool, effects: &mut Effects) {
+        if self.lifecycle == Lifecycle::Deleted {
+            return;
+        }
+        self.apply_unapplied(effects);
+        self.lifecycle = if ended {
+            Lifecycle::Ended
+        } else {
+            Lifecycle::Open
+        };
+        self.keep_ended_flag(effects);
+    }
+
+    /// The session was deleted: everyone is closed with 4404 and nobody joins
+    /// again; the task unloads the room.
+    pub fn delete(&mut self, effects: &mut Effects) {
+        self.lifecycle = Lifecycle::Deleted;
+        for Member { conn, .. } in self.connections.drain(..) {
+            effects.push_back(Effect::Close {
+                conn,
+                code: close::SESSION_NOT_FOUND,
+                reason: "the session was deleted".to_owned(),
+                discard_backlog: true,
+            });
+        }
+        effects.push_back(Effect::Connections(0));
+        effects.push_back(Effect::Unload);
+    }
+
+    /// Records a server event (a focus change, a large paste) in a notes
+    /// document, where interviewers see it live and the export finds it.
+    pub fn record_event(&mut self, event: yrs::Any, effects: &mut Effects) {
+        if self.kind != DocumentKind::Notes || self.lifecycle == Lifecycle::Deleted {
+            return;
+        }
+        self.apply_unapplied(effects);
+        let update = self.doc.record_event(event);
+        self.store_own(update, effects);
+    }
+
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
     }
 
     pub fn id(&self) -> SessionId {
@@ -229,11 +353,31 @@ impl RoomState {
 
     /// A connection asks to join. Admitted, it is sent the document's state
     /// vector and everyone's presence, one message a frame.
-    pub fn join(&mut self, conn: ConnId, ip: IpAddr, effects: &mut Effects) -> Result<(), Refusal> {
-        let present = self.connections.iter().map(|(_, ip)| *ip);
+    pub fn join(
+        &mut self,
+        conn: ConnId,
+        ip: IpAddr,
+        role: Role,
+        wall_ms: u64,
+        effects: &mut Effects,
+    ) -> Result<(), Refusal> {
+        self.clock_ms = wall_ms;
+        if self.lifecycle == Lifecycle::Deleted {
+            return Err(Refusal {
+                code: close::SESSION_NOT_FOUND,
+                reason: "the session was deleted".to_owned(),
+            });
+        }
+        let present = self.connections.iter().map(|member| member.ip);
         rules::admit(present, ip, &self.limits)?;
         self.apply_unapplied(effects);
-        self.connections.push((conn, ip));
+        self.connections.push(Member {
+            conn,
+            ip,
+            role,
+            joined_ms: wall_ms,
+            name: None,
+        });
         let step1 = protocol::encode_sync_step1(&self.doc.state_vector());
         effects.push_back(Effect::Send {
             to: conn,
@@ -260,9 +404,10 @@ impl RoomState {
         wall_ms: u64,
         effects: &mut Effects,
     ) {
-        if !self.is_connected(conn) {
+        let Some(role) = self.role_of(conn) else {
             return;
-        }
+        };
+        self.clock_ms = wall_ms;
         let mut updates = Vec::new();
         for message in messages {
             match message {
@@ -282,7 +427,7 @@ impl RoomState {
                     }
                 }
                 ClientMessage::Awareness(message) => {
-                    if !self.apply_presence(conn, message, now, wall_ms, effects) {
+                    if !self.apply_presence(conn, role, message, now, wall_ms, effects) {
                         return;
                     }
                 }
@@ -299,9 +444,15 @@ impl RoomState {
                 }
             }
         }
-        if !updates.is_empty() {
-            self.accept_updates(conn, updates, now, effects);
+        if updates.is_empty() {
+            return;
         }
+        if self.lifecycle == Lifecycle::Ended && self.kind == DocumentKind::Session {
+            let reason = "the interview has ended: the session is read-only".to_owned();
+            self.close(conn, close::INTERVIEW_ENDED, reason, now, effects);
+            return;
+        }
+        self.accept_updates(conn, updates, now, effects);
     }
 
     /// Size and history checks, then out to storage (see the module doc).
@@ -312,7 +463,6 @@ impl RoomState {
         now: Instant,
         effects: &mut Effects,
     ) {
-        debug_assert!(self.storing.is_none(), "one store at a time");
         let incoming: usize = updates.iter().map(|update| update.len()).sum();
         // Taken out for the check: measuring needs the whole room.
         let mut accounts = std::mem::take(&mut self.accounts);
@@ -345,7 +495,7 @@ impl RoomState {
             stored.push(bytes);
             self.unapplied.push(decoded);
         }
-        self.storing = Some(Storing {
+        self.storing.push_back(Storing {
             from: Some(conn),
             frames,
             count,
@@ -355,15 +505,17 @@ impl RoomState {
         effects.push_back(Effect::Store(stored));
     }
 
-    /// The last [`Effect::Store`] finished: stored (`ok`), or not. Stored, its
-    /// updates are relayed; not stored, they are dropped and their sender is
-    /// closed (it reconnects and sends them again).
+    /// The oldest [`Effect::Store`] finished: stored (`ok`), or not. Stored,
+    /// its updates are relayed; not stored, they are dropped and their sender
+    /// is closed (it reconnects and sends them again).
     pub fn stored(&mut self, ok: bool, now: Instant, effects: &mut Effects) {
-        let Some(batch) = self.storing.take() else {
+        let Some(batch) = self.storing.pop_front() else {
             debug_assert!(false, "stored() without a store");
             return;
         };
         if !ok {
+            // (The room's own updates are in its document already: a reload,
+            // or the next correction, writes them again.)
             self.unapplied.truncate(batch.unapplied_before);
             if let Some(conn) = batch.from {
                 let reason = "storage failure; reconnect".to_owned();
@@ -445,6 +597,7 @@ impl RoomState {
     /// Time passed: apply what is due, sweep presence, ping, retry a failed
     /// snapshot, and offer to unload an empty room.
     pub fn tick(&mut self, now: Instant, wall_ms: u64, effects: &mut Effects) {
+        self.clock_ms = wall_ms;
         if self.apply_due.is_some_and(|at| now >= at) {
             self.apply_unapplied(effects);
         }
@@ -483,7 +636,7 @@ impl RoomState {
 
     /// The server is shutting down: everyone is told, and a due snapshot taken.
     pub fn shutdown(&mut self, effects: &mut Effects) {
-        for (conn, _) in self.connections.drain(..) {
+        for Member { conn, .. } in self.connections.drain(..) {
             effects.push_back(Effect::Close {
                 conn,
                 code: close::GOING_AWAY,
@@ -497,8 +650,38 @@ impl RoomState {
         }
     }
 
-    fn is_connected(&self, conn: ConnId) -> bool {
-        self.connections.iter().any(|(id, _)| *id == conn)
+    fn role_of(&self, conn: ConnId) -> Option<Role> {
+        self.connections
+            .iter()
+            .find(|member| member.conn == conn)
+            .map(|member| member.role)
+    }
+
+    /// Records that a participant joined, once their presence names them.
+    fn learn_name(&mut self, conn: ConnId, message: &AwarenessMessage, effects: &mut Effects) {
+        if self.kind != DocumentKind::Session {
+            return;
+        }
+        let Some(member) = self.connections.iter_mut().find(|m| m.conn == conn) else {
+            return;
+        };
+        if member.name.is_some() {
+            return;
+        }
+        let Some(name) = message
+            .entries
+            .iter()
+            .find_map(|entry| announced_name(&entry.json))
+        else {
+            return;
+        };
+        effects.push_back(Effect::Record(participant_event(
+            "join",
+            &name,
+            member.role,
+            member.joined_ms,
+        )));
+        member.name = Some(name);
     }
 
     fn start_snapshot(&mut self, effects: &mut Effects) {
@@ -529,12 +712,14 @@ impl RoomState {
             self.language = Some(language);
             effects.push_back(Effect::Language(language));
         }
+        self.keep_ended_flag(effects);
     }
 
     /// Applies a connection's presence; false if it broke a limit and was closed.
     fn apply_presence(
         &mut self,
         conn: ConnId,
+        role: Role,
         message: AwarenessMessage,
         now: Instant,
         wall_ms: u64,
@@ -544,7 +729,8 @@ impl RoomState {
             max_clients: self.limits.max_awareness_clients,
             max_state_bytes: self.limits.max_awareness_state_bytes,
         };
-        match self.presence.apply(conn, message, wall_ms, limits) {
+        self.learn_name(conn, &message, effects);
+        match self.presence.apply(conn, role, message, wall_ms, limits) {
             Ok(Some(frame)) => {
                 // To everyone, the sender included: y-websocket clients treat
                 // their own echoed presence as a sign the connection is alive.
@@ -589,10 +775,14 @@ impl RoomState {
 
     /// Forgets a connection and its presence; false if it was not here.
     fn remove_connection(&mut self, conn: ConnId, now: Instant, effects: &mut Effects) -> bool {
-        let Some(index) = self.connections.iter().position(|(id, _)| *id == conn) else {
+        let Some(index) = self.connections.iter().position(|m| m.conn == conn) else {
             return false;
         };
-        self.connections.swap_remove(index);
+        let member = self.connections.swap_remove(index);
+        if let Some(name) = &member.name {
+            let event = participant_event("leave", name, member.role, self.clock_ms);
+            effects.push_back(Effect::Record(event));
+        }
         if let Some(frame) = self.presence.remove_connection(conn) {
             effects.push_back(Effect::Broadcast {
                 except: Some(conn),
@@ -605,6 +795,24 @@ impl RoomState {
         }
         true
     }
+}
+
+/// The display name a presence state announces (`user.name`), if any.
+fn announced_name(json: &str) -> Option<String> {
+    let state: serde_json::Value = serde_json::from_str(json).ok()?;
+    let name = state.get("user")?.get("name")?.as_str()?;
+    let clean = crate::domain::names::clean_display_name(name);
+    (!clean.is_empty()).then_some(clean)
+}
+
+/// A participant joined or left, as recorded for the interview record.
+fn participant_event(kind: &str, name: &str, role: Role, at_ms: u64) -> yrs::Any {
+    yrs::Any::from(std::collections::HashMap::from([
+        ("kind".to_owned(), yrs::Any::from(kind)),
+        ("name".to_owned(), yrs::Any::from(name)),
+        ("role".to_owned(), yrs::Any::from(role.as_str())),
+        ("at".to_owned(), yrs::Any::from(at_ms as f64)),
+    ]))
 }
 
 #[cfg(test)]
@@ -633,17 +841,27 @@ mod tests {
     fn room_with(limits: Limits, now: Instant) -> RoomState {
         let mut fx = Effects::new();
         let mut room = RoomState::load(
-            SessionId::new_random(),
-            Language::Python,
+            Loaded {
+                id: SessionId::new_random(),
+                kind: DocumentKind::Session,
+                language: Language::Python,
+                ended: false,
+            },
             empty_store(),
             Arc::new(limits),
             now,
             &mut fx,
         );
-        assert!(matches!(fx.pop_front(), Some(Effect::Store(_))));
-        room.stored(true, now, &mut fx);
-        room.join(ALICE, ip(1), &mut fx).unwrap();
-        room.join(BOB, ip(2), &mut fx).unwrap();
+        // The language is written first.
+        assert!(matches!(fx.front(), Some(Effect::Store(_))));
+        while let Some(effect) = fx.pop_front() {
+            if let Effect::Store(_) = effect {
+                room.stored(true, now, &mut fx);
+            }
+        }
+        room.join(ALICE, ip(1), Role::Candidate, 0, &mut fx)
+            .unwrap();
+        room.join(BOB, ip(2), Role::Candidate, 0, &mut fx).unwrap();
         room
     }
 
@@ -678,8 +896,12 @@ mod tests {
     fn a_new_session_stores_its_language_before_anyone_joins() {
         let mut fx = Effects::new();
         let room = RoomState::load(
-            SessionId::new_random(),
-            Language::Python,
+            Loaded {
+                id: SessionId::new_random(),
+                kind: DocumentKind::Session,
+                language: Language::Python,
+                ended: false,
+            },
             empty_store(),
             Arc::new(Limits::default()),
             Instant::now(),
@@ -687,12 +909,16 @@ mod tests {
         );
         assert_eq!(room.language(), Some(Language::Python));
         let effects = take(&mut fx);
-        assert_eq!(effects.len(), 1);
-        let Effect::Store(updates) = &effects[0] else {
-            panic!("expected a store, got {effects:?}")
-        };
-        let (doc, _) = SessionDoc::from_updates(updates.iter().map(Vec::as_slice));
+        let stored: Vec<&[u8]> = effects
+            .iter()
+            .map(|effect| match effect {
+                Effect::Store(updates) => updates[0].as_slice(),
+                other => panic!("expected only stores, got {other:?}"),
+            })
+            .collect();
+        let (doc, _) = SessionDoc::from_updates(stored);
         assert_eq!(doc.language(), Some(Language::Python));
+        assert!(!doc.ended());
     }
 
     #[test]
@@ -841,8 +1067,10 @@ mod tests {
         };
         let mut room = room_with(limits, now);
         let mut fx = Effects::new();
-        room.join(3, ip(1), &mut fx).unwrap();
-        let refused = room.join(4, ip(1), &mut fx).unwrap_err();
+        room.join(3, ip(1), Role::Candidate, 0, &mut fx).unwrap();
+        let refused = room
+            .join(4, ip(1), Role::Candidate, 0, &mut fx)
+            .unwrap_err();
         assert_eq!(refused.code, close::TRY_AGAIN_LATER);
         assert_eq!(room.connection_count(), 3);
     }
@@ -1006,5 +1234,235 @@ mod tests {
             vec![(ALICE, close::GOING_AWAY), (BOB, close::GOING_AWAY)]
         );
         assert_eq!(room.connection_count(), 0);
+    }
+
+    #[test]
+    fn an_ended_interview_takes_no_edit_from_anyone_until_reopened() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        room.join(3, ip(3), Role::Interviewer, 0, &mut Effects::new())
+            .unwrap();
+        let mut fx = Effects::new();
+        room.set_ended(true, &mut fx);
+        // The flag goes into the document, stored, then to everyone.
+        let effects = take(&mut fx);
+        assert!(
+            matches!(effects.as_slice(), [Effect::Store(_)]),
+            "{effects:?}"
+        );
+        room.stored(true, now, &mut fx);
+        assert!(matches!(
+            take(&mut fx).as_slice(),
+            [Effect::Broadcast { except: None, .. }]
+        ));
+        assert!(room.document().ended());
+        for conn in [ALICE, 3] {
+            room.frame(
+                conn,
+                frame_of(&protocol::encode_update(&edit(conn, "late"))),
+                now,
+                0,
+                &mut fx,
+            );
+            let effects = take(&mut fx);
+            assert_eq!(closes(&effects), vec![(conn, close::INTERVIEW_ENDED)]);
+            assert!(!effects.iter().any(|e| matches!(e, Effect::Store(_))));
+        }
+        // Reading still works.
+        let request = protocol::encode_sync_step1(&yrs::StateVector::default());
+        room.frame(BOB, frame_of(&request), now, 0, &mut fx);
+        assert!(matches!(
+            take(&mut fx).as_slice(),
+            [Effect::Send { to: BOB, .. }]
+        ));
+        room.set_ended(false, &mut fx);
+        room.stored(true, now, &mut fx);
+        take(&mut fx);
+        room.frame(
+            BOB,
+            frame_of(&protocol::encode_update(&edit(9, "again"))),
+            now,
+            0,
+            &mut fx,
+        );
+        assert!(matches!(take(&mut fx).as_slice(), [Effect::Store(_)]));
+    }
+
+    #[test]
+    fn a_client_that_overwrites_the_ended_flag_is_put_back() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        // A client that has synced (so its write overwrites the server's flag,
+        // which the schema cannot see) sets ended = true.
+        let client = yrs::Doc::with_client_id(7);
+        let synced = Update::decode_v1(&room.document().snapshot()).unwrap();
+        client.transact_mut().apply_update(synced).unwrap();
+        let meta = client.get_or_insert_map(crate::sync::document::META);
+        let forged = {
+            let mut txn = client.transact_mut();
+            meta.insert(&mut txn, crate::sync::document::META_ENDED, true);
+            txn.encode_update_v1()
+        };
+        room.frame(
+            ALICE,
+            frame_of(&protocol::encode_update(&forged)),
+            now,
+            0,
+            &mut fx,
+        );
+        room.stored(true, now, &mut fx);
+        take(&mut fx);
+        room.tick(now + APPLY_DELAY, 0, &mut fx);
+        let effects = take(&mut fx);
+        assert!(
+            matches!(effects.as_slice(), [Effect::Store(_)]),
+            "{effects:?}"
+        );
+        room.stored(true, now, &mut fx);
+        assert!(!room.document().ended());
+        assert_eq!(room.lifecycle(), Lifecycle::Open);
+    }
+
+    #[test]
+    fn a_deleted_session_closes_everyone_with_4404_and_takes_nobody() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        room.delete(&mut fx);
+        let effects = take(&mut fx);
+        let mut closed = closes(&effects);
+        closed.sort();
+        assert_eq!(
+            closed,
+            vec![
+                (ALICE, close::SESSION_NOT_FOUND),
+                (BOB, close::SESSION_NOT_FOUND)
+            ]
+        );
+        assert!(effects.contains(&Effect::Unload));
+        let refused = room
+            .join(5, ip(5), Role::Interviewer, 0, &mut fx)
+            .unwrap_err();
+        assert_eq!(refused.code, close::SESSION_NOT_FOUND);
+    }
+
+    #[test]
+    fn presence_carries_the_role_the_server_gave_the_connection() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        room.join(3, ip(3), Role::Interviewer, 0, &mut Effects::new())
+            .unwrap();
+        let mut fx = Effects::new();
+        let claim = r#"{"user":{"name":"Eve"},"role":"interviewer"}"#;
+        let frame = protocol::encode_awareness_entries([(70, 1, claim)].into_iter());
+        room.frame(ALICE, frame_of(&frame), now, 0, &mut fx);
+        let role_in = |effects: Vec<Effect>| -> String {
+            let Some(Effect::Broadcast { frame, .. }) = effects
+                .iter()
+                .find(|e| matches!(e, Effect::Broadcast { .. }))
+            else {
+                panic!("expected a relay, got {effects:?}")
+            };
+            let Some(ClientMessage::Awareness(message)) = decode_frame(frame).unwrap().pop() else {
+                panic!("not awareness")
+            };
+            let state: serde_json::Value = serde_json::from_str(&message.entries[0].json).unwrap();
+            state["role"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(role_in(take(&mut fx)), "candidate");
+        let frame =
+            protocol::encode_awareness_entries([(71, 1, r#"{"user":{"name":"Ian"}}"#)].into_iter());
+        room.frame(3, frame_of(&frame), now, 0, &mut fx);
+        assert_eq!(role_in(take(&mut fx)), "interviewer");
+    }
+
+    #[test]
+    fn a_notes_document_records_events_and_writes_no_session_fields() {
+        let now = Instant::now();
+        let mut fx = Effects::new();
+        let mut notes = RoomState::load(
+            Loaded {
+                id: SessionId::new_random(),
+                kind: DocumentKind::Notes,
+                language: Language::Python,
+                ended: true,
+            },
+            empty_store(),
+            Arc::new(Limits::default()),
+            now,
+            &mut fx,
+        );
+        assert!(fx.is_empty(), "no language and no ended flag in notes");
+        notes
+            .join(ALICE, ip(1), Role::Interviewer, 0, &mut fx)
+            .unwrap();
+        take(&mut fx);
+        let event = yrs::Any::from(std::collections::HashMap::from([(
+            "kind".to_owned(),
+            yrs::Any::from("blur"),
+        )]));
+        notes.record_event(event.clone(), &mut fx);
+        assert!(matches!(take(&mut fx).as_slice(), [Effect::Store(_)]));
+        notes.stored(true, now, &mut fx);
+        assert!(matches!(
+            take(&mut fx).as_slice(),
+            [Effect::Broadcast { except: None, .. }]
+        ));
+        assert_eq!(notes.document().events(), vec![event]);
+        // Notes stay writable when the interview has ended.
+        let note = {
+            let doc = yrs::Doc::with_client_id(7);
+            let text = doc.get_or_insert_text(crate::sync::document::NOTES);
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 0, "good");
+            txn.encode_update_v1()
+        };
+        notes.frame(
+            ALICE,
+            frame_of(&protocol::encode_update(&note)),
+            now,
+            0,
+            &mut fx,
+        );
+        assert!(matches!(take(&mut fx).as_slice(), [Effect::Store(_)]));
+    }
+
+    #[test]
+    fn a_participant_is_recorded_when_named_and_when_leaving() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        let state = r#"{"user":{"name":"Cara"}}"#;
+        let frame = protocol::encode_awareness_entries([(80, 1, state)].into_iter());
+        room.frame(ALICE, frame_of(&frame), now, 1_000, &mut fx);
+        let recorded = |effects: Vec<Effect>| -> Vec<yrs::Any> {
+            effects
+                .into_iter()
+                .filter_map(|e| match e {
+                    Effect::Record(event) => Some(event),
+                    _ => None,
+                })
+                .collect()
+        };
+        let joined = recorded(take(&mut fx));
+        assert_eq!(joined.len(), 1);
+        assert_eq!(
+            joined[0],
+            participant_event("join", "Cara", Role::Candidate, 0)
+        );
+        // Presence again: no second record.
+        let frame = protocol::encode_awareness_entries([(80, 2, state)].into_iter());
+        room.frame(ALICE, frame_of(&frame), now, 2_000, &mut fx);
+        assert!(recorded(take(&mut fx)).is_empty());
+        room.leave(ALICE, now, &mut fx);
+        let left = recorded(take(&mut fx));
+        assert_eq!(
+            left,
+            vec![participant_event("leave", "Cara", Role::Candidate, 2_000)]
+        );
+        // Bob never named himself: nothing recorded for him.
+        room.leave(BOB, now, &mut fx);
+        assert!(recorded(take(&mut fx)).is_empty());
     }
 }

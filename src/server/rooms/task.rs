@@ -6,7 +6,7 @@
 
 use super::{
     close,
-    state::{Effect, Effects, RoomState},
+    state::{Effect, Effects, Lifecycle, Loaded, RoomState},
     JoinRefused, OutFrame, Outbound, RoomCommand, RoomHandle, RoomRegistry, RoomStats,
 };
 use crate::{
@@ -19,6 +19,7 @@ use crate::{
         queue::{self, QueueReceiver, TrySendError},
     },
     storage::{Storage, StorageError, UpdateRecord},
+    sync::schema::DocumentKind,
 };
 use std::sync::{atomic::Ordering, Arc};
 use tokio::time::Instant;
@@ -122,11 +123,29 @@ impl Room {
     ) -> Result<Box<Self>, StorageError> {
         let storage = cx.storage.clone();
         let id = meta.id;
-        let stored = blocking(move || storage.load_document(id)).await?;
+        // The record as stored now: it may have changed (ended, deleted) since
+        // the caller read it.
+        let (meta, stored) = blocking(move || {
+            let meta = storage
+                .session(id)?
+                .ok_or_else(|| StorageError(format!("session {id} no longer exists")))?;
+            Ok::<_, StorageError>((meta, storage.load_document(id)?))
+        })
+        .await?;
         let mut effects = Effects::new();
-        let state = RoomState::load(
+        let kind = if meta.notes_of.is_some() {
+            DocumentKind::Notes
+        } else {
+            DocumentKind::Session
+        };
+        let record = Loaded {
             id,
-            meta.language,
+            kind,
+            language: meta.language,
+            ended: meta.ended,
+        };
+        let state = RoomState::load(
+            record,
             stored,
             cx.limits.clone(),
             std::time::Instant::now(),
@@ -153,6 +172,8 @@ impl Room {
                 stored?;
             }
         }
+        // Nobody is connected yet: what storing relayed goes to nobody.
+        room.effects.clear();
         tracing::debug!(session = %id, "session loaded");
         Ok(room)
     }
@@ -191,6 +212,12 @@ impl Room {
                 },
             };
             if let Next::Unloaded = next {
+                if self.state.lifecycle() == Lifecycle::Deleted {
+                    tracing::debug!(session = %self.state.id(), "deleted session unloaded");
+                    let reason = "the session was deleted";
+                    Box::pin(refuse_all(queue, close::SESSION_NOT_FOUND, reason, false)).await;
+                    return;
+                }
                 tracing::debug!(session = %self.state.id(), "idle session unloaded");
                 Box::pin(refuse_all(
                     queue,
@@ -211,9 +238,10 @@ impl Room {
             RoomCommand::Join {
                 conn,
                 ip,
+                role,
                 outbound,
                 reply,
-            } => match self.state.join(conn, ip, &mut self.effects) {
+            } => match self.state.join(conn, ip, role, now_ms(), &mut self.effects) {
                 Ok(()) => {
                     self.outlets.push((conn, outbound));
                     let _ = reply.send(Ok(()));
@@ -231,6 +259,9 @@ impl Room {
                     .frame(conn, messages, now, now_ms(), &mut self.effects)
             }
             RoomCommand::Leave { conn } => self.state.leave(conn, now, &mut self.effects),
+            RoomCommand::SetEnded(ended) => self.state.set_ended(ended, &mut self.effects),
+            RoomCommand::Delete => self.state.delete(&mut self.effects),
+            RoomCommand::Record(event) => self.state.record_event(event, &mut self.effects),
             RoomCommand::Shutdown { .. } => unreachable!("handled by run"),
         }
     }
@@ -286,8 +317,14 @@ impl Room {
                     }
                 }
                 Effect::Language(language) => self.publish_language(language),
+                Effect::Record(event) => self.registry.clone().record(self.state.id(), event),
                 Effect::Connections(count) => {
                     self.stats.connections.store(count, Ordering::Relaxed);
+                }
+                Effect::Unload if self.state.lifecycle() == Lifecycle::Deleted => {
+                    // Nothing to keep: storage is gone already.
+                    self.registry.forget(self.state.id(), &self.stats);
+                    next = Next::Unloaded;
                 }
                 Effect::Unload => {
                     if self

@@ -1,9 +1,54 @@
-//! The session bar's controls: language, theme, display name, connection status,
-//! the users list and join/leave notices.
+//! The session bar's controls: role, language, theme, display name,
+//! connection status, code download, the ended banner, the users list and
+//! join/leave notices.
 
-use super::signals::WorkspaceSignals;
-use crate::{domain::Language, interop::editor::Theme};
+use super::{engine, signals::WorkspaceSignals};
+use crate::{
+    domain::Language,
+    interop::{editor::Theme, interview},
+};
 use leptos::prelude::*;
+
+/// This browser's role in the session.
+#[component]
+pub fn RoleBadge(signals: WorkspaceSignals) -> impl IntoView {
+    view! {
+        <span class="role" data-testid="role" data-role=move || if signals.interviewer.get() { "interviewer" } else { "candidate" }>
+            {move || if signals.interviewer.get() { "Interviewer" } else { "Candidate" }}
+        </span>
+    }
+}
+
+/// Downloads the code as a file named for its language.
+#[component]
+pub fn ExportCode(signals: WorkspaceSignals) -> impl IntoView {
+    let download = move |_| {
+        let extension = match signals.language.get_untracked() {
+            Language::JavaScript => "js",
+            Language::Python => "py",
+        };
+        engine::with_current(|engine| {
+            interview::download(&format!("code.{extension}"), &engine.code(), "text/plain");
+        });
+    };
+    view! {
+        <button type="button" class="control" data-testid="export-code" on:click=download title="Download the code">
+            "Download code"
+        </button>
+    }
+}
+
+/// Says the interview has ended (the editor and Run are read-only meanwhile).
+#[component]
+pub fn EndedBanner(signals: WorkspaceSignals) -> impl IntoView {
+    view! {
+        <Show when=move || signals.ended.get()>
+            <p class="ended" role="status" data-testid="session-ended">
+                "This interview has ended. The code is read-only."
+            </p>
+        </Show>
+    }
+}
 
 #[component]
 pub fn LanguageSelect(signals: WorkspaceSignals, on_pick: Callback<Language>) -> impl IntoView {
@@ -99,12 +144,17 @@ pub fn UserList(signals: WorkspaceSignals) -> impl IntoView {
             <ul data-testid="user-list">
                 <For
                     each=move || signals.participants.get()
-                    key=|p| (p.client_id, p.name.clone(), p.color)
+                    key=|p| (p.client_id, p.name.clone(), p.color, p.interviewer)
                     let:participant
                 >
-                    <li class=format!("person pp-peer-{}", participant.color) data-local=participant.is_local>
+                    <li
+                        class=format!("person pp-peer-{}", participant.color)
+                        data-local=participant.is_local
+                        data-role=if participant.interviewer { "interviewer" } else { "candidate" }
+                    >
                         <span class="swatch" aria-hidden="true"></span>
                         <span class="person-name">{participant.name.clone()}</span>
+                        {participant.interviewer.then(|| view! { <span class="badge">"interviewer"</span> })}
                         {participant.is_local.then(|| view! { <span class="you">" (you)"</span> })}
                     </li>
                 </For>

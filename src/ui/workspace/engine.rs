@@ -18,6 +18,7 @@ use crate::{
     interop::{
         browser,
         editor::{Editor, EditorEvents, PeerCursor, Theme},
+        interview,
         runner::{RunLimits, RunOutcome, Runner},
         socket::{Socket, SocketEvent},
     },
@@ -75,6 +76,8 @@ pub fn with_current(f: impl FnOnce(&mut Engine)) {
 
 pub struct Engine {
     session_id: String,
+    /// The interviewer key this browser holds (empty: a candidate).
+    key: String,
     client: CollabClient,
     socket: Option<Socket>,
     editor: Option<Editor>,
@@ -106,12 +109,14 @@ pub fn start(
     signals: WorkspaceSignals,
     run_limits: RunLimits,
     document_limit: usize,
+    key: String,
 ) -> EngineHandle {
     let mut client = new_replica(&signals);
     client.set_size_limit(document_limit);
     let engine = Rc::new_cyclic(|this| {
         RefCell::new(Engine {
             session_id,
+            key,
             client,
             socket: None,
             editor: None,
@@ -168,7 +173,16 @@ pub fn start(
 /// A fresh replica of the session under a random client id.
 fn new_replica(signals: &WorkspaceSignals) -> CollabClient {
     let client_id = (browser::random() * f64::from(u32::MAX)) as u64;
-    CollabClient::new(client_id, &signals.name.get_untracked(), browser::now_ms)
+    let mut client = CollabClient::new(client_id, &signals.name.get_untracked(), browser::now_ms);
+    // Announced with our presence when the connection opens; the server
+    // stamps the same role (it is the server's word, not ours).
+    let role = if signals.interviewer.get_untracked() {
+        "interviewer"
+    } else {
+        "candidate"
+    };
+    let _ = client.set_role(role);
+    client
 }
 
 /// Runs `f` on the engine if it is alive and not busy.
@@ -184,10 +198,9 @@ fn with_engine(weak: &Weak<RefCell<Engine>>, f: impl FnOnce(&mut Engine)) {
 fn connect(engine: &EngineHandle) {
     let (url, weak) = {
         let engine = engine.borrow();
-        (
-            browser::session_socket_url(&engine.session_id),
-            engine.this.clone(),
-        )
+        // The key, if any, goes as a cookie (see `interview::take_key`).
+        let url = browser::session_socket_url(&engine.session_id);
+        (url, engine.this.clone())
     };
     let Some(url) = url else { return };
     let on_event = {
@@ -203,7 +216,36 @@ fn connect(engine: &EngineHandle) {
     }
 }
 
+/// An insertion this long (UTF-16 units) counts as a paste interviewers hear
+/// about.
+const LARGE_PASTE_CHARS: usize = 200;
+
 impl Engine {
+    /// The code as this page has it.
+    pub fn code(&self) -> String {
+        self.client.code()
+    }
+
+    /// Tells the interviewers (through the server) that this page's tab lost
+    /// (`blur`) or regained (`focus`) attention, or that a large block was
+    /// pasted.
+    pub fn report(&self, kind: &str, chars: Option<usize>) {
+        let url = format!("/api/sessions/{}/events", self.session_id);
+        let body = serde_json::json!({
+            "kind": kind,
+            "name": self.signals.name.get_untracked(),
+            "chars": chars,
+        })
+        .to_string();
+        let key = self.key.clone();
+        spawn_local(async move {
+            let reply = interview::send_json("POST", &url, &key, &body).await;
+            if !reply.is_success() {
+                leptos::logging::warn!("pairpad: event not recorded: {}", reply.error_message());
+            }
+        });
+    }
+
     /// True while some local edit has not reached the server.
     pub fn has_unsent_edits(&self) -> bool {
         self.unsent
@@ -417,6 +459,28 @@ impl Engine {
                 self.reconnect_after(0);
                 return;
             }
+            close::INTERVIEW_ENDED => {
+                // An edit of ours raced the end of the interview: it is not
+                // kept (nobody else has it), and the page turns read-only.
+                self.replace_replica();
+                self.signals.ended.set(true);
+                self.reconnect_after(0);
+                return;
+            }
+            close::PASSWORD_REQUIRED => {
+                self.stopped = true;
+                self.signals.status.set(ConnectionState::Offline);
+                self.signals.locked.set(true);
+                return;
+            }
+            close::INTERVIEWER_ONLY => {
+                self.stopped = true;
+                self.signals.status.set(ConnectionState::Offline);
+                self.signals.problem.set(Some(format!(
+                    "This browser's interviewer key is not accepted ({reason})."
+                )));
+                return;
+            }
             close::HISTORY_FULL => {
                 self.stopped = true;
                 self.signals.status.set(ConnectionState::Offline);
@@ -520,6 +584,12 @@ impl Engine {
                 }
             }
         }
+        if let Some(ended) = effects.ended {
+            self.signals.ended.set(ended);
+            if let Some(editor) = &self.editor {
+                editor.set_read_only(ended);
+            }
+        }
         if let Some(language) = effects.language {
             self.signals.language.set(language);
             if let Some(editor) = &self.editor {
@@ -551,6 +621,7 @@ impl Engine {
                 name: peer.name.clone(),
                 color: peer.color,
                 is_local: peer.is_local,
+                interviewer: peer.interviewer,
             })
             .collect();
         if let Some(editor) = &self.editor {
@@ -641,6 +712,7 @@ impl Engine {
                         if let Some(current) = engine.client.language() {
                             editor.set_language(current);
                         }
+                        editor.set_read_only(engine.client.ended());
                         engine.editor = Some(editor);
                         signals.editor_ready.set(true);
                         engine.refresh_participants();
@@ -665,8 +737,16 @@ fn editor_events(weak: &Weak<RefCell<Engine>>) -> EditorEvents {
                     // from the server's document when it has.
                     return;
                 }
+                let pasted = changes
+                    .iter()
+                    .map(|change| change.text.encode_utf16().count())
+                    .max()
+                    .unwrap_or(0);
                 let effects = engine.client.on_editor_changes(changes);
                 engine.apply(effects);
+                if pasted >= LARGE_PASTE_CHARS {
+                    engine.report("paste", Some(pasted));
+                }
             })
         }
     };

@@ -73,7 +73,7 @@ pub fn RunPanel(signals: WorkspaceSignals) -> impl IntoView {
                     type="button"
                     class="primary"
                     data-testid="run-button"
-                    disabled=running
+                    disabled=move || running() || signals.ended.get()
                     title="Run (Ctrl+Enter)"
                     on:click=move |_| engine::with_current(|e| e.run_code())
                 >

@@ -44,6 +44,8 @@ pub struct Participant {
     pub name: String,
     pub color: u8,
     pub is_local: bool,
+    /// The server says they hold the interviewer key.
+    pub interviewer: bool,
 }
 
 /// A short-lived message ("Ada joined").
@@ -112,10 +114,21 @@ pub struct WorkspaceSignals {
     pub python: RwSignal<PythonStatus>,
     /// Input for the program (one line per input() call).
     pub stdin: RwSignal<String>,
+    /// This browser holds the interviewer key.
+    pub interviewer: RwSignal<bool>,
+    /// That key (empty for a candidate); it never leaves the browser except
+    /// to this server, as a Bearer token or the WebSocket's `key` parameter.
+    pub key: RwSignal<String>,
+    /// The interview has ended: everything is read-only.
+    pub ended: RwSignal<bool>,
+    /// A password protects the session and this browser has not unlocked it.
+    pub locked: RwSignal<bool>,
+    /// What the interviewers hear about (focus changes, large pastes).
+    pub focus_notices: RwSignal<Vec<Notice>>,
 }
 
 impl WorkspaceSignals {
-    pub fn new(language: Language) -> Self {
+    pub fn new(language: Language, ended: bool, locked: bool) -> Self {
         Self {
             status: RwSignal::new(ConnectionState::Reconnecting),
             participants: RwSignal::new(Vec::new()),
@@ -129,6 +142,11 @@ impl WorkspaceSignals {
             running: RwSignal::new(false),
             python: RwSignal::new(PythonStatus::Loading("Python: waiting…".into())),
             stdin: RwSignal::new(String::new()),
+            interviewer: RwSignal::new(false),
+            key: RwSignal::new(String::new()),
+            ended: RwSignal::new(ended),
+            locked: RwSignal::new(locked),
+            focus_notices: RwSignal::new(Vec::new()),
         }
     }
 }

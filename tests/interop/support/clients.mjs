@@ -51,15 +51,29 @@ export async function within (promise, { timeout = WAIT_MS, message = 'operation
   }
 }
 
+/** A `ws` WebSocket class that sends `headers` (e.g. a Cookie) with its upgrade request. */
+function webSocketWithHeaders (headers) {
+  if (!headers) return WebSocket
+  return class extends WebSocket {
+    constructor (url, protocols) {
+      super(url, protocols, { headers })
+    }
+  }
+}
+
 /**
  * A stock Yjs client joined to one session through y-websocket's WebsocketProvider.
+ * `sessionId` is the room name (`<id>/notes` for the notes document); `params`
+ * become the URL query (e.g. `{ key }`), `headers` go with the upgrade request
+ * (e.g. `{ cookie: 'name=value' }`, as a browser would send it).
  * @param {{wsBase: string}} server
  * @param {string} sessionId
  */
-export function yClient (server, sessionId, { name = 'client', connect = true } = {}) {
+export function yClient (server, sessionId, { name = 'client', connect = true, params = {}, headers = null } = {}) {
   const doc = new Y.Doc()
   const provider = new WebsocketProvider(server.wsBase, sessionId, doc, {
-    WebSocketPolyfill: WebSocket,
+    WebSocketPolyfill: webSocketWithHeaders(headers),
+    params,
     disableBc: true,
     maxBackoffTime: 500,
     connect
@@ -147,10 +161,10 @@ export function bytes (data) {
 
 /**
  * A raw WebSocket client that records every frame it receives and how the
- * connection closed.
+ * connection closed. `headers` go with the upgrade request (e.g. a Cookie).
  */
-export function rawClient (url) {
-  const ws = new WebSocket(url)
+export function rawClient (url, { headers } = {}) {
+  const ws = headers ? new WebSocket(url, { headers }) : new WebSocket(url)
   ws.binaryType = 'nodebuffer'
   const frames = []
   const errors = []
