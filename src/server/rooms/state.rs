@@ -53,6 +53,8 @@ pub const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
 /// First wait after a failed snapshot; it doubles up to [`SNAPSHOT_MAX_BACKOFF`].
 pub const SNAPSHOT_FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const SNAPSHOT_MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long an empty notes document stays loaded (see `unload_grace`).
+pub const NOTES_UNLOAD_GRACE: Duration = Duration::from_secs(1);
 /// How long an accepted update may wait to be applied to the room's document
 /// (so how late the REST API may see a language change made by a client).
 pub const APPLY_DELAY: Duration = Duration::from_millis(500);
@@ -341,9 +343,7 @@ impl RoomState {
 
     /// When [`Self::tick`] next has something to do.
     pub fn next_deadline(&self) -> Instant {
-        let unload_at = self
-            .empty_since
-            .map(|since| since + self.limits.room_unload_grace);
+        let unload_at = self.empty_since.map(|since| since + self.unload_grace());
         let retry_at = self.snapshot_retry.map(|(at, _)| at);
         [unload_at, self.apply_due, retry_at, Some(self.next_ping)]
             .into_iter()
@@ -617,7 +617,7 @@ impl RoomState {
         let retry_due = self.snapshot_retry.is_some_and(|(at, _)| now >= at);
         let unload_due = self
             .empty_since
-            .is_some_and(|since| now >= since + self.limits.room_unload_grace);
+            .is_some_and(|since| now >= since + self.unload_grace());
         if retry_due || (unload_due && self.accounts.snapshot_due()) {
             self.start_snapshot(effects);
         }
@@ -647,6 +647,16 @@ impl RoomState {
         effects.push_back(Effect::Connections(0));
         if self.accounts.snapshot_due() {
             self.start_snapshot(effects);
+        }
+    }
+
+    /// How long the room stays loaded once empty. A notes document nobody has
+    /// open is loaded only to record an event (someone joined, a candidate's
+    /// tab lost focus): it goes again at once, so a session costs one room.
+    fn unload_grace(&self) -> Duration {
+        match self.kind {
+            DocumentKind::Session => self.limits.room_unload_grace,
+            DocumentKind::Notes => NOTES_UNLOAD_GRACE.min(self.limits.room_unload_grace),
         }
     }
 
@@ -1464,5 +1474,28 @@ mod tests {
         // Bob never named himself: nothing recorded for him.
         room.leave(BOB, now, &mut fx);
         assert!(recorded(take(&mut fx)).is_empty());
+    }
+
+    #[test]
+    fn an_empty_notes_document_unloads_soon_after_recording() {
+        let now = Instant::now();
+        let mut fx = Effects::new();
+        let mut notes = RoomState::load(
+            Loaded {
+                id: SessionId::new_random(),
+                kind: DocumentKind::Notes,
+                language: Language::Python,
+                ended: false,
+            },
+            empty_store(),
+            Arc::new(Limits::default()),
+            now,
+            &mut fx,
+        );
+        notes.record_event(yrs::Any::from("join"), &mut fx);
+        notes.stored(true, now, &mut fx);
+        take(&mut fx);
+        notes.tick(now + NOTES_UNLOAD_GRACE, 0, &mut fx);
+        assert!(take(&mut fx).contains(&Effect::Unload));
     }
 }
