@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 /// The record of session `meta` from its document and its notes document.
 pub fn record(meta: &SessionMeta, doc: &SessionDoc, notes: Option<&SessionDoc>) -> Value {
-    let events: Vec<Value> = notes
+    let mut events: Vec<Value> = notes
         .map(|notes| {
             notes
                 .events()
@@ -20,6 +20,14 @@ pub fn record(meta: &SessionMeta, doc: &SessionDoc, notes: Option<&SessionDoc>) 
                 .collect()
         })
         .unwrap_or_default();
+    // Events recorded while nobody had the notes open are appended without
+    // the rest of the array at hand, so the array's order is not time order.
+    events.sort_by(|a, b| {
+        a["at"]
+            .as_f64()
+            .partial_cmp(&b["at"].as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let language = doc.language().unwrap_or(meta.language);
     json!({
         "id": meta.id,

@@ -177,7 +177,9 @@ impl Hub {
                 let mut rooms = lock(&self.rooms);
                 rooms
                     .entry(meta.id)
-                    .or_insert_with(|| task::spawn(meta.clone(), self.cx.clone(), self.clone()))
+                    .or_insert_with(|| {
+                        task::spawn(meta.clone(), self.cx.clone(), self.clone(), false)
+                    })
                     .clone()
             };
             let (reply, answer) = oneshot::channel();
@@ -223,7 +225,7 @@ impl Hub {
     pub async fn tell(self: &Arc<Self>, meta: &SessionMeta, command: RoomCommand) {
         let room = lock(&self.rooms)
             .entry(meta.id)
-            .or_insert_with(|| task::spawn(meta.clone(), self.cx.clone(), self.clone()))
+            .or_insert_with(|| task::spawn(meta.clone(), self.cx.clone(), self.clone(), true))
             .clone();
         let _ = room.commands.send(command).await;
     }

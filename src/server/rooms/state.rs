@@ -127,6 +127,10 @@ pub struct Loaded {
     pub language: Language,
     /// The session's word on whether the interview has ended.
     pub ended: bool,
+    /// The stored document was not read (a notes document loaded only to
+    /// record events): the room appends to it, and reads it when someone
+    /// joins (see [`RoomState::needs_document`]).
+    pub unread: bool,
 }
 
 /// Whether the room takes edits.
@@ -172,6 +176,9 @@ pub struct RoomState {
     clock_ms: u64,
     /// Batches out to storage, oldest first (the task answers in order).
     storing: VecDeque<Storing>,
+    /// The stored document has not been read (see [`Loaded::unread`]): `doc`
+    /// holds only what this room appended, so it is never snapshotted.
+    unread: bool,
     /// The size of the snapshot out to storage.
     snapshotting: Option<usize>,
     /// After a failed snapshot: when to try again, and the wait after that.
@@ -198,6 +205,7 @@ impl RoomState {
             kind,
             language,
             ended,
+            unread,
         } = record;
         let (doc, skipped) = SessionDoc::from_updates(stored.updates_in_order());
         if skipped > 0 {
@@ -230,6 +238,7 @@ impl RoomState {
             connections: Vec::new(),
             clock_ms: 0,
             storing: VecDeque::new(),
+            unread,
             snapshotting: None,
             snapshot_retry: None,
             empty_since: Some(now),
@@ -310,6 +319,29 @@ impl RoomState {
         self.apply_unapplied(effects);
         let update = self.doc.record_event(event);
         self.store_own(update, effects);
+    }
+
+    /// Whether the stored document must be read before a connection joins.
+    pub fn needs_document(&self) -> bool {
+        self.unread
+    }
+
+    /// The stored document, read for a first connection. It holds everything
+    /// this room appended (each store finished before the join was taken),
+    /// so it replaces the room's partial copy.
+    pub fn read_document(&mut self, stored: StoredDocument) {
+        debug_assert!(self.storing.is_empty());
+        let (doc, _skipped) = SessionDoc::from_updates(stored.updates_in_order());
+        let bytes_since_snapshot = stored.updates.iter().map(|u| u.update.len()).sum();
+        let snapshot_len = stored.snapshot.as_ref().map_or(0, Vec::len);
+        self.accounts = Accounts::new(
+            doc.encoded_len(),
+            stored.history_bytes,
+            bytes_since_snapshot,
+            snapshot_len,
+        );
+        self.doc = doc;
+        self.unread = false;
     }
 
     pub fn lifecycle(&self) -> Lifecycle {
@@ -695,7 +727,7 @@ impl RoomState {
     }
 
     fn start_snapshot(&mut self, effects: &mut Effects) {
-        if self.snapshotting.is_some() {
+        if self.snapshotting.is_some() || self.unread {
             return;
         }
         self.apply_unapplied(effects);
@@ -856,6 +888,7 @@ mod tests {
                 kind: DocumentKind::Session,
                 language: Language::Python,
                 ended: false,
+                unread: false,
             },
             empty_store(),
             Arc::new(limits),
@@ -911,6 +944,7 @@ mod tests {
                 kind: DocumentKind::Session,
                 language: Language::Python,
                 ended: false,
+                unread: false,
             },
             empty_store(),
             Arc::new(Limits::default()),
@@ -1397,6 +1431,7 @@ mod tests {
                 kind: DocumentKind::Notes,
                 language: Language::Python,
                 ended: true,
+                unread: false,
             },
             empty_store(),
             Arc::new(Limits::default()),
@@ -1486,6 +1521,7 @@ mod tests {
                 kind: DocumentKind::Notes,
                 language: Language::Python,
                 ended: false,
+                unread: false,
             },
             empty_store(),
             Arc::new(Limits::default()),
@@ -1497,5 +1533,51 @@ mod tests {
         take(&mut fx);
         notes.tick(now + NOTES_UNLOAD_GRACE, 0, &mut fx);
         assert!(take(&mut fx).contains(&Effect::Unload));
+    }
+
+    #[test]
+    fn an_unread_notes_document_appends_events_and_reads_storage_before_a_join() {
+        let now = Instant::now();
+        let mut fx = Effects::new();
+        let mut notes = RoomState::load(
+            Loaded {
+                id: SessionId::new_random(),
+                kind: DocumentKind::Notes,
+                language: Language::Python,
+                ended: false,
+                unread: true,
+            },
+            empty_store(),
+            Arc::new(Limits::default()),
+            now,
+            &mut fx,
+        );
+        // What storage already holds: a note.
+        let earlier = SessionDoc::new();
+        let note = earlier.edit_notes("earlier note").unwrap();
+        notes.record_event(yrs::Any::from("blur"), &mut fx);
+        let Some(Effect::Store(appended)) = fx.pop_front() else {
+            panic!("expected a store")
+        };
+        notes.stored(true, now, &mut fx);
+        fx.clear();
+        // Never snapshotted while unread: its copy is partial.
+        notes.shutdown(&mut fx);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Snapshot(_))));
+        assert!(notes.needs_document());
+        let mut stored = empty_store();
+        stored.updates = [note, appended[0].clone()]
+            .into_iter()
+            .enumerate()
+            .map(|(i, update)| crate::storage::LoggedUpdate {
+                seq: i as u64 + 1,
+                at_ms: 0,
+                update,
+            })
+            .collect();
+        notes.read_document(stored);
+        assert!(!notes.needs_document());
+        assert_eq!(notes.document().notes(), "earlier note");
+        assert_eq!(notes.document().events(), vec![yrs::Any::from("blur")]);
     }
 }

@@ -18,7 +18,7 @@ use crate::{
         persist::UpdateWriter,
         queue::{self, QueueReceiver, TrySendError},
     },
-    storage::{Storage, StorageError, UpdateRecord},
+    storage::{Storage, StorageError, StoredDocument, UpdateRecord},
     sync::schema::DocumentKind,
 };
 use std::sync::{atomic::Ordering, Arc};
@@ -74,7 +74,15 @@ enum Next {
 }
 
 /// Starts a room's task; the document is loaded before any command runs.
-pub fn spawn(meta: SessionMeta, cx: RoomContext, registry: Arc<dyn RoomRegistry>) -> RoomHandle {
+///
+/// `to_record`: the room is loaded only to record events in a notes document;
+/// it then reads the stored document only when someone joins.
+pub fn spawn(
+    meta: SessionMeta,
+    cx: RoomContext,
+    registry: Arc<dyn RoomRegistry>,
+    to_record: bool,
+) -> RoomHandle {
     let (commands, queue) = queue::bounded(ROOM_QUEUE_CAPACITY);
     let stats = Arc::new(RoomStats::default());
     stats.set_language(meta.language);
@@ -93,7 +101,13 @@ pub fn spawn(meta: SessionMeta, cx: RoomContext, registry: Arc<dyn RoomRegistry>
     };
     // Boxed, and built outside the task: the task's own future then holds a
     // pointer, not the start-up arguments, for as long as the room lives.
-    let load = Box::pin(Room::load(meta, cx, registry.clone(), stats.clone()));
+    let load = Box::pin(Room::load(
+        meta,
+        cx,
+        registry.clone(),
+        stats.clone(),
+        to_record,
+    ));
     tokio::spawn(async move {
         let _registration = registration;
         match load.await {
@@ -120,6 +134,7 @@ impl Room {
         cx: RoomContext,
         registry: Arc<dyn RoomRegistry>,
         stats: Arc<RoomStats>,
+        to_record: bool,
     ) -> Result<Box<Self>, StorageError> {
         let storage = cx.storage.clone();
         let id = meta.id;
@@ -129,7 +144,18 @@ impl Room {
             let meta = storage
                 .session(id)?
                 .ok_or_else(|| StorageError(format!("session {id} no longer exists")))?;
-            Ok::<_, StorageError>((meta, storage.load_document(id)?))
+            let unread = to_record && meta.notes_of.is_some();
+            let stored = if unread {
+                StoredDocument {
+                    snapshot: None,
+                    snapshot_seq: 0,
+                    updates: Vec::new(),
+                    history_bytes: meta.history_bytes,
+                }
+            } else {
+                storage.load_document(id)?
+            };
+            Ok::<_, StorageError>((meta, stored))
         })
         .await?;
         let mut effects = Effects::new();
@@ -143,6 +169,7 @@ impl Room {
             kind,
             language: meta.language,
             ended: meta.ended,
+            unread: to_record && kind == DocumentKind::Notes,
         };
         let state = RoomState::load(
             record,
@@ -201,6 +228,9 @@ impl Room {
                         return;
                     }
                     Some(command) => {
+                        if matches!(command, RoomCommand::Join { .. }) && self.state.needs_document() {
+                            Box::pin(self.read_document()).await;
+                        }
                         self.handle(command);
                         self.carry_out(&queue).await
                     }
@@ -227,6 +257,21 @@ impl Room {
                 ))
                 .await;
                 return;
+            }
+        }
+    }
+
+    /// Reads the stored document for a room loaded only to record (see
+    /// `spawn`); on failure the room stays partial and the join is refused by
+    /// closing with 1011 once it has joined.
+    async fn read_document(&mut self) {
+        let storage = self.cx.storage.clone();
+        let id = self.state.id();
+        match blocking(move || storage.load_document(id)).await {
+            Ok(stored) => self.state.read_document(stored),
+            Err(e) => {
+                self.cx.health.count_error();
+                tracing::error!(session = %id, error = %e, "reading the notes failed");
             }
         }
     }
