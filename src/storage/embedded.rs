@@ -423,9 +423,26 @@ fn commit_fold(db: &Database, records: &[UpdateRecord], generation: u64) -> Stor
 mod tests {
     use super::*;
 
+    /// Opens the storage in `dir`, as a restart does. A storage just dropped
+    /// may still be held for a moment by its folder thread (which upgrades its
+    /// weak reference to see when the next fold is due): a reopen in the same
+    /// process then waits for it, as a new process never has to.
+    fn reopen(dir: &std::path::Path) -> EmbeddedStorage {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match EmbeddedStorage::open(dir) {
+                Ok(storage) => return storage,
+                Err(e) if e.0.contains("already open") && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("opening the storage failed: {e}"),
+            }
+        }
+    }
+
     fn open() -> (tempfile::TempDir, EmbeddedStorage) {
         let dir = tempfile::tempdir().unwrap();
-        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        let storage = reopen(dir.path());
         (dir, storage)
     }
 
@@ -499,7 +516,7 @@ mod tests {
             update: vec![1],
         };
         {
-            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            let storage = reopen(dir.path());
             storage.insert_session(&a).unwrap();
             storage
                 .append_updates(vec![record(300), record(500)])
@@ -510,7 +527,7 @@ mod tests {
             // Journaled only, then a "crash" before any fold.
             storage.append_updates(vec![record(900)]).unwrap();
         }
-        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        let storage = reopen(dir.path());
         let activity = storage.session(a.id).unwrap().unwrap().last_activity_ms;
         assert_eq!(activity, 900);
         // An older update (clock skew between appends) never moves it back.
@@ -536,7 +553,7 @@ mod tests {
         let a = meta(1);
         let b = meta(1);
         {
-            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            let storage = reopen(dir.path());
             storage.insert_session(&a).unwrap();
             storage.insert_session(&b).unwrap();
             let record = |session, at_ms, byte| UpdateRecord {
@@ -557,7 +574,7 @@ mod tests {
                 .append_updates(vec![record(SessionId::new_random(), 9, 4)])
                 .unwrap();
         }
-        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        let storage = reopen(dir.path());
         assert_eq!(
             logged(&storage, a.id),
             vec![(1, 5, vec![1]), (2, 7, vec![2]), (3, 8, vec![3])]
@@ -609,7 +626,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = meta(1);
         {
-            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            let storage = reopen(dir.path());
             storage.insert_session(&a).unwrap();
             for record in records(a.id, 5) {
                 storage.append_updates(vec![record]).unwrap();
@@ -617,7 +634,7 @@ mod tests {
             // Dropped without flush: like a crash, the updates are only journaled.
         }
         for _ in 0..2 {
-            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            let storage = reopen(dir.path());
             let log = storage.update_log(a.id).unwrap();
             let seqs: Vec<u64> = log.iter().map(|u| u.seq).collect();
             assert_eq!(seqs, vec![1, 2, 3, 4, 5], "every update once, in order");
@@ -630,13 +647,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = meta(1);
         {
-            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            let storage = reopen(dir.path());
             storage.insert_session(&a).unwrap();
             storage.append_updates(records(a.id, 3)).unwrap();
             storage.flush().unwrap();
             storage.append_updates(records(a.id, 1)).unwrap();
         }
-        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        let storage = reopen(dir.path());
         assert_eq!(storage.update_log(a.id).unwrap().len(), 4);
     }
 
@@ -645,7 +662,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = meta(1);
         {
-            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            let storage = reopen(dir.path());
             storage.insert_session(&a).unwrap();
             storage.append_updates(records(a.id, 2)).unwrap();
             // Commit a fold into the database but "crash" before the journal
@@ -657,7 +674,7 @@ mod tests {
             )
             .unwrap();
         }
-        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        let storage = reopen(dir.path());
         assert_eq!(storage.update_log(a.id).unwrap().len(), 2);
         storage.append_updates(records(a.id, 1)).unwrap();
         assert_eq!(storage.update_log(a.id).unwrap().len(), 3);
@@ -724,7 +741,7 @@ mod tests {
             tx.commit().unwrap();
         }
         for _ in 0..2 {
-            let storage = EmbeddedStorage::open(dir.path()).unwrap();
+            let storage = reopen(dir.path());
             assert_eq!(
                 logged(&storage, a.id),
                 [(1, 50, b"one".to_vec()), (2, 60, b"two".to_vec())]
@@ -738,7 +755,7 @@ mod tests {
             assert!(!tables.contains(&"updates".to_owned()), "{tables:?}");
         }
         // New updates number on from the migrated ones.
-        let storage = EmbeddedStorage::open(dir.path()).unwrap();
+        let storage = reopen(dir.path());
         storage.append_updates(records(a.id, 1)).unwrap();
         let seqs: Vec<u64> = storage
             .update_log(a.id)
