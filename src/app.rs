@@ -1,6 +1,8 @@
 //! The HTML shell, the root component and the route table.
 
-use crate::ui::{home::HomePage, not_found::NotFoundPage, session::SessionPage};
+use crate::ui::{
+    home::HomePage, not_found::NotFoundPage, playback::PlaybackPage, session::SessionPage,
+};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
@@ -42,6 +44,9 @@ pub fn App() -> impl IntoView {
                     // Async: the status (404 for unknown sessions) is known before
                     // the first byte, and the page arrives complete.
                     <Route path=path!("/s/:id") view=SessionPage ssr=SsrMode::Async />
+                    // A shell: the key is in the browser, so the page loads
+                    // the history itself (and shows nothing without it).
+                    <Route path=path!("/s/:id/playback") view=PlaybackPage />
                 </Routes>
             </main>
         </Router>

@@ -23,6 +23,7 @@ import { test as base, expect, waitForSessionPage, expectSessionLanguage } from 
 import { ORIGIN } from '../support/env.mjs';
 import { ARRIVAL, expectText, waitForEditor, caretTo, editorText } from '../support/editor.mjs';
 import { presetName, setCode, run, texts } from '../support/run-panel.mjs';
+import { leaveTab, comeBack } from '../support/attention.mjs';
 
 /** Something no page could show by chance. */
 const tag = (label) => `${label}${randomBytes(5).toString('hex')}`;
@@ -147,29 +148,6 @@ async function expectRoles(page, interviewer, candidate) {
   await expect(personEntry(page, 'candidate', candidate), `${candidate} is not marked as the candidate`).toHaveCount(1, ARRIVAL);
   await expect(personEntry(page, 'candidate', interviewer)).toHaveCount(0);
   await expect(personEntry(page, 'interviewer', candidate)).toHaveCount(0);
-}
-
-// A tab switch cannot be produced in headless Chromium (every page stays
-// visible and focused), so these dispatch what the browser would: the page
-// hidden and the window blurred, then visible and focused again.
-async function leaveTab(page) {
-  await page.evaluate(() => {
-    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
-    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
-    document.hasFocus = () => false;
-    document.dispatchEvent(new Event('visibilitychange'));
-    window.dispatchEvent(new FocusEvent('blur'));
-  });
-}
-
-async function comeBack(page) {
-  await page.evaluate(() => {
-    delete document.visibilityState;
-    delete document.hidden;
-    delete document.hasFocus;
-    document.dispatchEvent(new Event('visibilitychange'));
-    window.dispatchEvent(new FocusEvent('focus'));
-  });
 }
 
 /** Pastes `text` into the editor at its end through the system clipboard, as Ctrl+V does. */

@@ -180,6 +180,20 @@ class EditorHandle {
     this.editor.setSelections(sels);
   }
 
+  /**
+   * Marks text (flat [start, end, ...] UTF-16 offsets) with the class
+   * `playback-highlight`, replacing earlier marks; empty clears them.
+   */
+  setHighlights(flat) {
+    const monaco = this.monaco;
+    const decorations = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const range = monaco.Range.fromPositions(this.model.getPositionAt(flat[i]), this.model.getPositionAt(flat[i + 1]));
+      decorations.push({ range, options: { inlineClassName: 'playback-highlight' } });
+    }
+    this.highlights = this.editor.deltaDecorations(this.highlights || [], decorations);
+  }
+
   /** Read-only (the interview has ended) or editable. */
   setReadOnly(readOnly) {
     this.editor.updateOptions({ readOnly });

@@ -51,6 +51,32 @@ export async function sendJson(method, url, key, body) {
   }
 }
 
+/**
+ * Fetches a session's history for playback with the key. Resolves to
+ * `[status, text, updates]`: for a 200, `text` is the history's JSON without
+ * its packed updates, which come decoded from base64 as a Uint8Array; for
+ * anything else `text` is the error body and `updates` is empty. A network
+ * failure is status 0.
+ */
+export async function fetchHistory(url, key) {
+  try {
+    const response = await fetch(url, {
+      headers: key ? { Authorization: `Bearer ${key}` } : {},
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+    if (response.status !== 200) return [response.status, await response.text(), new Uint8Array()];
+    const history = await response.json();
+    const packed = atob(history.updates || '');
+    delete history.updates;
+    const updates = new Uint8Array(packed.length);
+    for (let i = 0; i < packed.length; i++) updates[i] = packed.charCodeAt(i);
+    return [200, JSON.stringify(history), updates];
+  } catch (e) {
+    return [0, String(e), new Uint8Array()];
+  }
+}
+
 /** Offers `text` as a file named `name`. */
 export function download(name, text, type) {
   const url = URL.createObjectURL(new Blob([text], { type }));

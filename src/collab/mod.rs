@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod client;
 pub mod notes;
+pub mod playback;
 pub mod presence;
 pub mod text_ops;
 

@@ -127,7 +127,7 @@ mod tests {
         let server = SessionDoc::new();
         let mut ivy = NotesReplica::new(1);
         let event = yrs::Any::from("blur");
-        let update = server.record_event(event.clone());
+        let update = server.record_events(vec![event.clone()]);
         let first = ivy.on_frame(&protocol::encode_update(&update)).unwrap();
         assert_eq!(first.new_events, vec![event]);
         let typed = ivy.edit("note");

@@ -88,6 +88,8 @@ mod raw {
         pub fn set_read_only(this: &EditorHandle, read_only: bool);
         #[wasm_bindgen(method, js_name = setPeers)]
         pub fn set_peers(this: &EditorHandle, peers: &str);
+        #[wasm_bindgen(method, js_name = setHighlights)]
+        pub fn set_highlights(this: &EditorHandle, ranges: &[u32]);
         #[wasm_bindgen(method)]
         pub fn dispose(this: &EditorHandle);
     }
@@ -209,6 +211,11 @@ mod browser {
             let json = serde_json::to_string(peers).unwrap_or_else(|_| "[]".into());
             self.handle.set_peers(&json);
         }
+
+        /// Highlights these UTF-16 ranges (flat start, end pairs); empty clears.
+        pub fn set_highlights(&self, ranges: &[u32]) {
+            self.handle.set_highlights(ranges);
+        }
     }
 
     impl Drop for Editor {
@@ -257,4 +264,6 @@ impl Editor {
     pub fn set_read_only(&self, _read_only: bool) {}
 
     pub fn set_peers(&self, _peers: &[PeerCursor]) {}
+
+    pub fn set_highlights(&self, _ranges: &[u32]) {}
 }

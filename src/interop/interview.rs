@@ -14,6 +14,8 @@ mod raw {
         pub fn take_key(id: &str) -> String;
         #[wasm_bindgen(js_name = sendJson)]
         pub async fn send_json(method: &str, url: &str, key: &str, body: &str) -> JsValue;
+        #[wasm_bindgen(js_name = fetchHistory)]
+        pub async fn fetch_history(url: &str, key: &str) -> JsValue;
         pub fn download(name: &str, text: &str, kind: &str);
         #[wasm_bindgen(js_name = watchAttention)]
         pub fn watch_attention(on_change: &js_sys::Function);
@@ -74,6 +76,39 @@ pub async fn send_json(method: &str, url: &str, key: &str, body: &str) -> Reply 
         Reply {
             status: 0,
             body: String::new(),
+        }
+    }
+}
+
+/// A session's history as fetched for playback: the reply (for a 200, the
+/// history's JSON without its packed updates) and the packed updates.
+pub struct HistoryReply {
+    pub reply: Reply,
+    pub updates: Vec<u8>,
+}
+
+/// Fetches `url` (a session's history) with the interviewer key.
+pub async fn fetch_history(url: &str, key: &str) -> HistoryReply {
+    #[cfg(feature = "hydrate")]
+    {
+        let answer = js_sys::Array::from(&raw::fetch_history(url, key).await);
+        HistoryReply {
+            reply: Reply {
+                status: answer.get(0).as_f64().unwrap_or(0.0) as u16,
+                body: answer.get(1).as_string().unwrap_or_default(),
+            },
+            updates: js_sys::Uint8Array::new(&answer.get(2)).to_vec(),
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (url, key);
+        HistoryReply {
+            reply: Reply {
+                status: 0,
+                body: String::new(),
+            },
+            updates: Vec::new(),
         }
     }
 }

@@ -15,7 +15,7 @@ use super::{
 use crate::domain::{time::format_rfc3339_ms, Language, SessionId, SessionMeta};
 use axum::{
     body::Body,
-    extract::{Path, State},
+    extract::{Path, RawQuery, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Extension, Json,
@@ -96,14 +96,6 @@ async fn as_interviewer(
     }
 }
 
-fn password_error(e: crate::server::access::secrets::PasswordError) -> ApiError {
-    use crate::server::access::secrets::PasswordError;
-    match e {
-        PasswordError::Hashing => ApiError::Internal(e.to_string()),
-        invalid => ApiError::BadRequest(invalid.to_string()),
-    }
-}
-
 fn host(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::HOST).and_then(|h| h.to_str().ok())
 }
@@ -132,13 +124,10 @@ pub async fn create_session(
         .sessions
         .create(client.key(), language, request.password)
         .await
-        .map_err(|e| match e {
-            CreateError::RateLimited(wait) => {
+        .inspect_err(|e| {
+            if matches!(e, CreateError::RateLimited(_)) {
                 tracing::warn!(ip = %client.ip, "session creation rate limited");
-                ApiError::TooManyRequests(wait)
             }
-            CreateError::Password(e) => password_error(e),
-            CreateError::Storage(e) => e.into(),
         })?;
     let meta = &created.meta;
     let url = state.share_url(host(&headers), client.https, meta.id);
@@ -197,16 +186,11 @@ pub async fn set_password(
     let request: PasswordRequest = read_json(body)
         .await?
         .ok_or_else(|| ApiError::BadRequest("expected {\"password\": \"...\"}".into()))?;
-    secrets::validate_password(&request.password).map_err(password_error)?;
+    secrets::validate_password(&request.password)?;
     let changed = state
         .sessions
         .set_password(meta.id, Some(request.password))
-        .await
-        .map_err(|e| match e {
-            CreateError::Password(e) => password_error(e),
-            CreateError::Storage(e) => e.into(),
-            CreateError::RateLimited(wait) => ApiError::TooManyRequests(wait),
-        })?;
+        .await?;
     if !changed {
         return Err(not_found(meta.id));
     }
@@ -220,14 +204,7 @@ pub async fn clear_password(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let meta = as_interviewer(&state, &raw_id, &headers).await?;
-    state
-        .sessions
-        .set_password(meta.id, None)
-        .await
-        .map_err(|e| match e {
-            CreateError::Storage(e) => e.into(),
-            other => ApiError::Internal(other.to_string()),
-        })?;
+    state.sessions.set_password(meta.id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -283,9 +260,7 @@ pub async fn end_session(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let meta = as_interviewer(&state, &raw_id, &headers).await?;
-    state.sessions.set_ended(meta.id, true).await?;
-    Ok(StatusCode::NO_CONTENT)
+    mark_ended(&state, &raw_id, &headers, true).await
 }
 
 /// `POST /api/sessions/:id/reopen` (key): editing works again.
@@ -294,8 +269,18 @@ pub async fn reopen_session(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let meta = as_interviewer(&state, &raw_id, &headers).await?;
-    state.sessions.set_ended(meta.id, false).await?;
+    mark_ended(&state, &raw_id, &headers, false).await
+}
+
+/// Ends (`true`) or reopens the session, for its interviewer only.
+async fn mark_ended(
+    state: &AppState,
+    raw_id: &str,
+    headers: &HeaderMap,
+    ended: bool,
+) -> Result<StatusCode, ApiError> {
+    let meta = as_interviewer(state, raw_id, headers).await?;
+    state.sessions.set_ended(meta.id, ended).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -358,7 +343,7 @@ pub async fn record_event(
         })?;
     state
         .sessions
-        .admit_event(client.key())
+        .admit_event(client.key(), id)
         .map_err(ApiError::TooManyRequests)?;
     let name = crate::domain::names::clean_display_name(request.name.as_deref().unwrap_or(""));
     let name: String = name.chars().take(64).collect();
@@ -391,37 +376,86 @@ pub async fn record_event(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The export's query: `format=json` (the default) or `format=html`.
-#[derive(Deserialize, Default)]
-pub struct ExportQuery {
-    pub format: Option<String>,
+/// What the export is rendered as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExportFormat {
+    Json,
+    Html,
+}
+
+/// The export's query: `format=json` (the default) or `format=html`; other
+/// parameters are ignored. Parsed here, not by axum's `Query`, so a malformed
+/// query gets our JSON 400 like every other bad request.
+fn export_format(query: Option<&str>) -> Result<ExportFormat, ApiError> {
+    let mut formats = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("format="));
+    let format = match (formats.next(), formats.next()) {
+        (None, _) => return Ok(ExportFormat::Json),
+        (Some(format), None) => format,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "format given more than once: expected one of json or html".into(),
+            ))
+        }
+    };
+    match format {
+        "json" => Ok(ExportFormat::Json),
+        "html" => Ok(ExportFormat::Html),
+        other => Err(ApiError::BadRequest(format!(
+            "unknown export format {:?}: expected json or html",
+            other.chars().take(40).collect::<String>()
+        ))),
+    }
 }
 
 /// `GET /api/sessions/:id/export[?format=html]` (key): the interview record.
 pub async fn export(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<ExportQuery>,
+    RawQuery(query): RawQuery,
+    Extension(client): Extension<ClientAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let meta = as_interviewer(&state, &raw_id, &headers).await?;
+    let format = export_format(query.as_deref())?;
     let doc = state.sessions.stored_document(meta.id).await?;
     let notes = match meta.notes_id {
         Some(notes) => Some(state.sessions.stored_document(notes).await?),
         None => None,
     };
-    let record = super::export::record(&meta, &doc, notes.as_ref());
-    match query.format.as_deref() {
-        None | Some("json") => Ok(Json(record).into_response()),
-        Some("html") => Ok((
+    let playback_url = format!(
+        "{}/playback",
+        state.share_url(host(&headers), client.https, meta.id)
+    );
+    let record = super::export::record(&meta, &doc, notes.as_ref(), &playback_url);
+    Ok(match format {
+        ExportFormat::Json => Json(record).into_response(),
+        ExportFormat::Html => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             super::export::html(&record),
         )
-            .into_response()),
-        Some(other) => Err(ApiError::BadRequest(format!(
-            "unknown export format {other:?}: expected json or html"
-        ))),
-    }
+            .into_response(),
+    })
+}
+
+/// `GET /api/sessions/:id/history` (key): every stored update with its time
+/// and author, the authors and the events, for playback (format in
+/// `server::history` and the README). Reading it changes nothing.
+pub async fn history(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let meta = as_interviewer(&state, &raw_id, &headers).await?;
+    let log = state.sessions.update_log(meta.id).await?;
+    let notes = match meta.notes_id {
+        Some(notes) => Some(state.sessions.stored_document(notes).await?),
+        None => None,
+    };
+    let history = super::history::history(&meta, &log, notes.as_ref());
+    Ok(Json(history).into_response())
 }
 
 /// `GET /api/health`: 200 `"ok"`, or 503 `"degraded"` with the reason while
@@ -472,4 +506,34 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
 /// Any other path under `/api/`.
 pub async fn unknown_endpoint() -> ApiError {
     ApiError::NotFound("no such API endpoint".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_export_format_comes_from_the_query_and_bad_ones_are_refused() {
+        assert_eq!(export_format(None).unwrap(), ExportFormat::Json);
+        assert_eq!(export_format(Some("")).unwrap(), ExportFormat::Json);
+        assert_eq!(
+            export_format(Some("x=1&format=html")).unwrap(),
+            ExportFormat::Html
+        );
+        assert_eq!(
+            export_format(Some("format=json")).unwrap(),
+            ExportFormat::Json
+        );
+        for bad in [
+            "format=pdf",
+            "format=%ZZ",
+            "format=html&format=json",
+            "format=",
+        ] {
+            assert!(
+                matches!(export_format(Some(bad)), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
+        }
+    }
 }

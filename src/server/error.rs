@@ -53,6 +53,27 @@ impl From<crate::storage::StorageError> for ApiError {
     }
 }
 
+impl From<crate::server::access::secrets::PasswordError> for ApiError {
+    fn from(e: crate::server::access::secrets::PasswordError) -> Self {
+        use crate::server::access::secrets::PasswordError;
+        match e {
+            PasswordError::Hashing => ApiError::Internal(e.to_string()),
+            invalid => ApiError::BadRequest(invalid.to_string()),
+        }
+    }
+}
+
+impl From<crate::server::sessions::CreateError> for ApiError {
+    fn from(e: crate::server::sessions::CreateError) -> Self {
+        use crate::server::sessions::CreateError;
+        match e {
+            CreateError::RateLimited(wait) => ApiError::TooManyRequests(wait),
+            CreateError::Password(e) => e.into(),
+            CreateError::Storage(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(detail) = &self {

@@ -9,8 +9,8 @@ use crate::{
 };
 use serde_json::{json, Map, Value};
 
-/// The record of session `meta` from its document and its notes document.
-pub fn record(meta: &SessionMeta, doc: &SessionDoc, notes: Option<&SessionDoc>) -> Value {
+/// The events a notes document recorded, oldest first, as JSON.
+pub fn events_in_time_order(notes: Option<&SessionDoc>) -> Vec<Value> {
     let mut events: Vec<Value> = notes
         .map(|notes| {
             notes
@@ -28,12 +28,25 @@ pub fn record(meta: &SessionMeta, doc: &SessionDoc, notes: Option<&SessionDoc>) 
             .partial_cmp(&b["at"].as_f64())
             .unwrap_or(std::cmp::Ordering::Equal)
     });
+    events
+}
+
+/// The record of session `meta` from its document and its notes document;
+/// `playback_url` is where an interviewer replays it.
+pub fn record(
+    meta: &SessionMeta,
+    doc: &SessionDoc,
+    notes: Option<&SessionDoc>,
+    playback_url: &str,
+) -> Value {
+    let events = events_in_time_order(notes);
     let language = doc.language().unwrap_or(meta.language);
     json!({
         "id": meta.id,
         "language": language,
         "createdAt": format_rfc3339_ms(meta.created_at_ms),
         "ended": meta.ended,
+        "playbackUrl": playback_url,
         "code": doc.code(),
         "participants": participants(&events),
         "runs": doc.runs(),
@@ -109,6 +122,10 @@ pub fn html(record: &Value) -> String {
             ""
         },
     );
+    page.push_str(&format!(
+        "<p><a href=\"{playback}\">Watch the playback</a> (interviewers only).</p>\n",
+        playback = text(&record["playbackUrl"])
+    ));
     page.push_str(&format!(
         "<h2>Code</h2>\n<pre>{}</pre>\n",
         text(&record["code"])
@@ -195,12 +212,17 @@ mod tests {
         let doc = SessionDoc::new();
         doc.insert_code(0, "print('<b>hi</b>')");
         let notes = SessionDoc::new();
-        notes.record_event(event("join", "Cam", 1_000.0));
-        notes.record_event(event("blur", "Cam", 2_000.0));
-        notes.record_event(event("paste", "Cam", 2_500.0));
-        notes.record_event(event("leave", "Cam", 3_000.0));
-        notes.record_event(event("join", "Cam", 4_000.0));
-        let record = record(&meta, &doc, Some(&notes));
+        notes.record_events(vec![event("join", "Cam", 1_000.0)]);
+        notes.record_events(vec![event("blur", "Cam", 2_000.0)]);
+        notes.record_events(vec![event("paste", "Cam", 2_500.0)]);
+        notes.record_events(vec![event("leave", "Cam", 3_000.0)]);
+        notes.record_events(vec![event("join", "Cam", 4_000.0)]);
+        let record = record(
+            &meta,
+            &doc,
+            Some(&notes),
+            "https://pad.example/s/x/playback?<b>",
+        );
         assert_eq!(record["code"], "print('<b>hi</b>')");
         let stays = record["participants"].as_array().unwrap();
         assert_eq!(stays.len(), 2);
@@ -220,5 +242,9 @@ mod tests {
         );
         assert!(!page.contains("<b>hi"));
         assert!(page.contains("Cam left the tab"));
+        assert!(
+            page.contains(r#"<a href="https://pad.example/s/x/playback?&lt;b&gt;">"#),
+            "{page}"
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod expiry;
 pub mod export;
 pub mod headers;
 pub mod health;
+pub mod history;
 pub mod listener;
 pub mod memory;
 pub mod metrics;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/reopen", post(api::reopen_session))
         .route("/api/sessions/{id}/events", post(api::record_event))
         .route("/api/sessions/{id}/export", get(api::export))
+        .route("/api/sessions/{id}/history", get(api::history))
         .route("/api/health", get(api::health))
         .route("/api/{*rest}", any(api::unknown_endpoint))
         .route("/metrics", get(api::metrics))

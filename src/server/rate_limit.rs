@@ -1,9 +1,11 @@
-//! Per-client-IP rate limiting (session creation): one token bucket per address,
+//! Rate limiting per key (a client's address for session creation and event
+//! reports, a session for the reports it takes in): one token bucket per key,
 //! forgotten once it has refilled so the map cannot grow without bound.
 
 use crate::domain::rate::TokenBucket;
 use std::{
     collections::HashMap,
+    hash::Hash,
     net::IpAddr,
     sync::Mutex,
     time::{Duration, Instant},
@@ -12,13 +14,16 @@ use std::{
 /// Past this many tracked addresses, full buckets are dropped.
 const PRUNE_THRESHOLD: usize = 10_000;
 
-pub struct IpRateLimiter {
+pub struct RateLimiter<Key> {
     per_minute: u32,
-    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
+    buckets: Mutex<HashMap<Key, TokenBucket>>,
 }
 
-impl IpRateLimiter {
-    /// `per_minute` events per address per minute, all of them usable at once;
+/// The limiter for per-address limits.
+pub type IpRateLimiter = RateLimiter<IpAddr>;
+
+impl<Key: Hash + Eq> RateLimiter<Key> {
+    /// `per_minute` events per key per minute, all of them usable at once;
     /// 0 disables the limit.
     pub fn per_minute(per_minute: u32) -> Self {
         Self {
@@ -27,8 +32,8 @@ impl IpRateLimiter {
         }
     }
 
-    /// Counts one event for `ip`, or says how long it must wait.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// Counts one event for `key`, or says how long it must wait.
+    pub fn check(&self, key: Key, now: Instant) -> Result<(), Duration> {
         if self.per_minute == 0 {
             return Ok(());
         }
@@ -38,7 +43,7 @@ impl IpRateLimiter {
         }
         let per_minute = self.per_minute;
         buckets
-            .entry(ip)
+            .entry(key)
             .or_insert_with(|| TokenBucket::new(per_minute, f64::from(per_minute) / 60.0, now))
             .try_take(now)
     }

@@ -11,10 +11,13 @@ use super::{
     blocking::blocking,
     rooms::{hub::Hub, RoomCommand},
 };
-use super::{metrics::Metrics, rate_limit::IpRateLimiter};
+use super::{
+    metrics::Metrics,
+    rate_limit::{IpRateLimiter, RateLimiter},
+};
 use crate::{
     domain::{time::now_ms, Language, Limits, SessionId, SessionMeta},
-    storage::{Storage, StorageError},
+    storage::{LoggedUpdate, Storage, StorageError},
     sync::SessionDoc,
 };
 use std::{
@@ -37,6 +40,9 @@ pub enum CreateError {
 /// Focus and paste reports one address may send per minute (a page sends one
 /// per focus change or large paste).
 pub const EVENTS_PER_IP_PER_MINUTE: u32 = 120;
+/// Focus and paste reports one session takes per minute from everyone: many
+/// addresses together cannot flood an interviewer's record either.
+pub const EVENTS_PER_SESSION_PER_MINUTE: u32 = 60;
 
 /// A session just created, with its interviewer key (handed out once, never
 /// stored).
@@ -73,6 +79,8 @@ pub struct SessionService {
     guesses: GuessLimiter,
     /// Focus and paste reports per address.
     event_limiter: IpRateLimiter,
+    /// Focus and paste reports per session.
+    session_event_limiter: RateLimiter<SessionId>,
     metrics: Arc<Metrics>,
 }
 
@@ -87,6 +95,7 @@ impl SessionService {
             create_limiter: IpRateLimiter::per_minute(limits.sessions_per_ip_per_minute),
             guesses: GuessLimiter::default(),
             event_limiter: IpRateLimiter::per_minute(EVENTS_PER_IP_PER_MINUTE),
+            session_event_limiter: RateLimiter::per_minute(EVENTS_PER_SESSION_PER_MINUTE),
             storage,
             hub,
             limits,
@@ -234,9 +243,12 @@ impl SessionService {
         blocking(move || storage.session(notes)).await
     }
 
-    /// Admits a focus or paste report from `ip`, or says how long to wait.
-    pub fn admit_event(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.event_limiter.check(ip, Instant::now())
+    /// Admits a focus or paste report from `ip` into the session `id`, or
+    /// says how long to wait.
+    pub fn admit_event(&self, ip: IpAddr, id: SessionId) -> Result<(), Duration> {
+        let now = Instant::now();
+        self.event_limiter.check(ip, now)?;
+        self.session_event_limiter.check(id, now)
     }
 
     /// Records an event (a JSON object) in the session's notes document, where
@@ -247,7 +259,9 @@ impl SessionService {
         event: yrs::Any,
     ) -> Result<(), StorageError> {
         if let Some(notes) = self.notes_of(meta).await? {
-            self.hub.tell(&notes, RoomCommand::Record(event)).await;
+            self.hub
+                .tell(&notes, RoomCommand::Record(vec![event]))
+                .await;
         }
         Ok(())
     }
@@ -320,6 +334,12 @@ impl SessionService {
         let storage = self.storage.clone();
         let stored = blocking(move || storage.load_document(id)).await?;
         Ok(SessionDoc::from_updates(stored.updates_in_order()).0)
+    }
+
+    /// The session's whole update log, oldest first (for playback).
+    pub async fn update_log(&self, id: SessionId) -> Result<Vec<LoggedUpdate>, StorageError> {
+        let storage = self.storage.clone();
+        blocking(move || storage.update_log(id)).await
     }
 
     /// The session's code as stored (everything any client has seen is stored).

@@ -26,10 +26,10 @@ use crate::{
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-        Path, RawQuery, State,
+        FromRequestParts, Path, RawQuery, State,
     },
-    http::HeaderMap,
-    response::Response,
+    http::{request::Parts, HeaderMap},
+    response::{IntoResponse, Response},
     Extension,
 };
 use futures_util::SinkExt;
@@ -83,52 +83,56 @@ struct Admission {
 /// `GET /ws/<id>`: the session's document.
 pub async fn upgrade(
     ws: WebSocketUpgrade,
-    Path(raw_id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
     State(state): State<AppState>,
-    Extension(client): Extension<ClientAddr>,
+    request: UpgradeRequest,
 ) -> Response {
-    let request = Request {
-        raw_id: &raw_id,
-        query: query.as_deref(),
-        headers: &headers,
-        ip: client.key(),
-    };
     serve(ws, state, request, DocumentKind::Session).await
 }
 
 /// `GET /ws/<id>/notes`: the interviewers' notes (the key is required).
 pub async fn upgrade_notes(
     ws: WebSocketUpgrade,
-    Path(raw_id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
     State(state): State<AppState>,
-    Extension(client): Extension<ClientAddr>,
+    request: UpgradeRequest,
 ) -> Response {
-    let request = Request {
-        raw_id: &raw_id,
-        query: query.as_deref(),
-        headers: &headers,
-        ip: client.key(),
-    };
     serve(ws, state, request, DocumentKind::Notes).await
 }
 
-/// What an upgrade request brings.
-struct Request<'a> {
-    raw_id: &'a str,
-    query: Option<&'a str>,
-    headers: &'a HeaderMap,
-    /// The key per-address limits count against.
+/// What an upgrade request brings: the session named in its path, its
+/// credentials (query and headers) and the address per-address limits count.
+pub struct UpgradeRequest {
+    raw_id: String,
+    query: Option<String>,
+    headers: HeaderMap,
     ip: IpAddr,
+}
+
+impl FromRequestParts<AppState> for UpgradeRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Path(raw_id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let RawQuery(query) = RawQuery::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Extension(client) = Extension::<ClientAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            raw_id,
+            query,
+            headers: parts.headers.clone(),
+            ip: client.key(),
+        })
+    }
 }
 
 async fn serve(
     ws: WebSocketUpgrade,
     state: AppState,
-    request: Request<'_>,
+    request: UpgradeRequest,
     kind: DocumentKind,
 ) -> Response {
     // Refusals are sent as close codes after the upgrade: a browser cannot read
@@ -172,7 +176,7 @@ async fn serve(
 
 async fn admit(
     state: &AppState,
-    request: &Request<'_>,
+    request: &UpgradeRequest,
     kind: DocumentKind,
 ) -> Result<Admission, Refusal> {
     let id = request
@@ -193,7 +197,7 @@ async fn admit(
                 "session not found or expired".into(),
             )
         })?;
-    let credentials = Credentials::from_request(id, request.headers, request.query);
+    let credentials = Credentials::from_request(id, &request.headers, request.query.as_deref());
     let role = credentials
         .role_in(&info.meta)
         .map_err(|denied| match denied {

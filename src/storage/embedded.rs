@@ -128,7 +128,7 @@ fn migrate_legacy_log(tx: &WriteTransaction) -> StorageResult<()> {
             }
             let (at_ms, update) = value.split_at(8);
             let at_ms = u64::from_le_bytes(at_ms.try_into().expect("8 bytes"));
-            let row = log_rows::encode([(at_ms, update)].into_iter());
+            let row = log_rows::encode([(at_ms, 0, update)].into_iter());
             log.insert((session, seq), row.as_slice()).map_err(err)?;
         }
     }
@@ -400,7 +400,7 @@ fn insert_log(tx: &WriteTransaction, batch: &[UpdateRecord]) -> StorageResult<()
         let row = log_rows::encode(
             records
                 .iter()
-                .map(|record| (record.at_ms, record.update.as_slice())),
+                .map(|record| (record.at_ms, record.author, record.update.as_slice())),
         );
         log.insert((session.as_u128(), first_seq), row.as_slice())
             .map_err(err)?;
@@ -489,6 +489,7 @@ mod tests {
             let record = UpdateRecord {
                 session: a.id,
                 at_ms,
+                author: 0,
                 update,
             };
             storage.append_updates(vec![record]).unwrap();
@@ -513,6 +514,7 @@ mod tests {
         let record = |at_ms| UpdateRecord {
             session: a.id,
             at_ms,
+            author: 0,
             update: vec![1],
         };
         {
@@ -538,6 +540,36 @@ mod tests {
     }
 
     #[test]
+    fn authors_survive_the_journal_the_fold_and_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = meta(100);
+        let record = |at_ms, author| UpdateRecord {
+            session: a.id,
+            at_ms,
+            author,
+            update: vec![1, 2],
+        };
+        {
+            let storage = reopen(dir.path());
+            storage.insert_session(&a).unwrap();
+            storage
+                .append_updates(vec![record(300, 11), record(400, 0)])
+                .unwrap();
+            storage.flush().unwrap();
+            // Journaled only, then a "crash" before any fold.
+            storage.append_updates(vec![record(500, 12)]).unwrap();
+        }
+        let storage = reopen(dir.path());
+        let authors: Vec<(u64, u64)> = storage
+            .update_log(a.id)
+            .unwrap()
+            .iter()
+            .map(|u| (u.at_ms, u.author))
+            .collect();
+        assert_eq!(authors, [(300, 11), (400, 0), (500, 12)]);
+    }
+
+    #[test]
     fn inactive_sessions_are_listed_by_cutoff() {
         let (_dir, storage) = open();
         let old = meta(100);
@@ -559,6 +591,7 @@ mod tests {
             let record = |session, at_ms, byte| UpdateRecord {
                 session,
                 at_ms,
+                author: 0,
                 update: vec![byte],
             };
             storage
@@ -591,6 +624,7 @@ mod tests {
             .map(|i| UpdateRecord {
                 session: a.id,
                 at_ms: u64::from(i),
+                author: 0,
                 update: vec![i],
             })
             .collect();
@@ -616,6 +650,7 @@ mod tests {
             .map(|i| UpdateRecord {
                 session,
                 at_ms: u64::from(i),
+                author: 0,
                 update: vec![i; 3],
             })
             .collect()
@@ -693,6 +728,7 @@ mod tests {
                 .map(|i| UpdateRecord {
                     session: if i % 2 == 0 { a.id } else { b.id },
                     at_ms: u64::from(fold * 10 + i),
+                    author: 0,
                     update: vec![fold, i],
                 })
                 .collect();
@@ -778,6 +814,7 @@ mod tests {
             let record = UpdateRecord {
                 session: a.id,
                 at_ms: i as u64,
+                author: 0,
                 update: update.clone(),
             };
             storage.append_updates(vec![record]).unwrap();

@@ -9,8 +9,10 @@
 //! then, and on open replays what the last run did not fold.
 //!
 //! File layout: a header (magic, generation), then records back to back:
-//! `len u32 | crc32 u32 | payload` with payload `session u128 | at_ms u64 | update`,
-//! all little-endian. The CRC covers the generation, `len` and the payload, so
+//! `len u32 | crc32 u32 | payload` with payload
+//! `session u128 | at_ms u64 | author u64 | update`, all little-endian. A
+//! journal from before authors (magic `PPJRNL01`, no author) is still read,
+//! with author 0; appends always follow a restart, which writes today's magic. The CRC covers the generation, `len` and the payload, so
 //! a torn write ends the journal and, after [`Journal::restart`], records left
 //! from an earlier generation no longer count.
 //!
@@ -30,13 +32,17 @@ use std::{
     sync::Arc,
 };
 
-const MAGIC: &[u8; 8] = b"PPJRNL01";
+const MAGIC: &[u8; 8] = b"PPJRNL02";
+/// The magic of journals whose records carry no author.
+const MAGIC_WITHOUT_AUTHORS: &[u8; 8] = b"PPJRNL01";
 /// Magic, generation, CRC of both.
 const HEADER_BYTES: u64 = 20;
 /// `len` and CRC.
 const RECORD_HEADER_BYTES: usize = 8;
-/// Session id and timestamp.
-const PAYLOAD_FIXED_BYTES: usize = 16 + 8;
+/// Session id, timestamp and author.
+const PAYLOAD_FIXED_BYTES: usize = 16 + 8 + 8;
+/// Session id and timestamp (journals without authors).
+const PAYLOAD_FIXED_BYTES_WITHOUT_AUTHORS: usize = 16 + 8;
 /// No write crosses a boundary of this size (see the module docs).
 const PAGE: u64 = 4096;
 
@@ -220,6 +226,7 @@ fn encode_record(buf: &mut Vec<u8>, generation: u64, record: &UpdateRecord) -> i
     buf.extend_from_slice(&[0; 4]); // CRC, filled in below
     buf.extend_from_slice(&record.session.as_u128().to_le_bytes());
     buf.extend_from_slice(&record.at_ms.to_le_bytes());
+    buf.extend_from_slice(&record.author.to_le_bytes());
     buf.extend_from_slice(&record.update);
     let crc = record_crc(generation, len, &buf[start + RECORD_HEADER_BYTES..]);
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -228,8 +235,13 @@ fn encode_record(buf: &mut Vec<u8>, generation: u64, record: &UpdateRecord) -> i
 
 /// Reads the header and every valid record up to the first invalid one.
 fn parse(contents: &[u8]) -> Recovered {
-    let Some(generation) = parse_header(contents) else {
+    let Some((generation, with_authors)) = parse_header(contents) else {
         return Recovered::default();
+    };
+    let fixed = if with_authors {
+        PAYLOAD_FIXED_BYTES
+    } else {
+        PAYLOAD_FIXED_BYTES_WITHOUT_AUTHORS
     };
     let mut records = Vec::new();
     let mut at = HEADER_BYTES as usize;
@@ -243,11 +255,16 @@ fn parse(contents: &[u8]) -> Recovered {
         else {
             break;
         };
-        if (len as usize) < PAYLOAD_FIXED_BYTES || record_crc(generation, len, payload) != crc {
+        if (len as usize) < fixed || record_crc(generation, len, payload) != crc {
             break;
         }
         let session = u128::from_le_bytes(payload[..16].try_into().expect("16 bytes"));
         let at_ms = u64::from_le_bytes(payload[16..24].try_into().expect("8 bytes"));
+        let author = if with_authors {
+            u64::from_le_bytes(payload[24..32].try_into().expect("8 bytes"))
+        } else {
+            0
+        };
         // Only valid ids are ever written; anything else is not our record.
         let Some(session) = SessionId::from_u128(session) else {
             break;
@@ -255,7 +272,8 @@ fn parse(contents: &[u8]) -> Recovered {
         records.push(UpdateRecord {
             session,
             at_ms,
-            update: payload[PAYLOAD_FIXED_BYTES..].to_vec(),
+            author,
+            update: payload[fixed..].to_vec(),
         });
         at = start + len as usize;
     }
@@ -265,16 +283,22 @@ fn parse(contents: &[u8]) -> Recovered {
     }
 }
 
-fn parse_header(contents: &[u8]) -> Option<u64> {
+/// The journal's generation, and whether its records carry authors.
+fn parse_header(contents: &[u8]) -> Option<(u64, bool)> {
     let header = contents.get(..HEADER_BYTES as usize)?;
-    if &header[..8] != MAGIC {
-        return None;
-    }
+    let with_authors = match &header[..8] {
+        magic if magic == MAGIC => true,
+        magic if magic == MAGIC_WITHOUT_AUTHORS => false,
+        _ => return None,
+    };
     let crc = u32::from_le_bytes(header[16..20].try_into().ok()?);
     if crc32fast::hash(&header[..16]) != crc {
         return None;
     }
-    Some(u64::from_le_bytes(header[8..16].try_into().ok()?))
+    Some((
+        u64::from_le_bytes(header[8..16].try_into().ok()?),
+        with_authors,
+    ))
 }
 
 #[cfg(test)]
@@ -286,6 +310,7 @@ mod tests {
             // A fixed, valid v4 id: records compare equal across reopen.
             session: SessionId::from_u128(0xa0b1c2d3_e4f5_4a6b_8c7d_0123456789ab).unwrap(),
             at_ms: 1_000 + u64::from(byte),
+            author: 7_000 + u64::from(byte),
             update: vec![byte; len],
         }
     }
@@ -309,6 +334,39 @@ mod tests {
         let recovered = reopen(&path);
         assert_eq!(recovered.generation, 1);
         assert_eq!(recovered.records, batches.concat());
+    }
+
+    #[test]
+    fn a_journal_from_before_authors_is_replayed_with_author_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut bytes = MAGIC_WITHOUT_AUTHORS.to_vec();
+        bytes.extend_from_slice(&4u64.to_le_bytes());
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        let old = record(5, 3);
+        let mut payload = old.session.as_u128().to_le_bytes().to_vec();
+        payload.extend_from_slice(&old.at_ms.to_le_bytes());
+        payload.extend_from_slice(&old.update);
+        let len = payload.len() as u32;
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.extend_from_slice(&record_crc(4, len, &payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        std::fs::write(&path, &bytes).unwrap();
+        let (mut journal, recovered) = Journal::open(&path, 4096).unwrap();
+        assert_eq!(recovered.generation, 4);
+        assert_eq!(
+            recovered.records,
+            vec![UpdateRecord {
+                author: 0,
+                ..old.clone()
+            }]
+        );
+        // Appends after the restart carry authors.
+        journal.restart(5).unwrap();
+        journal.append(&[record(6, 2)]).unwrap();
+        drop(journal);
+        assert_eq!(reopen(&path).records, vec![record(6, 2)]);
     }
 
     #[test]

@@ -430,6 +430,7 @@ mod tests {
         UpdateRecord {
             session: SessionId::from_u128(0xa0b1c2d3_e4f5_4a6b_8c7d_0123456789ab).unwrap(),
             at_ms: u64::from(n),
+            author: 0,
             update: vec![n],
         }
     }

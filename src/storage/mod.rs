@@ -30,6 +30,9 @@ pub struct UpdateRecord {
     pub session: SessionId,
     /// When the server received it, ms since the Unix epoch.
     pub at_ms: u64,
+    /// Who made it: the Yjs client id of the connection that sent it (see
+    /// `rooms::state`), 0 for the server's own or unknown.
+    pub author: u64,
     /// A yrs v1 update.
     pub update: Vec<u8>,
 }
@@ -40,6 +43,8 @@ pub struct LoggedUpdate {
     /// Position in the session's log, increasing from 1.
     pub seq: u64,
     pub at_ms: u64,
+    /// As [`UpdateRecord::author`] (0 for updates stored before authors were).
+    pub author: u64,
     pub update: Vec<u8>,
 }
 

@@ -99,6 +99,11 @@ impl SessionDoc {
         &self.code
     }
 
+    /// The shared meta map (language, ended flag).
+    pub fn meta_ref(&self) -> &MapRef {
+        &self.meta
+    }
+
     /// Applies a v1 update. Never panics: a panic inside yrs on hostile input is
     /// caught and reported as a rejection.
     pub fn apply(&self, update: &[u8]) -> Result<(), ApplyError> {
@@ -213,12 +218,14 @@ impl SessionDoc {
         txn.encode_update_v1()
     }
 
-    /// Appends an event to the `events` array (notes documents); returns the
-    /// update that did it.
-    pub fn record_event(&self, event: Any) -> Vec<u8> {
+    /// Appends events to the `events` array (notes documents); returns the
+    /// update that did it (one for all of them).
+    pub fn record_events(&self, new: Vec<Any>) -> Vec<u8> {
         let events = self.doc.get_or_insert_array(EVENTS);
         let mut txn = self.doc.transact_mut();
-        events.push_back(&mut txn, event);
+        for event in new {
+            events.push_back(&mut txn, event);
+        }
         txn.encode_update_v1()
     }
 

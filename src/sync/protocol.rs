@@ -344,7 +344,24 @@ pub fn decode_update(payload: &[u8]) -> Result<Update, FrameError> {
     }
 }
 
-fn write_varuint(out: &mut Vec<u8>, mut value: u64) {
+/// The first client whose structs a v1 update carries: the author of an
+/// update a Yjs client made (its transactions insert only its own structs).
+/// `None` for an update that only deletes (it names no author) or that does
+/// not parse.
+pub fn first_struct_client(update: &[u8]) -> Option<u64> {
+    let mut reader = Reader {
+        buf: update,
+        pos: 0,
+    };
+    if reader.varuint().ok()? == 0 {
+        return None;
+    }
+    let _structs = reader.varuint().ok()?;
+    reader.varuint().ok()
+}
+
+/// Appends `value` as a lib0 varuint.
+pub fn write_varuint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8 & 0x7f) | 0x80);
         value >>= 7;
@@ -599,5 +616,25 @@ mod tests {
                 prop_assert!(decode_frame(&frame[..cut]).is_err());
             }
         }
+    }
+
+    #[test]
+    fn an_updates_author_is_its_first_struct_client_and_deletions_name_none() {
+        let doc = Doc::with_client_id(4_000_000_001);
+        let text = doc.get_or_insert_text("code");
+        let insert = {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 0, "hello");
+            txn.encode_update_v1()
+        };
+        assert_eq!(first_struct_client(&insert), Some(4_000_000_001));
+        let delete = {
+            let mut txn = doc.transact_mut();
+            text.remove_range(&mut txn, 0, 2);
+            txn.encode_update_v1()
+        };
+        assert_eq!(first_struct_client(&delete), None);
+        assert_eq!(first_struct_client(&[]), None);
+        assert_eq!(first_struct_client(&[1, 0xff]), None);
     }
 }

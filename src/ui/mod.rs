@@ -4,6 +4,7 @@
 pub mod create_form;
 pub mod home;
 pub mod not_found;
+pub mod playback;
 pub mod session;
 pub mod share_link;
 pub mod workspace;

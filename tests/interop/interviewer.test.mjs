@@ -18,11 +18,11 @@
 
 import { test, describe, before, after, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import http from 'node:http'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { startServer } from './support/server.mjs'
+import { request, api, assertStatus, assertError, create } from './support/http.mjs'
 import { yClient, rawClient, waitFor, Y } from './support/clients.mjs'
 import { emptySyncStep1 } from './support/protocol.mjs'
 
@@ -35,57 +35,6 @@ const tag = (label) => `${label}-${randomBytes(4).toString('hex')}`
 const randomKey = () => randomBytes(32).toString('base64url')
 
 // ---- HTTP ----------------------------------------------------------------------------------------
-
-/** One HTTP request with exactly these headers; resolves {status, headers, text, json}. */
-function request (server, method, path, { headers = {}, body } = {}) {
-  const payload = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body)
-  const all = { 'content-length': Buffer.byteLength(payload), ...headers }
-  if (payload) all['content-type'] = 'application/json'
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: server.port, method, path, headers: all }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (d) => { text += d })
-      res.on('end', () => {
-        let json = null
-        try { json = JSON.parse(text) } catch {}
-        resolve({ status: res.statusCode, headers: res.headers, text, json })
-      })
-    })
-    req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${path}: no answer within 10 s`)))
-    req.on('error', reject)
-    req.end(payload)
-  })
-}
-
-/** A request with credentials: `key` (Bearer), a raw `authorization` header, a `cookie` header. */
-function api (server, method, path, { key, authorization, cookie, body } = {}) {
-  const headers = {}
-  if (key !== undefined) headers.authorization = `Bearer ${key}`
-  else if (authorization !== undefined) headers.authorization = authorization
-  if (cookie !== undefined) headers.cookie = cookie
-  return request(server, method, path, { headers, body })
-}
-
-const describeRes = (res) => `${res.status} ${res.text.slice(0, 300)}`
-
-function assertStatus (res, status, what) {
-  assert.equal(res.status, status, `${what}: expected ${status}, got ${describeRes(res)}`)
-}
-
-/** `status` with a JSON body {error: "<non-empty text>"}. */
-function assertError (res, status, what) {
-  assertStatus(res, status, what)
-  assert.equal(typeof res.json?.error, 'string', `${what}: the ${status} body should be JSON with an "error" string; got ${res.text.slice(0, 300)}`)
-  assert.ok(res.json.error.trim().length > 0, `${what}: empty error text`)
-}
-
-/** POST /api/sessions/create with `body`; returns the 201 body. */
-async function create (server, body = {}) {
-  const res = await request(server, 'POST', '/api/sessions/create', { body })
-  assertStatus(res, 201, `create ${JSON.stringify(body).slice(0, 80)}`)
-  return res.json
-}
 
 const getSession = (server, id, creds = {}) => api(server, 'GET', `/api/sessions/${id}`, creds)
 const sessionCount = async (server) => (await request(server, 'GET', '/api/health')).json.sessions
@@ -968,5 +917,37 @@ describe('events and the exported record', () => {
     assert.ok(!html.text.includes('<img'), 'raw markup from the code made it into the HTML record')
     assert.ok(!html.text.includes('<b>note'), 'raw markup from the notes made it into the HTML record')
     assertError(await exportOf(s.id, { key: s.interviewerKey }, '?format=pdf'), 400, 'an unknown format')
+    assertError(await exportOf(s.id, { key: s.interviewerKey }, '?format=%ZZ'), 400, 'a malformed format')
+    assertError(await exportOf(s.id, { key: s.interviewerKey }, '?format=html&format=json'), 400, 'the format given twice')
+  })
+})
+
+describe('event reports are bounded per session', () => {
+  let server
+  // Behind a (pretend) proxy, so reports can come from many addresses.
+  before(async () => { server = await startServer({ args: [...SERVER_ARGS, '--trusted-proxy', '127.0.0.1/32'] }) })
+  afterEach(destroyTracked)
+  after(async () => { await server?.dispose() })
+
+  const reportFrom = (address, id) => request(server, 'POST', `/api/sessions/${id}/events`, {
+    headers: { 'x-forwarded-for': address },
+    body: { kind: 'blur', name: 'Flood' }
+  })
+
+  test('61 reports into one session within a minute from 61 addresses: the 61st -> 429 with Retry-After and a JSON error; another session still takes reports; the notes document holds at most 60 of them', async () => {
+    const flooded = await create(server)
+    const other = await create(server)
+    for (let i = 1; i <= 60; i++) {
+      assertStatus(await reportFrom(`10.1.0.${i}`, flooded.id), 204, `report ${i} from its own address`)
+    }
+    const refused = await reportFrom('10.1.1.1', flooded.id)
+    assertError(refused, 429, 'the 61st report into one session, from a fresh address')
+    assert.ok(Number(refused.headers['retry-after']) >= 1, `no Retry-After on the 429: ${JSON.stringify(refused.headers)}`)
+    assertStatus(await reportFrom('10.1.1.2', other.id), 204, 'a report into another session')
+    const notes = await synced(server, flooded.id, { notes: true, key: flooded.interviewerKey, name: 'interviewer (notes)' })
+    const blurs = () => notes.doc.getArray('events').toArray().filter((e) => e.kind === 'blur').length
+    await waitFor(() => blurs() === 60, { message: 'the 60 admitted reports in the notes document' })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.equal(blurs(), 60, 'a refused report reached the notes document')
   })
 })

@@ -273,7 +273,7 @@ impl RoomRegistry for Hub {
         }
     }
 
-    fn record(self: Arc<Self>, id: SessionId, event: yrs::Any) {
+    fn record(self: Arc<Self>, id: SessionId, events: Vec<yrs::Any>) {
         let storage = self.cx.storage.clone();
         tokio::spawn(async move {
             let notes = blocking(move || {
@@ -284,7 +284,7 @@ impl RoomRegistry for Hub {
             })
             .await;
             match notes {
-                Ok(Some(notes)) => self.tell(&notes, RoomCommand::Record(event)).await,
+                Ok(Some(notes)) => self.tell(&notes, RoomCommand::Record(events)).await,
                 Ok(None) => {}
                 Err(e) => tracing::warn!(session = %id, error = %e, "event not recorded"),
             }

@@ -99,8 +99,8 @@ pub enum RoomCommand {
     SetEnded(bool),
     /// The session was deleted from storage: close everyone, unload.
     Delete,
-    /// Record a server event (JSON object) in a notes document.
-    Record(yrs::Any),
+    /// Record server events (JSON objects) in a notes document.
+    Record(Vec<yrs::Any>),
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -152,7 +152,7 @@ pub trait RoomRegistry: Send + Sync {
     ) -> bool;
     /// Unregisters the room if it is still the registered one.
     fn forget(&self, id: SessionId, stats: &Arc<RoomStats>);
-    /// Records `event` in the notes document of session `id` (in the
+    /// Records `events` in the notes document of session `id` (in the
     /// background: the caller does not wait for the notes room).
-    fn record(self: Arc<Self>, id: SessionId, event: yrs::Any);
+    fn record(self: Arc<Self>, id: SessionId, events: Vec<yrs::Any>);
 }

@@ -61,9 +61,10 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// Applies a connection's awareness message; returns the frame to relay to
+    /// Applies a connection's awareness message: returns the frame to relay to
     /// everyone (the sender included: y-websocket clients take their own echo
-    /// as a sign the connection is alive), if anything changed.
+    /// as a sign the connection is alive), if anything changed, and, when
+    /// `learn_name`, the display name the first state it may set announces.
     pub fn apply(
         &mut self,
         conn: ConnId,
@@ -71,7 +72,8 @@ impl Presence {
         message: AwarenessMessage,
         now_ms: u64,
         limits: PresenceLimits,
-    ) -> Result<Option<Vec<u8>>, PresenceError> {
+        learn_name: bool,
+    ) -> Result<Applied, PresenceError> {
         // Only entries it may set count: stock clients echo others' states,
         // which the server has stamped with a role (a little longer than sent).
         if message.entries.iter().any(|entry| {
@@ -82,12 +84,21 @@ impl Presence {
         let total = message.entries.len();
         let mut accepted: Vec<AwarenessEntry> = Vec::with_capacity(total);
         let mut rewritten = false;
+        let mut announced: Option<Announced> = None;
         for mut entry in message.entries {
             if !self.admits(conn, &entry, limits) {
                 continue;
             }
             if !entry.is_removal() {
-                if let Some(stamped) = stamped(&entry.json, role) {
+                let seen = examine(&entry.json, role, learn_name && announced.is_none());
+                if let (None, Some(name)) = (&announced, seen.name) {
+                    announced = Some(Announced {
+                        client: entry.client,
+                        name,
+                        color: seen.color,
+                    });
+                }
+                if let Some(stamped) = seen.stamped {
                     entry.json = stamped;
                     rewritten = true;
                 }
@@ -95,17 +106,16 @@ impl Presence {
             self.store(conn, &entry, now_ms);
             accepted.push(entry);
         }
-        if accepted.is_empty() {
-            return Ok(None);
-        }
-        if accepted.len() == total && !rewritten {
-            return Ok(Some(protocol::encode_awareness_bytes(&message.raw)));
-        }
-        Ok(Some(protocol::encode_awareness_entries(
-            accepted
-                .iter()
-                .map(|entry| (entry.client, entry.clock, entry.json.as_str())),
-        )))
+        let frame = if accepted.is_empty() {
+            None
+        } else if accepted.len() == total && !rewritten {
+            Some(protocol::encode_awareness_bytes(&message.raw))
+        } else {
+            Some(protocol::encode_awareness_entries(accepted.iter().map(
+                |entry| (entry.client, entry.clock, entry.json.as_str()),
+            )))
+        };
+        Ok(Applied { frame, announced })
     }
 
     /// Whether `conn` may set this entry: its own id (or a new one within its
@@ -185,6 +195,12 @@ impl Presence {
         (!states.is_empty()).then(|| protocol::encode_awareness_entries(states.into_iter()))
     }
 
+    /// The first awareness client id `conn` announced: for a stock client, its
+    /// document's client id.
+    pub fn client_of(&self, conn: ConnId) -> Option<u64> {
+        self.owned.get(&conn)?.first().copied()
+    }
+
     /// Client ids known (with or without a state).
     pub fn len(&self) -> usize {
         self.clients.len()
@@ -201,40 +217,137 @@ fn removal_frame(removed: &[(u64, u32)]) -> Option<Vec<u8>> {
     })
 }
 
-/// The state as others see it, if that differs from what the client sent:
-/// its top-level `role` set to the owner's, and its display name cleaned.
+/// What one state says, read at most once.
+#[derive(Debug, Default, PartialEq)]
+struct Examined {
+    /// The state as others see it, if that differs from what the client sent:
+    /// its top-level `role` set to the owner's, and its display name cleaned.
+    stamped: Option<String>,
+    /// The display name it announces (cleaned), when asked for.
+    name: Option<String>,
+    /// The colour it announces with the name (`user.color`), if a plausible one.
+    color: Option<yrs::Any>,
+}
+
+/// Stamps a state with its owner's role and, if `want_name`, reads the name it
+/// announces, with one parse at most.
 ///
 /// Most states are ASCII without escapes and already carry the right role
-/// (pairpad's own client writes what the server told it): those are not parsed.
-fn stamped(json: &str, role: Role) -> Option<String> {
+/// (pairpad's own client writes what the server told it): unless a name is
+/// wanted, those are not parsed at all.
+fn examine(json: &str, role: Role, want_name: bool) -> Examined {
     let claim = match role {
         Role::Interviewer => r#""role":"interviewer""#,
         Role::Candidate => r#""role":"candidate""#,
     };
     let plain = json.is_ascii() && !json.contains("\\u");
-    if plain && json.matches(r#""role""#).count() == 1 && json.contains(claim) {
-        return None;
+    let role_right = plain && json.matches(r#""role""#).count() == 1 && json.contains(claim);
+    if role_right && !want_name {
+        return Examined::default();
     }
-    let serde_json::Value::Object(mut state) = serde_json::from_str(json).ok()? else {
-        // Not an object (y-protocols states are): nothing to stamp a role on.
-        return None;
+    let Ok(serde_json::Value::Object(mut state)) = serde_json::from_str(json) else {
+        // Not an object (y-protocols states are): nothing to stamp or read.
+        return Examined::default();
     };
-    state.insert("role".into(), role.as_str().into());
-    if let Some(name) = state
+    let announced = state
         .get_mut("user")
         .and_then(|user| user.get_mut("name"))
-        .filter(|name| name.as_str().is_some_and(names::has_hidden_characters))
-    {
-        let clean = names::clean_display_name(name.as_str().unwrap_or_default());
-        *name = serde_json::Value::String(clean);
+        .filter(|name| name.is_string());
+    let mut name = None;
+    let mut color = None;
+    let mut renamed = false;
+    if let Some(announced) = announced {
+        let text = announced.as_str().unwrap_or_default();
+        if names::has_hidden_characters(text) {
+            *announced = serde_json::Value::String(names::clean_display_name(text));
+            renamed = true;
+        }
+        if want_name {
+            name = Some(names::clean_display_name(
+                announced.as_str().unwrap_or_default(),
+            ));
+        }
     }
-    serde_json::to_string(&state).ok()
+    if want_name {
+        color = state
+            .get("user")
+            .and_then(|user| user.get("color"))
+            .and_then(plausible_color);
+    }
+    let stamped = if role_right && !renamed {
+        None
+    } else {
+        state.insert("role".into(), role.as_str().into());
+        serde_json::to_string(&state).ok()
+    };
+    Examined {
+        stamped,
+        name,
+        color,
+    }
+}
+
+/// A colour as a client may announce it: a small number (a palette index) or
+/// a short CSS colour made of safe characters; anything else is dropped.
+fn plausible_color(value: &serde_json::Value) -> Option<yrs::Any> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .filter(|n| *n < 1 << 16)
+            .map(|n| yrs::Any::from(n as f64)),
+        serde_json::Value::String(text)
+            if text.len() <= 32
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "#(),.% ".contains(c)) =>
+        {
+            Some(yrs::Any::from(text.as_str()))
+        }
+        _ => None,
+    }
+}
+
+/// What applying a connection's presence did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    /// The frame to relay to everyone, if anything changed.
+    pub frame: Option<Vec<u8>>,
+    /// Who the connection said it is (only when asked to learn it).
+    pub announced: Option<Announced>,
+}
+
+/// A connection's first presence that named it.
+#[derive(Debug, PartialEq)]
+pub struct Announced {
+    /// The awareness client id (the stock client's document client id).
+    pub client: u64,
+    pub name: String,
+    pub color: Option<yrs::Any>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sync::protocol::{decode_frame, ClientMessage};
+
+    /// Applies a message the way a room does for a named connection.
+    fn relay(
+        presence: &mut Presence,
+        conn: ConnId,
+        role: Role,
+        message: AwarenessMessage,
+        now_ms: u64,
+        limits: PresenceLimits,
+    ) -> Result<Option<Vec<u8>>, PresenceError> {
+        presence
+            .apply(conn, role, message, now_ms, limits, false)
+            .map(|applied| applied.frame)
+    }
+
+    /// The state as relayed, if it differs from what was sent.
+    fn stamped(json: &str, role: Role) -> Option<String> {
+        examine(json, role, false).stamped
+    }
 
     const LIMITS: PresenceLimits = PresenceLimits {
         max_clients: 2,
@@ -273,10 +386,18 @@ mod tests {
     fn a_connection_sets_and_removes_only_its_own_ids() {
         let mut presence = Presence::default();
         let alice = r#"{"user":{"name":"Alice"},"role":"candidate"}"#;
-        let first = presence.apply(1, Role::Candidate, message(&[(10, 1, alice)]), 0, LIMITS);
+        let first = relay(
+            &mut presence,
+            1,
+            Role::Candidate,
+            message(&[(10, 1, alice)]),
+            0,
+            LIMITS,
+        );
         assert_eq!(relayed(first.unwrap()), vec![(10, 1, alice.to_owned())]);
         // Connection 2 tries to replace and then remove Alice: both ignored.
-        let spoof = presence.apply(
+        let spoof = relay(
+            &mut presence,
             2,
             Role::Candidate,
             message(&[(10, 5, r#"{"user":{"name":"Mallory"}}"#)]),
@@ -285,7 +406,14 @@ mod tests {
         );
         assert_eq!(spoof, Ok(None));
         assert_eq!(
-            presence.apply(2, Role::Candidate, message(&[(10, 6, "null")]), 0, LIMITS),
+            relay(
+                &mut presence,
+                2,
+                Role::Candidate,
+                message(&[(10, 6, "null")]),
+                0,
+                LIMITS
+            ),
             Ok(None)
         );
         assert_eq!(
@@ -294,7 +422,8 @@ mod tests {
         );
         // Alice's own older clock is stale; her removal goes through.
         assert_eq!(
-            presence.apply(
+            relay(
+                &mut presence,
                 1,
                 Role::Candidate,
                 message(&[(10, 0, ROLE_ONLY)]),
@@ -303,7 +432,14 @@ mod tests {
             ),
             Ok(None)
         );
-        let gone = presence.apply(1, Role::Candidate, message(&[(10, 1, "null")]), 0, LIMITS);
+        let gone = relay(
+            &mut presence,
+            1,
+            Role::Candidate,
+            message(&[(10, 1, "null")]),
+            0,
+            LIMITS,
+        );
         assert_eq!(relayed(gone.unwrap()), vec![(10, 1, "null".to_owned())]);
         assert_eq!(presence.current_frame(), None);
     }
@@ -311,7 +447,8 @@ mod tests {
     #[test]
     fn a_connection_owns_at_most_its_allowance_of_ids() {
         let mut presence = Presence::default();
-        let frame = presence.apply(
+        let frame = relay(
+            &mut presence,
             1,
             Role::Candidate,
             message(&[(1, 1, ROLE_ONLY), (2, 1, ROLE_ONLY), (3, 1, ROLE_ONLY)]),
@@ -321,7 +458,14 @@ mod tests {
         // Only the first two are relayed; the echo of another's state is skipped.
         assert_eq!(relayed(frame.unwrap()).len(), 2);
         assert_eq!(
-            presence.apply(1, Role::Candidate, message(&[(4, 1, ROLE_ONLY)]), 0, LIMITS),
+            relay(
+                &mut presence,
+                1,
+                Role::Candidate,
+                message(&[(4, 1, ROLE_ONLY)]),
+                0,
+                LIMITS
+            ),
             Ok(None)
         );
         assert_eq!(presence.len(), 2);
@@ -337,12 +481,26 @@ mod tests {
         let mut presence = Presence::default();
         let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(100));
         assert_eq!(
-            presence.apply(1, Role::Candidate, message(&[(1, 1, &big)]), 0, LIMITS),
+            relay(
+                &mut presence,
+                1,
+                Role::Candidate,
+                message(&[(1, 1, &big)]),
+                0,
+                LIMITS
+            ),
             Err(PresenceError::StateTooLarge(64))
         );
         let nulls: Vec<(u64, u32, &str)> = (0..1000).map(|id| (id, 9, "null")).collect();
         assert_eq!(
-            presence.apply(1, Role::Candidate, message(&nulls), 0, LIMITS),
+            relay(
+                &mut presence,
+                1,
+                Role::Candidate,
+                message(&nulls),
+                0,
+                LIMITS
+            ),
             Ok(None)
         );
         assert!(
@@ -354,20 +512,21 @@ mod tests {
     #[test]
     fn stale_states_expire_and_their_owner_may_announce_again() {
         let mut presence = Presence::default();
-        presence
-            .apply(
-                1,
-                Role::Candidate,
-                message(&[(7, 3, ROLE_ONLY)]),
-                1_000,
-                LIMITS,
-            )
-            .unwrap();
+        relay(
+            &mut presence,
+            1,
+            Role::Candidate,
+            message(&[(7, 3, ROLE_ONLY)]),
+            1_000,
+            LIMITS,
+        )
+        .unwrap();
         assert_eq!(presence.expire_stale(1_000 + STALE_AFTER_MS), None);
         let expired = presence.expire_stale(1_001 + STALE_AFTER_MS);
         assert_eq!(relayed(expired), vec![(7, 3, "null".into())]);
         assert_eq!(presence.current_frame(), None);
-        let back = presence.apply(
+        let back = relay(
+            &mut presence,
             1,
             Role::Candidate,
             message(&[(7, 4, ROLE_ONLY)]),
@@ -381,18 +540,20 @@ mod tests {
     fn display_names_lose_hidden_characters_before_they_are_relayed() {
         let mut presence = Presence::default();
         let sneaky = r#"{"user":{"name":"\u202eevE\u200b","color":3}}"#;
-        let frame = presence.apply(1, Role::Candidate, message(&[(5, 1, sneaky)]), 0, LIMITS);
+        let frame = relay(
+            &mut presence,
+            1,
+            Role::Candidate,
+            message(&[(5, 1, sneaky)]),
+            0,
+            LIMITS,
+        );
         let entries = relayed(frame.unwrap());
         let state: serde_json::Value = serde_json::from_str(&entries[0].2).unwrap();
         assert_eq!(state["user"]["name"], "evE");
         assert_eq!(state["user"]["color"], 3);
         assert!(relayed(presence.current_frame())[0].2.contains("evE"));
     }
-}
-
-#[cfg(test)]
-mod role_tests {
-    use super::*;
 
     #[test]
     fn the_role_relayed_is_the_owners_whatever_the_client_claims() {
@@ -413,12 +574,73 @@ mod role_tests {
         );
         assert_eq!(stamped("3", Role::Candidate), None);
     }
-}
 
-#[cfg(test)]
-mod echo_tests {
-    use super::*;
-    use crate::sync::protocol::{decode_frame, ClientMessage};
+    #[test]
+    fn a_name_is_read_with_the_same_parse_and_only_from_states_the_sender_may_set() {
+        let plain = r#"{"user":{"name":"Ann"},"role":"candidate"}"#;
+        assert_eq!(
+            examine(plain, Role::Candidate, true),
+            Examined {
+                stamped: None,
+                name: Some("Ann".into()),
+                color: None,
+            }
+        );
+        let sneaky = examine(r#"{"user":{"name":"\u202eEve"}}"#, Role::Candidate, true);
+        assert_eq!(sneaky.name.as_deref(), Some("Eve"));
+        assert!(sneaky.stamped.unwrap().contains(r#""name":"Eve""#));
+        assert_eq!(
+            examine(r#"{"user":{"name":" "}}"#, Role::Candidate, true).name,
+            Some("Anonymous".into())
+        );
+        assert_eq!(examine(r#"{"user":{}}"#, Role::Candidate, true).name, None);
+        // Another's state echoed: not the sender's to set, so not its name.
+        let mut presence = Presence::default();
+        relay(
+            &mut presence,
+            1,
+            Role::Candidate,
+            message(&[(9, 1, plain)]),
+            0,
+            LIMITS,
+        )
+        .unwrap();
+        let echoed = presence
+            .apply(
+                2,
+                Role::Candidate,
+                message(&[(9, 1, plain)]),
+                0,
+                LIMITS,
+                true,
+            )
+            .unwrap();
+        assert_eq!(echoed, Applied::default());
+        let own = presence
+            .apply(
+                2,
+                Role::Candidate,
+                message(&[(9, 1, plain), (10, 1, plain)]),
+                0,
+                LIMITS,
+                true,
+            )
+            .unwrap();
+        let announced = own.announced.unwrap();
+        assert_eq!((announced.client, announced.name.as_str()), (10, "Ann"));
+        let colored = examine(
+            r##"{"user":{"name":"C","color":"#30bced"}}"##,
+            Role::Candidate,
+            true,
+        );
+        assert_eq!(colored.color, Some(yrs::Any::from("#30bced")));
+        let hostile = examine(
+            r#"{"user":{"name":"C","color":"red;background:url(x)"}}"#,
+            Role::Candidate,
+            true,
+        );
+        assert_eq!(hostile.color, None);
+    }
 
     #[test]
     fn a_state_of_exactly_the_limit_is_relayed_and_its_stamped_echo_ignored() {
@@ -434,8 +656,7 @@ mod echo_tests {
             max_clients: 4,
             max_state_bytes: 4096,
         };
-        let relayed = presence
-            .apply(1, Role::Candidate, message, 0, limits)
+        let relayed = relay(&mut presence, 1, Role::Candidate, message, 0, limits)
             .unwrap()
             .unwrap();
         let Some(ClientMessage::Awareness(out)) = decode_frame(&relayed).unwrap().pop() else {
@@ -452,7 +673,7 @@ mod echo_tests {
             panic!()
         };
         assert_eq!(
-            presence.apply(2, Role::Candidate, echo, 0, limits),
+            relay(&mut presence, 2, Role::Candidate, echo, 0, limits),
             Ok(None)
         );
     }

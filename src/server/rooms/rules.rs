@@ -141,6 +141,12 @@ impl Accounts {
         Ok(())
     }
 
+    /// A bound on the size of a document not read: it encodes to no more
+    /// than all the updates it merged.
+    pub fn history_bound(&self) -> usize {
+        usize::try_from(self.history_bytes).unwrap_or(usize::MAX)
+    }
+
     /// `count` updates of `bytes` in all were stored.
     pub fn stored(&mut self, count: usize, bytes: usize) {
         // The growth bound of each, summed.

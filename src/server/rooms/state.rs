@@ -27,7 +27,7 @@
 
 use super::{
     close,
-    presence::{Presence, PresenceError, PresenceLimits},
+    presence::{Announced, Applied, Presence, PresenceError, PresenceLimits},
     rules::{self, Accounts, Refusal},
     ConnId, Role, OUTBOUND_CAPACITY,
 };
@@ -42,7 +42,7 @@ use crate::{
 };
 use bytes::Bytes;
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     net::IpAddr,
     sync::Arc,
     time::{Duration, Instant},
@@ -55,9 +55,27 @@ pub const SNAPSHOT_FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const SNAPSHOT_MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How long an empty notes document stays loaded (see `unload_grace`).
 pub const NOTES_UNLOAD_GRACE: Duration = Duration::from_secs(1);
+/// How long join and leave events wait to be handed to the notes document
+/// together (they reach an interviewer's notes this much later, stamped with
+/// when they happened).
+pub const EVENT_BATCH_DELAY: Duration = Duration::from_secs(5);
+/// What an event's update adds to its value's size, at most: the item's
+/// header, the array's name and the transaction's client and clock.
+const EVENT_UPDATE_OVERHEAD: usize = 64;
 /// How long an accepted update may wait to be applied to the room's document
 /// (so how late the REST API may see a language change made by a client).
 pub const APPLY_DELAY: Duration = Duration::from_millis(500);
+
+/// The author of the room's own updates (and of updates nobody can be
+/// credited with) in the stored log.
+pub const SERVER_AUTHOR: u64 = 0;
+
+/// An update to store, with who made it (a Yjs client id; see playback).
+#[derive(Debug, PartialEq)]
+pub struct AuthoredUpdate {
+    pub author: u64,
+    pub bytes: Vec<u8>,
+}
 
 /// Something the room's task must do. Effects are carried out in the order
 /// they were pushed.
@@ -83,7 +101,7 @@ pub enum Effect {
     Forget(ConnId),
     /// Append these updates to the session's log, durably; then call
     /// [`RoomState::stored`] before feeding anything else.
-    Store(Vec<Vec<u8>>),
+    Store(Vec<AuthoredUpdate>),
     /// Store this encoding of the whole document as the session's snapshot;
     /// then call [`RoomState::snapshot_stored`].
     Snapshot(Vec<u8>),
@@ -93,9 +111,10 @@ pub enum Effect {
     Language(Language),
     /// The number of connections changed.
     Connections(usize),
-    /// Record this event (a JSON object) in the session's notes document: a
-    /// participant joined or left, for the interview record.
-    Record(yrs::Any),
+    /// Record these events (JSON objects) in the session's notes document:
+    /// participants joined or left, for the interview record. Handed over in
+    /// batches (see [`EVENT_BATCH_DELAY`]).
+    Record(Vec<yrs::Any>),
     /// The room has been empty for the grace period: unregister it unless a
     /// command is waiting, else call [`RoomState::unload_refused`].
     Unload,
@@ -151,6 +170,8 @@ struct Member {
     joined_ms: u64,
     /// The display name its presence announced (once it has).
     name: Option<String>,
+    /// The awareness client id that announced it (0 until then).
+    client: u64,
 }
 
 pub struct RoomState {
@@ -186,6 +207,10 @@ pub struct RoomState {
     empty_since: Option<Instant>,
     next_sweep: Instant,
     next_ping: Instant,
+    /// Join and leave events not handed to the notes document yet, and when
+    /// they are due to be.
+    participant_events: Vec<yrs::Any>,
+    events_due: Option<Instant>,
 }
 
 impl RoomState {
@@ -214,7 +239,12 @@ impl RoomState {
         let bytes_since_snapshot = stored.updates.iter().map(|u| u.update.len()).sum();
         let snapshot_len = stored.snapshot.as_ref().map_or(0, Vec::len);
         let accounts = Accounts::new(
-            doc.encoded_len(),
+            if unread {
+                // Not read, so not measured: no larger than all it merged.
+                usize::try_from(stored.history_bytes).unwrap_or(usize::MAX)
+            } else {
+                doc.encoded_len()
+            },
             stored.history_bytes,
             bytes_since_snapshot,
             snapshot_len,
@@ -243,6 +273,8 @@ impl RoomState {
             snapshot_retry: None,
             empty_since: Some(now),
             next_sweep: now + AWARENESS_SWEEP,
+            participant_events: Vec::new(),
+            events_due: None,
         };
         if kind == DocumentKind::Session {
             if state.language.is_none() {
@@ -266,7 +298,10 @@ impl RoomState {
             bytes: update.len(),
             unapplied_before: self.unapplied.len(),
         });
-        effects.push_back(Effect::Store(vec![update]));
+        effects.push_back(Effect::Store(vec![AuthoredUpdate {
+            author: SERVER_AUTHOR,
+            bytes: update,
+        }]));
     }
 
     /// Puts the document's ended flag back to the session's word, if a client
@@ -298,6 +333,8 @@ impl RoomState {
     /// again; the task unloads the room.
     pub fn delete(&mut self, effects: &mut Effects) {
         self.lifecycle = Lifecycle::Deleted;
+        self.participant_events.clear();
+        self.events_due = None;
         for Member { conn, .. } in self.connections.drain(..) {
             effects.push_back(Effect::Close {
                 conn,
@@ -310,14 +347,49 @@ impl RoomState {
         effects.push_back(Effect::Unload);
     }
 
-    /// Records a server event (a focus change, a large paste) in a notes
+    /// Records server events (a focus change, a large paste, people joining) in a notes
     /// document, where interviewers see it live and the export finds it.
-    pub fn record_event(&mut self, event: yrs::Any, effects: &mut Effects) {
-        if self.kind != DocumentKind::Notes || self.lifecycle == Lifecycle::Deleted {
+    ///
+    /// Events count against the notes document's size and history limits like
+    /// anyone's edits: past them an event is dropped (and logged), so reports
+    /// cannot grow a session's storage without bound. A room that has not
+    /// read its stored document cannot measure it; it bounds the size by the
+    /// history (a document encodes to no more than the updates it merged).
+    pub fn record_events(&mut self, events: Vec<yrs::Any>, now: Instant, effects: &mut Effects) {
+        if self.kind != DocumentKind::Notes
+            || self.lifecycle == Lifecycle::Deleted
+            || events.is_empty()
+        {
+            return;
+        }
+        // An event's update is its value in lib0 encoding (never longer than
+        // its JSON text) plus the item's header.
+        let incoming = events
+            .iter()
+            .map(|event| event.to_string().len() + EVENT_UPDATE_OVERHEAD)
+            .sum();
+        let mut accounts = std::mem::take(&mut self.accounts);
+        let limits = Arc::clone(&self.limits);
+        let unmeasurable = self.unread.then(|| accounts.history_bound());
+        let checked = accounts.check(
+            incoming,
+            1,
+            &limits,
+            || now,
+            || {
+                unmeasurable.unwrap_or_else(|| {
+                    self.apply_unapplied(effects);
+                    self.doc.encoded_len()
+                })
+            },
+        );
+        self.accounts = accounts;
+        if let Err(refused) = checked {
+            tracing::warn!(session = %self.id, count = events.len(), reason = %refused.reason, "events not recorded");
             return;
         }
         self.apply_unapplied(effects);
-        let update = self.doc.record_event(event);
+        let update = self.doc.record_events(events);
         self.store_own(update, effects);
     }
 
@@ -377,10 +449,16 @@ impl RoomState {
     pub fn next_deadline(&self) -> Instant {
         let unload_at = self.empty_since.map(|since| since + self.unload_grace());
         let retry_at = self.snapshot_retry.map(|(at, _)| at);
-        [unload_at, self.apply_due, retry_at, Some(self.next_ping)]
-            .into_iter()
-            .flatten()
-            .fold(self.next_sweep, Instant::min)
+        [
+            unload_at,
+            self.apply_due,
+            retry_at,
+            self.events_due,
+            Some(self.next_ping),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.next_sweep, Instant::min)
     }
 
     /// A connection asks to join. Admitted, it is sent the document's state
@@ -409,6 +487,7 @@ impl RoomState {
             role,
             joined_ms: wall_ms,
             name: None,
+            client: 0,
         });
         let step1 = protocol::encode_sync_step1(&self.doc.state_vector());
         effects.push_back(Effect::Send {
@@ -522,9 +601,15 @@ impl RoomState {
         let unapplied_before = self.unapplied.len();
         let mut frames = Vec::with_capacity(count);
         let mut stored = Vec::with_capacity(count);
+        let sender = self.presence.client_of(conn);
         for ReceivedUpdate { bytes, decoded } in updates {
             frames.push(protocol::encode_update(&bytes).into());
-            stored.push(bytes);
+            // Inserts name their client; deletions name nobody, so they are
+            // the sender's (its awareness id is its document's client id).
+            let author = protocol::first_struct_client(&bytes)
+                .or(sender)
+                .unwrap_or(SERVER_AUTHOR);
+            stored.push(AuthoredUpdate { author, bytes });
             self.unapplied.push(decoded);
         }
         self.storing.push_back(Storing {
@@ -653,6 +738,9 @@ impl RoomState {
         if retry_due || (unload_due && self.accounts.snapshot_due()) {
             self.start_snapshot(effects);
         }
+        if unload_due || self.events_due.is_some_and(|at| now >= at) {
+            self.hand_over_events(effects);
+        }
         if unload_due {
             // Not asked again until the task answers (`unload_refused`).
             self.empty_since = None;
@@ -677,6 +765,7 @@ impl RoomState {
             });
         }
         effects.push_back(Effect::Connections(0));
+        self.hand_over_events(effects);
         if self.accounts.snapshot_due() {
             self.start_snapshot(effects);
         }
@@ -700,30 +789,44 @@ impl RoomState {
     }
 
     /// Records that a participant joined, once their presence names them.
-    fn learn_name(&mut self, conn: ConnId, message: &AwarenessMessage, effects: &mut Effects) {
-        if self.kind != DocumentKind::Session {
-            return;
-        }
+    fn learned_name(&mut self, conn: ConnId, announced: Announced, now: Instant) {
         let Some(member) = self.connections.iter_mut().find(|m| m.conn == conn) else {
             return;
         };
-        if member.name.is_some() {
-            return;
+        let mut event = participant_event("join", &announced.name, member.role, member.joined_ms);
+        event.insert("client".to_owned(), yrs::Any::from(announced.client as f64));
+        if let Some(color) = announced.color {
+            event.insert("color".to_owned(), color);
         }
-        let Some(name) = message
-            .entries
-            .iter()
-            .find_map(|entry| announced_name(&entry.json))
-        else {
-            return;
-        };
-        effects.push_back(Effect::Record(participant_event(
-            "join",
-            &name,
-            member.role,
-            member.joined_ms,
-        )));
-        member.name = Some(name);
+        member.name = Some(announced.name);
+        member.client = announced.client;
+        self.queue_event(event, now);
+    }
+
+    /// Keeps a join or leave event for the next hand-over: one notes-document
+    /// load per batch, not per event (thousands of people join at once when
+    /// a server restarts, and each load costs memory and a journal write).
+    fn queue_event(&mut self, event: HashMap<String, yrs::Any>, now: Instant) {
+        self.participant_events.push(yrs::Any::from(event));
+        self.events_due.get_or_insert(now + EVENT_BATCH_DELAY);
+    }
+
+    /// Hands the events kept so far to the notes document.
+    fn hand_over_events(&mut self, effects: &mut Effects) {
+        self.events_due = None;
+        if !self.participant_events.is_empty() {
+            effects.push_back(Effect::Record(std::mem::take(&mut self.participant_events)));
+        }
+    }
+
+    /// Whether the room still wants to learn `conn`'s display name (to record
+    /// the join in the session's notes).
+    fn wants_name(&self, conn: ConnId) -> bool {
+        self.kind == DocumentKind::Session
+            && self
+                .connections
+                .iter()
+                .any(|member| member.conn == conn && member.name.is_none())
     }
 
     fn start_snapshot(&mut self, effects: &mut Effects) {
@@ -771,9 +874,18 @@ impl RoomState {
             max_clients: self.limits.max_awareness_clients,
             max_state_bytes: self.limits.max_awareness_state_bytes,
         };
-        self.learn_name(conn, &message, effects);
-        match self.presence.apply(conn, role, message, wall_ms, limits) {
-            Ok(Some(frame)) => {
+        let learn_name = self.wants_name(conn);
+        match self
+            .presence
+            .apply(conn, role, message, wall_ms, limits, learn_name)
+        {
+            Ok(Applied { frame, announced }) => {
+                if let Some(announced) = announced {
+                    self.learned_name(conn, announced, now);
+                }
+                let Some(frame) = frame else {
+                    return true;
+                };
                 // To everyone, the sender included: y-websocket clients treat
                 // their own echoed presence as a sign the connection is alive.
                 effects.push_back(Effect::Broadcast {
@@ -782,7 +894,6 @@ impl RoomState {
                 });
                 true
             }
-            Ok(None) => true,
             Err(error @ PresenceError::StateTooLarge(_)) => {
                 tracing::warn!(session = %self.id, conn, %error, "closed: awareness state too large");
                 self.close(
@@ -822,8 +933,9 @@ impl RoomState {
         };
         let member = self.connections.swap_remove(index);
         if let Some(name) = &member.name {
-            let event = participant_event("leave", name, member.role, self.clock_ms);
-            effects.push_back(Effect::Record(event));
+            let mut event = participant_event("leave", name, member.role, self.clock_ms);
+            event.insert("client".to_owned(), yrs::Any::from(member.client as f64));
+            self.queue_event(event, now);
         }
         if let Some(frame) = self.presence.remove_connection(conn) {
             effects.push_back(Effect::Broadcast {
@@ -839,22 +951,14 @@ impl RoomState {
     }
 }
 
-/// The display name a presence state announces (`user.name`), if any.
-fn announced_name(json: &str) -> Option<String> {
-    let state: serde_json::Value = serde_json::from_str(json).ok()?;
-    let name = state.get("user")?.get("name")?.as_str()?;
-    let clean = crate::domain::names::clean_display_name(name);
-    (!clean.is_empty()).then_some(clean)
-}
-
 /// A participant joined or left, as recorded for the interview record.
-fn participant_event(kind: &str, name: &str, role: Role, at_ms: u64) -> yrs::Any {
-    yrs::Any::from(std::collections::HashMap::from([
+fn participant_event(kind: &str, name: &str, role: Role, at_ms: u64) -> HashMap<String, yrs::Any> {
+    HashMap::from([
         ("kind".to_owned(), yrs::Any::from(kind)),
         ("name".to_owned(), yrs::Any::from(name)),
         ("role".to_owned(), yrs::Any::from(role.as_str())),
         ("at".to_owned(), yrs::Any::from(at_ms as f64)),
-    ]))
+    ])
 }
 
 #[cfg(test)]
@@ -956,13 +1060,57 @@ mod tests {
         let stored: Vec<&[u8]> = effects
             .iter()
             .map(|effect| match effect {
-                Effect::Store(updates) => updates[0].as_slice(),
+                Effect::Store(updates) => updates[0].bytes.as_slice(),
                 other => panic!("expected only stores, got {other:?}"),
             })
             .collect();
         let (doc, _) = SessionDoc::from_updates(stored);
         assert_eq!(doc.language(), Some(Language::Python));
         assert!(!doc.ended());
+    }
+
+    #[test]
+    fn a_deletion_is_credited_to_the_connection_that_sent_it() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        let doc = yrs::Doc::with_client_id(7);
+        let code = doc.get_or_insert_text(crate::sync::document::CODE);
+        let (insert, delete) = {
+            let mut txn = doc.transact_mut();
+            code.insert(&mut txn, 0, "abc");
+            let insert = txn.encode_update_v1();
+            drop(txn);
+            let mut txn = doc.transact_mut();
+            code.remove_range(&mut txn, 0, 1);
+            (insert, txn.encode_update_v1())
+        };
+        let authors = |room: &mut RoomState, fx: &mut Effects, update: &[u8]| -> Vec<u64> {
+            room.frame(
+                ALICE,
+                frame_of(&protocol::encode_update(update)),
+                now,
+                0,
+                fx,
+            );
+            let authors = take(fx)
+                .into_iter()
+                .flat_map(|e| match e {
+                    Effect::Store(updates) => updates.into_iter().map(|u| u.author).collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            room.stored(true, now, fx);
+            take(fx);
+            authors
+        };
+        assert_eq!(authors(&mut room, &mut fx, &insert), [7]);
+        // Before its presence, a deletion names nobody.
+        assert_eq!(authors(&mut room, &mut fx, &delete), [SERVER_AUTHOR]);
+        let presence = protocol::encode_awareness_entries([(7, 1, "{}")].into_iter());
+        room.frame(ALICE, frame_of(&presence), now, 0, &mut fx);
+        take(&mut fx);
+        assert_eq!(authors(&mut room, &mut fx, &delete), [7]);
     }
 
     #[test]
@@ -979,7 +1127,13 @@ mod tests {
             &mut fx,
         );
         let effects = take(&mut fx);
-        assert_eq!(effects, vec![Effect::Store(vec![update.clone()])]);
+        assert_eq!(
+            effects,
+            vec![Effect::Store(vec![AuthoredUpdate {
+                author: 7,
+                bytes: update.clone()
+            }])]
+        );
         room.stored(true, now, &mut fx);
         let effects = take(&mut fx);
         assert_eq!(
@@ -1447,7 +1601,7 @@ mod tests {
             "kind".to_owned(),
             yrs::Any::from("blur"),
         )]));
-        notes.record_event(event.clone(), &mut fx);
+        notes.record_events(vec![event.clone()], now, &mut fx);
         assert!(matches!(take(&mut fx).as_slice(), [Effect::Store(_)]));
         notes.stored(true, now, &mut fx);
         assert!(matches!(
@@ -1474,41 +1628,78 @@ mod tests {
     }
 
     #[test]
-    fn a_participant_is_recorded_when_named_and_when_leaving() {
+    fn participants_are_recorded_when_named_and_when_leaving_in_batches() {
         let now = Instant::now();
         let mut room = room_with(Limits::default(), now);
         let mut fx = Effects::new();
-        let state = r#"{"user":{"name":"Cara"}}"#;
+        let state = r##"{"user":{"name":"Cara","color":"#30bced"}}"##;
         let frame = protocol::encode_awareness_entries([(80, 1, state)].into_iter());
         room.frame(ALICE, frame_of(&frame), now, 1_000, &mut fx);
-        let recorded = |effects: Vec<Effect>| -> Vec<yrs::Any> {
+        let recorded = |effects: Vec<Effect>| -> Vec<Vec<yrs::Any>> {
             effects
                 .into_iter()
                 .filter_map(|e| match e {
-                    Effect::Record(event) => Some(event),
+                    Effect::Record(events) => Some(events),
                     _ => None,
                 })
                 .collect()
         };
-        let joined = recorded(take(&mut fx));
-        assert_eq!(joined.len(), 1);
-        assert_eq!(
-            joined[0],
-            participant_event("join", "Cara", Role::Candidate, 0)
-        );
-        // Presence again: no second record.
+        // Kept for the batch, not handed over at once.
+        assert!(recorded(take(&mut fx)).is_empty());
+        assert!(room.next_deadline() <= now + EVENT_BATCH_DELAY);
+        // Presence again: no second join.
         let frame = protocol::encode_awareness_entries([(80, 2, state)].into_iter());
         room.frame(ALICE, frame_of(&frame), now, 2_000, &mut fx);
-        assert!(recorded(take(&mut fx)).is_empty());
         room.leave(ALICE, now, &mut fx);
-        let left = recorded(take(&mut fx));
-        assert_eq!(
-            left,
-            vec![participant_event("leave", "Cara", Role::Candidate, 2_000)]
-        );
         // Bob never named himself: nothing recorded for him.
         room.leave(BOB, now, &mut fx);
-        assert!(recorded(take(&mut fx)).is_empty());
+        room.tick(now + EVENT_BATCH_DELAY, 3_000, &mut fx);
+        let mut join = participant_event("join", "Cara", Role::Candidate, 0);
+        join.insert("client".into(), yrs::Any::from(80.0));
+        join.insert("color".into(), yrs::Any::from("#30bced"));
+        let mut leave = participant_event("leave", "Cara", Role::Candidate, 2_000);
+        leave.insert("client".into(), yrs::Any::from(80.0));
+        assert_eq!(
+            recorded(take(&mut fx)),
+            vec![vec![yrs::Any::from(join), yrs::Any::from(leave)]],
+            "one batch with both"
+        );
+        room.tick(now + EVENT_BATCH_DELAY * 2, 4_000, &mut fx);
+        assert!(recorded(take(&mut fx)).is_empty(), "handed over twice");
+    }
+
+    #[test]
+    fn events_kept_for_a_batch_are_handed_over_before_unloading_and_at_shutdown() {
+        let now = Instant::now();
+        let state = r#"{"user":{"name":"Dan"}}"#;
+        let frame = protocol::encode_awareness_entries([(81, 1, state)].into_iter());
+        let mut fx = Effects::new();
+        let mut room = room_with(Limits::default(), now);
+        room.frame(ALICE, frame_of(&frame), now, 1_000, &mut fx);
+        room.shutdown(&mut fx);
+        assert!(take(&mut fx)
+            .iter()
+            .any(|e| matches!(e, Effect::Record(events) if events.len() == 1)));
+
+        let limits = Limits {
+            room_unload_grace: Duration::from_secs(1),
+            ..Limits::default()
+        };
+        let mut room = room_with(limits, now);
+        room.frame(ALICE, frame_of(&frame), now, 1_000, &mut fx);
+        room.leave(ALICE, now, &mut fx);
+        room.leave(BOB, now, &mut fx);
+        take(&mut fx);
+        room.tick(now + Duration::from_secs(1), 2_000, &mut fx);
+        let effects = take(&mut fx);
+        let record = effects
+            .iter()
+            .position(|e| matches!(e, Effect::Record(events) if events.len() == 2));
+        let unload = effects.iter().position(|e| *e == Effect::Unload);
+        assert!(
+            record.is_some() && record < unload,
+            "join and leave before unloading: {effects:?}"
+        );
     }
 
     #[test]
@@ -1528,7 +1719,7 @@ mod tests {
             now,
             &mut fx,
         );
-        notes.record_event(yrs::Any::from("join"), &mut fx);
+        notes.record_events(vec![yrs::Any::from("join")], now, &mut fx);
         notes.stored(true, now, &mut fx);
         take(&mut fx);
         notes.tick(now + NOTES_UNLOAD_GRACE, 0, &mut fx);
@@ -1555,7 +1746,7 @@ mod tests {
         // What storage already holds: a note.
         let earlier = SessionDoc::new();
         let note = earlier.edit_notes("earlier note").unwrap();
-        notes.record_event(yrs::Any::from("blur"), &mut fx);
+        notes.record_events(vec![yrs::Any::from("blur")], now, &mut fx);
         let Some(Effect::Store(appended)) = fx.pop_front() else {
             panic!("expected a store")
         };
@@ -1566,12 +1757,13 @@ mod tests {
         assert!(!fx.iter().any(|e| matches!(e, Effect::Snapshot(_))));
         assert!(notes.needs_document());
         let mut stored = empty_store();
-        stored.updates = [note, appended[0].clone()]
+        stored.updates = [note, appended[0].bytes.clone()]
             .into_iter()
             .enumerate()
             .map(|(i, update)| crate::storage::LoggedUpdate {
                 seq: i as u64 + 1,
                 at_ms: 0,
+                author: 0,
                 update,
             })
             .collect();
@@ -1579,5 +1771,63 @@ mod tests {
         assert!(!notes.needs_document());
         assert_eq!(notes.document().notes(), "earlier note");
         assert_eq!(notes.document().events(), vec![yrs::Any::from("blur")]);
+    }
+
+    #[test]
+    fn events_stop_being_recorded_at_the_notes_size_and_history_limits() {
+        let now = Instant::now();
+        let record_until_refused = |limits: Limits, unread: bool, history: u64| -> usize {
+            let mut fx = Effects::new();
+            let mut stored = empty_store();
+            stored.history_bytes = history;
+            let mut notes = RoomState::load(
+                Loaded {
+                    id: SessionId::new_random(),
+                    kind: DocumentKind::Notes,
+                    language: Language::Python,
+                    ended: false,
+                    unread,
+                },
+                stored,
+                Arc::new(limits),
+                now,
+                &mut fx,
+            );
+            let event = yrs::Any::from("x".repeat(100));
+            let mut recorded = 0;
+            for i in 0..1_000u64 {
+                // Apart enough that each check may measure.
+                let at = now + rules::MIN_MEASURE_INTERVAL * (i as u32 + 1);
+                notes.record_events(vec![event.clone()], at, &mut fx);
+                let stores = take(&mut fx)
+                    .into_iter()
+                    .filter(|e| matches!(e, Effect::Store(_)))
+                    .count();
+                if stores == 0 {
+                    return recorded;
+                }
+                recorded += 1;
+                notes.stored(true, at, &mut fx);
+                take(&mut fx);
+            }
+            recorded
+        };
+        let small_document = Limits {
+            max_document_bytes: 5_000,
+            ..Limits::default()
+        };
+        let read = record_until_refused(small_document.clone(), false, 0);
+        assert!((20..50).contains(&read), "recorded {read} events");
+        // Not read: bounded by its history, which already fills the limit.
+        assert_eq!(record_until_refused(small_document, true, 5_000), 0);
+        let short_history = Limits {
+            max_history_bytes: 2_000,
+            ..Limits::default()
+        };
+        let by_history = record_until_refused(short_history, false, 0);
+        assert!(
+            (5..20).contains(&by_history),
+            "recorded {by_history} events"
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 use super::{
     close,
-    state::{Effect, Effects, Lifecycle, Loaded, RoomState},
+    state::{AuthoredUpdate, Effect, Effects, Lifecycle, Loaded, RoomState},
     JoinRefused, OutFrame, Outbound, RoomCommand, RoomHandle, RoomRegistry, RoomStats,
 };
 use crate::{
@@ -306,7 +306,7 @@ impl Room {
             RoomCommand::Leave { conn } => self.state.leave(conn, now, &mut self.effects),
             RoomCommand::SetEnded(ended) => self.state.set_ended(ended, &mut self.effects),
             RoomCommand::Delete => self.state.delete(&mut self.effects),
-            RoomCommand::Record(event) => self.state.record_event(event, &mut self.effects),
+            RoomCommand::Record(events) => self.state.record_events(events, now, &mut self.effects),
             RoomCommand::Shutdown { .. } => unreachable!("handled by run"),
         }
     }
@@ -362,7 +362,7 @@ impl Room {
                     }
                 }
                 Effect::Language(language) => self.publish_language(language),
-                Effect::Record(event) => self.registry.clone().record(self.state.id(), event),
+                Effect::Record(events) => self.registry.clone().record(self.state.id(), events),
                 Effect::Connections(count) => {
                     self.stats.connections.store(count, Ordering::Relaxed);
                 }
@@ -422,16 +422,17 @@ impl Room {
             .unreachable(conn, too_slow, std::time::Instant::now(), &mut self.effects);
     }
 
-    async fn persist(&mut self, updates: Vec<Vec<u8>>) -> Result<(), StorageError> {
+    async fn persist(&mut self, updates: Vec<AuthoredUpdate>) -> Result<(), StorageError> {
         let at_ms = now_ms();
         let session = self.state.id();
         let count = updates.len();
         let records: Vec<UpdateRecord> = updates
             .into_iter()
-            .map(|update| UpdateRecord {
+            .map(|AuthoredUpdate { author, bytes }| UpdateRecord {
                 session,
                 at_ms,
-                update,
+                author,
+                update: bytes,
             })
             .collect();
         self.cx.writer.append(records).await?;

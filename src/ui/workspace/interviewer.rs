@@ -205,6 +205,15 @@ pub fn InterviewerPanel(
                     <button type="button" data-testid="reopen-session" on:click=reopen.clone()>"Reopen interview"</button>
                 </Show>
                 <button type="button" data-testid="export-record" on:click=export_record>"Download record"</button>
+                <a
+                    class="button-link"
+                    data-testid="playback-link"
+                    href=format!("/s/{session_id}/playback")
+                    target="_blank"
+                    rel="noopener"
+                >
+                    "Playback"
+                </a>
             </div>
             {move || message.get().map(|text| view! { <p class="error" role="alert">{text}</p> })}
             <label class="notes">
