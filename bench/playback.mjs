@@ -58,7 +58,8 @@ const USAGE = `usage: node bench/playback.mjs [flags]
   --seeks N         random seeks                                           [50]
   --seed S          seed of the edit and seek generators                   [1]
   --json FILE       where to write the JSON     [bench/results/<timestamp>-playback.json]
-  --quiet           no progress lines`
+  --quiet           no progress lines
+  --console         print the playback page's console messages`
 
 const flags = parseFlags(process.argv.slice(2), {
   port: 0,
@@ -71,7 +72,8 @@ const flags = parseFlags(process.argv.slice(2), {
   seeks: 50,
   seed: 1,
   json: '',
-  quiet: false
+  quiet: false,
+  console: false
 }, USAGE)
 if (flags.updates < 1 || flags.rate <= 0 || flags.opens < 1 || flags.seeks < 1) throw new Error(`bad flags\n${USAGE}`)
 const log = (...args) => { if (!flags.quiet) console.error(`[playback ${new Date().toISOString().slice(11, 19)}]`, ...args) }
@@ -395,6 +397,7 @@ try {
   for (let i = 0; i < flags.opens; i++) {
     if (page) await page.close()
     page = await context.newPage()
+    if (flags.console) page.on('console', (message) => log(`page: ${message.text()}`))
     const errors = []
     page.on('pageerror', (e) => errors.push(e.message))
     await page.goto(url, { waitUntil: 'commit', timeout: 60_000 })

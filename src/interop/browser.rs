@@ -1,6 +1,6 @@
 //! Small browser services: remembered settings (localStorage), the page's theme
-//! attribute, the leave-page guard, timers, randomness and the clock. Each has a
-//! server twin that does nothing.
+//! attribute, the leave-page guard, timers (and yielding a turn), randomness
+//! and the clock. Each has a server twin that does nothing.
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -159,6 +159,24 @@ pub fn set_interval(callback: impl Fn() + 'static, period_ms: u32) {
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = (callback, period_ms);
+}
+
+/// Waits for the browser's next turn (a macrotask), so that what it has
+/// queued (a script loading, input) runs first (browser only; resolves at
+/// once on the server).
+pub async fn next_turn() {
+    #[cfg(feature = "hydrate")]
+    {
+        let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+            set_timeout(
+                move || {
+                    let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+                },
+                0,
+            );
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
 }
 
 /// True if the browser believes it is online.

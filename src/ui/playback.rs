@@ -12,7 +12,7 @@
 
 use crate::{
     collab::{
-        playback::{unpack, DocumentMark, Timeline},
+        playback::{DocumentMark, Timeline, TimelineBuilder},
         presence::{color_for, PALETTE_SIZE},
     },
     domain::{events::describe, run::RunRecord, Language},
@@ -27,6 +27,8 @@ use leptos_router::hooks::use_params_map;
 use serde::Deserialize;
 use std::cell::RefCell;
 
+/// Updates replayed between two turns of the browser while the page opens.
+const BUILD_SLICE: usize = 1_000;
 /// How often playing moves the scrubber.
 const TICK_MS: u32 = 50;
 /// With "skip idle", longer gaps between changes play as this long.
@@ -125,11 +127,8 @@ pub fn PlaybackPage() -> impl IntoView {
         editor_ready: RwSignal::new(false),
     };
     let container = NodeRef::<html::Div>::new();
-    on_cleanup(|| {
-        PLAYER
-            .with(|player| player.borrow_mut().take())
-            .map_or((), drop)
-    });
+    // Leaving the page drops the history and disposes of the editor.
+    on_cleanup(|| PLAYER.with(|player| drop(player.borrow_mut().take())));
     // Browser only: effects do not run on the server.
     Effect::new({
         let id = id.clone();
@@ -340,6 +339,10 @@ fn PersonButton(person: Person, view: View) -> impl IntoView {
 /// Fetches and rebuilds the history, or says why not.
 async fn load(id: &str, view: View) {
     let key = interview::take_key(id);
+    if !key.is_empty() {
+        // Monaco downloads while the history does and is rebuilt.
+        Editor::preload();
+    }
     if key.is_empty() {
         view.phase.set(Phase::Denied(
             "Playback is for the interviewer: open it from the session page or the interviewer link."
@@ -373,13 +376,18 @@ async fn load(id: &str, view: View) {
             return;
         }
     };
-    let timeline = match unpack(&fetched.updates) {
-        Ok(records) => Timeline::build(&records),
+    let mut builder = match TimelineBuilder::new(fetched.updates) {
+        Ok(builder) => builder,
         Err(e) => {
             view.phase.set(Phase::Denied(e.to_string()));
             return;
         }
     };
+    // A slice at a time: Monaco loads meanwhile (it needs the same thread).
+    while !builder.advance(BUILD_SLICE) {
+        browser::next_turn().await;
+    }
+    let timeline = builder.finish();
     let (start, end) = (timeline.start_ms(), timeline.end_ms());
     view.start.set(start);
     view.duration.set(end.saturating_sub(start));
