@@ -25,8 +25,7 @@ use std::{
 };
 use yrs::{
     types::{text::YChange, Change},
-    updates::decoder::Decode,
-    Observable, Out, ReadTxn, Snapshot, StateVector, Text, Transact, Update,
+    Observable, Out, ReadTxn, Snapshot, StateVector, Text, Transact,
 };
 
 /// Updates between two checkpoints of the whole document.
@@ -195,7 +194,7 @@ impl TimelineBuilder {
             *done += 1;
             // A record that does not decode or apply changes nothing here,
             // as on the server (it skipped it the same way).
-            apply(doc, &timeline.packed[record.update.clone()]);
+            let _ = doc.apply(&timeline.packed[record.update.clone()]);
             let changed_code = code_changed.swap(false, Ordering::Relaxed);
             if changed_code && record.author != 0 && !timeline.authors.contains(&record.author) {
                 timeline.authors.push(record.author);
@@ -354,22 +353,14 @@ impl Timeline {
     fn document_after(&self, count: usize) -> SessionDoc {
         let count = count.min(self.steps.len());
         let checkpoint = (count / CHECKPOINT_EVERY).min(self.checkpoints.len() - 1);
-        let doc = SessionDoc::new();
-        apply(&doc, &self.checkpoints[checkpoint]);
-        for step in &self.steps[checkpoint * CHECKPOINT_EVERY..count] {
-            apply(&doc, &self.packed[step.update.clone()]);
-        }
+        let since = self.steps[checkpoint * CHECKPOINT_EVERY..count]
+            .iter()
+            .map(|step| &self.packed[step.update.clone()]);
+        // Updates that do not apply are skipped, as the server skipped them.
+        let (doc, _skipped) = SessionDoc::from_updates(
+            std::iter::once(&self.checkpoints[checkpoint][..]).chain(since),
+        );
         doc
-    }
-}
-
-/// Applies an update, if it decodes and applies (as the server would have).
-fn apply(doc: &SessionDoc, update: &[u8]) {
-    if update.is_empty() {
-        return;
-    }
-    if let Ok(update) = Update::decode_v1(update) {
-        let _ = doc.doc().transact_mut().apply_update(update);
     }
 }
 
@@ -392,7 +383,7 @@ mod tests {
     use super::*;
     use crate::domain::run::{OutputChunk, RunStatus};
     use crate::sync::protocol::write_varuint;
-    use yrs::{Doc, GetString, Options, ReadTxn, Text};
+    use yrs::{updates::decoder::Decode, Doc, GetString, Options, ReadTxn, Text, Update};
 
     fn pack(records: &[Logged]) -> Vec<u8> {
         let mut packed = Vec::new();

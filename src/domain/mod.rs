@@ -1,5 +1,5 @@
 //! Pure types and rules of pairpad: session identity and metadata, limits, rate
-//! buckets and time formatting. No IO, no async, no framework types: this module
+//! buckets, time formatting and text splices. No IO, no async, no framework types: this module
 //! builds for both the server and the browser.
 
 pub mod close_codes;
@@ -9,6 +9,7 @@ pub mod names;
 pub mod rate;
 pub mod run;
 pub mod session;
+pub mod text;
 pub mod time;
 
 pub use limits::Limits;

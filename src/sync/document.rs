@@ -6,6 +6,7 @@
 
 use crate::domain::{
     run::{RunRecord, MAX_RECORDED_RUNS},
+    text::{splice_between, Splice},
     Language,
 };
 use yrs::{
@@ -254,25 +255,16 @@ impl SessionDoc {
         let notes = self.doc.get_or_insert_text(NOTES);
         let mut txn = self.doc.transact_mut();
         let current = notes.get_string(&txn);
-        if current == text {
-            return None;
-        }
-        let old: Vec<u16> = current.encode_utf16().collect();
-        let new: Vec<u16> = text.encode_utf16().collect();
-        let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
-        let suffix = old[prefix..]
-            .iter()
-            .rev()
-            .zip(new[prefix..].iter().rev())
-            .take_while(|(a, b)| a == b)
-            .count();
-        let removed = old.len() - prefix - suffix;
-        let inserted = String::from_utf16_lossy(&new[prefix..new.len() - suffix]);
+        let Splice {
+            at,
+            removed,
+            inserted,
+        } = splice_between(&current, text)?;
         if removed > 0 {
-            notes.remove_range(&mut txn, prefix as u32, removed as u32);
+            notes.remove_range(&mut txn, at as u32, removed as u32);
         }
         if !inserted.is_empty() {
-            notes.insert(&mut txn, prefix as u32, &inserted);
+            notes.insert(&mut txn, at as u32, &inserted);
         }
         Some(txn.encode_update_v1())
     }
@@ -472,5 +464,18 @@ mod tests {
         copy.apply(&doc.snapshot()).unwrap();
         assert_eq!(copy.code(), "print('hi')");
         assert_eq!(copy.language(), Some(Language::Python));
+    }
+
+    #[test]
+    fn notes_edits_keep_emoji_whole() {
+        let doc = SessionDoc::new();
+        doc.edit_notes("a👋").unwrap();
+        // 👋 and 😀 share their first UTF-16 unit: the edit replaces the pair.
+        let update = doc.edit_notes("a😀").unwrap();
+        assert_eq!(doc.notes(), "a😀");
+        assert!(doc.edit_notes("a😀").is_none());
+        let (replica, skipped) = SessionDoc::from_updates([doc.snapshot().as_slice()]);
+        assert_eq!((replica.notes(), skipped), ("a😀".to_owned(), 0));
+        assert!(!update.is_empty());
     }
 }

@@ -14,8 +14,14 @@ use crate::{
     collab::{
         playback::{DocumentMark, Timeline, TimelineBuilder},
         presence::{color_for, PALETTE_SIZE},
+        text_ops::TextOp,
     },
-    domain::{events::describe, run::RunRecord, Language},
+    domain::{
+        events::describe,
+        run::RunRecord,
+        text::{splice_between, Splice},
+        Language,
+    },
     interop::{
         browser,
         editor::{Editor, EditorEvents, Theme},
@@ -562,40 +568,22 @@ fn show(view: View) {
     });
 }
 
-/// The edit turning `old` into `new`: keep the common start and end, replace
-/// the middle (in UTF-16 units, as the editor counts).
-fn replacement(old: &str, new: &str) -> Vec<crate::collab::text_ops::TextOp> {
-    use crate::collab::text_ops::TextOp;
-    let old_units: Vec<u16> = old.encode_utf16().collect();
-    let new_units: Vec<u16> = new.encode_utf16().collect();
-    let is_high = |unit: u16| (0xD800..0xDC00).contains(&unit);
-    let is_low = |unit: u16| (0xDC00..0xE000).contains(&unit);
-    let mut prefix = old_units
-        .iter()
-        .zip(&new_units)
-        .take_while(|(a, b)| a == b)
-        .count();
-    // Never split a surrogate pair: the replaced middle must be whole text.
-    if prefix > 0 && is_high(old_units[prefix - 1]) {
-        prefix -= 1;
-    }
-    let mut suffix = old_units[prefix..]
-        .iter()
-        .rev()
-        .zip(new_units[prefix..].iter().rev())
-        .take_while(|(a, b)| a == b)
-        .count();
-    if suffix > 0 && is_low(old_units[old_units.len() - suffix]) {
-        suffix -= 1;
-    }
-    let mut ops = vec![TextOp::Retain(prefix as u32)];
-    let removed = old_units.len() - prefix - suffix;
+/// The edit turning `old` into `new` (see [`splice_between`]).
+fn replacement(old: &str, new: &str) -> Vec<TextOp> {
+    let Some(Splice {
+        at,
+        removed,
+        inserted,
+    }) = splice_between(old, new)
+    else {
+        return vec![TextOp::Retain(old.encode_utf16().count() as u32)];
+    };
+    let mut ops = vec![TextOp::Retain(at as u32)];
     if removed > 0 {
         ops.push(TextOp::Delete(removed as u32));
     }
-    let inserted = &new_units[prefix..new_units.len() - suffix];
     if !inserted.is_empty() {
-        ops.push(TextOp::Insert(String::from_utf16_lossy(inserted)));
+        ops.push(TextOp::Insert(inserted));
     }
     ops
 }
@@ -637,7 +625,6 @@ fn clock(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collab::text_ops::TextOp;
 
     #[test]
     fn the_clock_reads_minutes_and_seconds() {

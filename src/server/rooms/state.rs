@@ -59,6 +59,9 @@ pub const NOTES_UNLOAD_GRACE: Duration = Duration::from_secs(1);
 /// together (they reach an interviewer's notes this much later, stamped with
 /// when they happened).
 pub const EVENT_BATCH_DELAY: Duration = Duration::from_secs(5);
+/// Join and leave events kept at most before they are handed over at once:
+/// someone connecting and leaving in a loop cannot grow a room's batch.
+pub const EVENT_BATCH_MAX: usize = 64;
 /// What an event's update adds to its value's size, at most: the item's
 /// header, the array's name and the transaction's client and clock.
 const EVENT_UPDATE_OVERHEAD: usize = 64;
@@ -789,7 +792,13 @@ impl RoomState {
     }
 
     /// Records that a participant joined, once their presence names them.
-    fn learned_name(&mut self, conn: ConnId, announced: Announced, now: Instant) {
+    fn learned_name(
+        &mut self,
+        conn: ConnId,
+        announced: Announced,
+        now: Instant,
+        effects: &mut Effects,
+    ) {
         let Some(member) = self.connections.iter_mut().find(|m| m.conn == conn) else {
             return;
         };
@@ -800,15 +809,23 @@ impl RoomState {
         }
         member.name = Some(announced.name);
         member.client = announced.client;
-        self.queue_event(event, now);
+        self.queue_event(event, now, effects);
     }
 
     /// Keeps a join or leave event for the next hand-over: one notes-document
     /// load per batch, not per event (thousands of people join at once when
     /// a server restarts, and each load costs memory and a journal write).
-    fn queue_event(&mut self, event: HashMap<String, yrs::Any>, now: Instant) {
+    fn queue_event(
+        &mut self,
+        event: HashMap<String, yrs::Any>,
+        now: Instant,
+        effects: &mut Effects,
+    ) {
         self.participant_events.push(yrs::Any::from(event));
         self.events_due.get_or_insert(now + EVENT_BATCH_DELAY);
+        if self.participant_events.len() >= EVENT_BATCH_MAX {
+            self.hand_over_events(effects);
+        }
     }
 
     /// Hands the events kept so far to the notes document.
@@ -881,7 +898,7 @@ impl RoomState {
         {
             Ok(Applied { frame, announced }) => {
                 if let Some(announced) = announced {
-                    self.learned_name(conn, announced, now);
+                    self.learned_name(conn, announced, now, effects);
                 }
                 let Some(frame) = frame else {
                     return true;
@@ -935,7 +952,7 @@ impl RoomState {
         if let Some(name) = &member.name {
             let mut event = participant_event("leave", name, member.role, self.clock_ms);
             event.insert("client".to_owned(), yrs::Any::from(member.client as f64));
-            self.queue_event(event, now);
+            self.queue_event(event, now, effects);
         }
         if let Some(frame) = self.presence.remove_connection(conn) {
             effects.push_back(Effect::Broadcast {
@@ -1666,6 +1683,28 @@ mod tests {
         );
         room.tick(now + EVENT_BATCH_DELAY * 2, 4_000, &mut fx);
         assert!(recorded(take(&mut fx)).is_empty(), "handed over twice");
+    }
+
+    #[test]
+    fn a_full_batch_of_events_is_handed_over_at_once() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        let state = r#"{"user":{"name":"Loop"}}"#;
+        let mut batches = Vec::new();
+        // Someone joining and leaving in a loop, faster than the batch delay.
+        for i in 0..EVENT_BATCH_MAX as u64 {
+            let conn = 100 + i;
+            room.join(conn, ip(3), Role::Candidate, 0, &mut fx).unwrap();
+            let frame = protocol::encode_awareness_entries([(1_000 + i, 1, state)].into_iter());
+            room.frame(conn, frame_of(&frame), now, 0, &mut fx);
+            room.leave(conn, now, &mut fx);
+            batches.extend(take(&mut fx).into_iter().filter_map(|e| match e {
+                Effect::Record(events) => Some(events.len()),
+                _ => None,
+            }));
+        }
+        assert_eq!(batches, [EVENT_BATCH_MAX, EVENT_BATCH_MAX]);
     }
 
     #[test]
