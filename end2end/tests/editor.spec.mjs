@@ -209,6 +209,51 @@ test.describe('two people editing one session', () => {
     }
   });
 
+  test('a cursor\'s name label shows while that person types, then fades, and comes back under the pointer', async ({
+    browser,
+    browserLog,
+    request,
+  }) => {
+    const { id } = await createSessionViaApi(request, 'javascript');
+    const ada = await newPerson(browser, browserLog, 'Ada');
+    const bob = await newPerson(browser, browserLog, 'Bob');
+    try {
+      const a = await openSession(ada, id);
+      const b = await openSession(bob, id);
+      const adaOnBob = b.locator('.monaco-editor .pp-peer-label', { hasText: 'Ada' });
+      await caretTo(a, 'end');
+      await a.keyboard.type('let answer = 42;');
+      await expectText(b, 'let answer = 42;');
+      await expect(adaOnBob, 'Ada\'s label is not shown while she types').toHaveAttribute('data-state', 'shown', ARRIVAL);
+
+      // She stops: the label fades so it no longer covers the line above.
+      await expect(adaOnBob, 'Ada\'s label never faded').toHaveAttribute('data-state', 'faded', ARRIVAL);
+      await expect.poll(() => adaOnBob.evaluate((node) => getComputedStyle(node).opacity), ARRIVAL).toBe('0');
+
+      // Bob typing before her caret shifts it but is not her moving: it stays faded.
+      await caretTo(b, 'start');
+      await b.keyboard.type('// ');
+      await expectText(a, '// let answer = 42;');
+      await expect(adaOnBob).toHaveAttribute('data-state', 'faded');
+
+      // Bob points at her caret: the label shows; he moves away: it fades again.
+      const caret = b.locator('.monaco-editor .pp-peer-caret').first();
+      const box = await caret.boundingBox();
+      expect(box, 'Ada\'s caret is not drawn on Bob\'s page').not.toBeNull();
+      await b.mouse.move(box.x + 1, box.y + box.height / 2);
+      await expect(adaOnBob, 'hovering Ada\'s caret does not show her name').toHaveAttribute('data-state', 'shown', ARRIVAL);
+      await b.mouse.move(Math.max(0, box.x - 150), box.y + box.height / 2); // the start of the line
+      await expect(adaOnBob, 'Ada\'s label stayed after the pointer left').toHaveAttribute('data-state', 'faded', ARRIVAL);
+
+      // She types again: her label is back.
+      await a.keyboard.type(' // yes');
+      await expect(adaOnBob, 'Ada\'s label did not come back when she typed').toHaveAttribute('data-state', 'shown', ARRIVAL);
+    } finally {
+      await ada.close();
+      await bob.close();
+    }
+  });
+
   test('a new display name shows in the other\'s user list and cursor label, and is remembered', async ({
     browser,
     browserLog,

@@ -155,6 +155,52 @@ test.describe('JavaScript', () => {
     await expect(page.getByTestId('output')).toHaveText('');
   });
 
+  test('a run that prints thousands of lines scrolls through all of them, with only those in view in the page', async ({
+    page,
+  }) => {
+    const COUNT = 9_990; // under the default 10,000-line cap
+    const result = await run(page, `for (let i = 0; i < ${COUNT}; i++) console.log('line ' + i);`);
+    expect(result.status).toBe('ok');
+    const output = page.getByTestId('output');
+    await expect(output).toHaveAttribute('data-lines', String(COUNT));
+    // The page holds a window of lines, not all of them.
+    const rendered = await output.locator('.line').count();
+    expect(rendered, 'every line is in the page: the output is not windowed').toBeLessThan(500);
+    expect(rendered).toBeGreaterThan(0);
+    await expect(output.locator('.line').first()).toHaveText('line 0');
+
+    // Scrolling reaches any line: the middle, then the very last one.
+    const scrollTo = (fraction) =>
+      output.evaluate((el, f) => {
+        el.scrollTop = (el.scrollHeight - el.clientHeight) * f;
+        el.dispatchEvent(new Event('scroll'));
+      }, fraction);
+    // The numbers of the lines fully inside the output area, top to bottom.
+    const linesInView = () =>
+      output.evaluate((el) => {
+        const area = el.getBoundingClientRect();
+        return [...el.querySelectorAll('.line')]
+          .filter((line) => {
+            const box = line.getBoundingClientRect();
+            return box.top >= area.top && box.bottom <= area.bottom;
+          })
+          .map((line) => Number(line.textContent.replace('line ', '')));
+      });
+    await scrollTo(0.5);
+    await expect
+      .poll(async () => (await linesInView())[0], { message: 'the middle of the output is not shown' })
+      .toBeGreaterThan(4_500);
+    const middle = await linesInView();
+    expect(middle[0]).toBeLessThan(5_500);
+    expect(middle, 'the lines in view are not consecutive').toEqual(middle.map((_, i) => middle[0] + i));
+    await scrollTo(1);
+    await expect(output.locator('.line', { hasText: /^line 9989$/ })).toBeInViewport();
+    expect(await output.locator('.line').count()).toBeLessThan(500);
+    // Back to the top: the first line again.
+    await scrollTo(0);
+    await expect(output.locator('.line', { hasText: /^line 0$/ })).toBeInViewport();
+  });
+
   test('Stop ends a running loop; Run works again afterwards', async ({ page }) => {
     await setCode(page, 'console.log("spinning");\nlet i = 0;\nwhile (true) { i++; }');
     await startRun(page);

@@ -78,6 +78,13 @@ export function preloadMonaco() {
   loadMonaco().catch(() => {});
 }
 
+/**
+ * How long a participant's name label stays after they type or move their
+ * caret (or after the pointer leaves it): shown all the time, labels would
+ * cover the line above every caret.
+ */
+const LABEL_SHOWN_MS = 2500;
+
 class EditorHandle {
   constructor(monaco, container, text, language, theme, onChange, onSelection, onUndo, onRedo, onRun) {
     this.monaco = monaco;
@@ -102,6 +109,12 @@ class EditorHandle {
       const changes = event.changes.map((c) => ({ offset: c.rangeOffset, length: c.rangeLength, text: c.text }));
       onChange(JSON.stringify(changes));
     });
+    // A name label shows while the pointer rests on (or next to) that caret.
+    this.editor.onMouseMove((event) => {
+      const { posx, posy, editorPos } = event.event;
+      this.hoverLabels({ x: posx - editorPos.x, y: posy - editorPos.y });
+    });
+    this.editor.onMouseLeave(() => this.hoverLabels(null));
     this.editor.onDidChangeCursorSelection((event) => {
       if (this.muted) return;
       const sel = event.selection;
@@ -261,10 +274,17 @@ class EditorHandle {
       widget.node.textContent = peer.name;
       widget.node.className = `pp-peer-label pp-peer-${color}`;
       widget.position = head;
+      // Their own move or keystroke (not someone else's edit shifting their
+      // offsets, nor a presence renewal) brings the label back.
+      if (widget.key !== peer.key) {
+        widget.key = peer.key;
+        this.showLabel(widget, LABEL_SHOWN_MS);
+      }
       this.editor.layoutContentWidget(widget);
     }
     for (const [id, widget] of this.peerWidgets) {
       if (!live.has(id)) {
+        clearTimeout(widget.fadeTimer);
         this.editor.removeContentWidget(widget);
         this.peerWidgets.delete(id);
       }
@@ -272,8 +292,42 @@ class EditorHandle {
     this.peerDecorations = this.editor.deltaDecorations(this.peerDecorations, decorations);
   }
 
+  /** Shows a name label, fading it `ms` later (never, while hovered). */
+  showLabel(widget, ms) {
+    widget.node.dataset.state = 'shown';
+    clearTimeout(widget.fadeTimer);
+    if (widget.hovered) return;
+    widget.fadeTimer = setTimeout(() => {
+      widget.node.dataset.state = 'faded';
+    }, ms);
+  }
+
+  /**
+   * The pointer is at `pointer` ({x, y} in pixels from the editor's top left;
+   * null: it left the editor). A label shows while the pointer is on its caret
+   * (a few pixels either side), not anywhere on its line.
+   */
+  hoverLabels(pointer) {
+    for (const widget of this.peerWidgets.values()) {
+      const caret = pointer && this.editor.getScrolledVisiblePosition(widget.position);
+      const near = Boolean(caret)
+        && Math.abs(pointer.x - caret.left) <= 6
+        && pointer.y >= caret.top && pointer.y <= caret.top + caret.height;
+      if (near && !widget.hovered) {
+        widget.hovered = true;
+        this.showLabel(widget, 0);
+      } else if (!near && widget.hovered) {
+        widget.hovered = false;
+        this.showLabel(widget, LABEL_SHOWN_MS);
+      }
+    }
+  }
+
   dispose() {
-    for (const widget of this.peerWidgets.values()) this.editor.removeContentWidget(widget);
+    for (const widget of this.peerWidgets.values()) {
+      clearTimeout(widget.fadeTimer);
+      this.editor.removeContentWidget(widget);
+    }
     this.peerWidgets.clear();
     this.editor.dispose();
     this.model.dispose();

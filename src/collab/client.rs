@@ -506,6 +506,7 @@ impl CollabClient {
                         name: presence.user.name,
                         color: presence.user.color,
                         selection,
+                        cursor_key: presence.cursor.as_ref().map_or(0, CursorState::key),
                         is_local: id == me,
                         interviewer: presence.role.as_deref() == Some("interviewer"),
                     })
@@ -709,17 +710,22 @@ mod tests {
         let peers = bob.peers();
         let alice_seen = peers.iter().find(|p| p.name == "Alice").unwrap();
         assert_eq!(alice_seen.selection, Some((4, 5)));
+        assert_ne!(alice_seen.cursor_key, 0);
+        let key_before = alice_seen.cursor_key;
         assert!(peers[0].is_local && peers[0].name == "Bob");
-        // Bob types before Alice's cursor: her cursor moves with the text.
+        // Bob types before Alice's cursor: her cursor moves with the text, but
+        // she did not move it (her name label must not pop up for Bob's typing).
         let b = bob.on_editor_changes(vec![change(0, 0, "// ")]);
         drop(b);
         let alice_seen = bob.peers().into_iter().find(|p| p.name == "Alice").unwrap();
         assert_eq!(alice_seen.selection, Some((7, 8)));
-        // A caret at the very end of the text is shared too.
+        assert_eq!(alice_seen.cursor_key, key_before);
+        // A caret at the very end of the text is shared too; moving it is seen.
         let end = alice.on_selection(10, 10);
         exchange(&mut alice, &mut bob, end);
         let alice_seen = bob.peers().into_iter().find(|p| p.name == "Alice").unwrap();
         assert_eq!(alice_seen.selection, Some((13, 13)));
+        assert_ne!(alice_seen.cursor_key, key_before);
         // A closed connection forgets everyone else.
         let closed = bob.on_close();
         assert!(closed.presence_changed);

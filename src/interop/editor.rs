@@ -36,6 +36,9 @@ pub struct PeerCursor {
     pub color: u8,
     pub anchor: u32,
     pub head: u32,
+    /// Changes when the participant moves or types (see `Peer::cursor_key`):
+    /// the editor shows their name label then, and fades it out after a while.
+    pub key: u32,
 }
 
 /// What the editor reports.

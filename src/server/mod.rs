@@ -14,7 +14,6 @@ pub mod headers;
 pub mod health;
 pub mod history;
 pub mod listener;
-pub mod memory;
 pub mod metrics;
 pub mod periodic;
 pub mod persist;
@@ -160,13 +159,15 @@ pub async fn serve_with(
     let expiry_interval = Duration::from_secs(config.expiry_interval_secs.max(1));
     let state = AppState::new(config, storage, options);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let trimmer = tokio::spawn(memory::run(stop_rx.clone()));
     let expiry = tokio::spawn(expiry::run(
         state.sessions.clone(),
         expiry_interval,
         stop_rx,
     ));
-    tracing::info!(addr = %listener.local_addr()?, "pairpad listening");
+    // The address actually bound (--addr, PAIRPAD_ADDR, or port 0 resolved),
+    // as a link: `./x run` leaves announcing it to the binary.
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "pairpad listening on http://{addr}");
     let limits = listener::HttpLimits {
         header_timeout: Duration::from_secs(state.config.header_timeout_secs.max(1)),
         max_header_bytes: crate::domain::limits::MAX_HEADER_BYTES,
@@ -175,7 +176,6 @@ pub async fn serve_with(
     tracing::info!("shutting down: closing sessions and flushing storage");
     let _ = stop_tx.send(true);
     let _ = expiry.await;
-    let _ = trimmer.await;
     state.hub.shutdown().await;
     // Let sockets finish their close handshake so clients read 1001, not a reset.
     state.hub.wait_for_tasks(Duration::from_secs(2)).await;

@@ -17,7 +17,7 @@ use super::{
     state::AppState,
 };
 use crate::{
-    domain::SessionMeta,
+    domain::{SessionId, SessionMeta},
     sync::{
         protocol::{decode_client_frame, FrameError},
         schema::DocumentKind,
@@ -155,17 +155,15 @@ async fn serve(
         .write_buffer_size(0)
         .on_upgrade(move |mut socket| async move {
             let _task = cx.hub.track_task();
-            // The admission (session and IP slot) stays here, borrowed: kept in
-            // one place for the connection's life, not copied into each layer.
-            let refusal = match &admission {
+            let refusal = match admission {
                 // Boxed: the connection's state lives in one allocation sized
                 // for what it holds, not in the upgrade future's layout.
                 Ok(admitted) => Box::pin(run_connection(&mut socket, &cx, admitted)).await,
-                Err(Refusal(code, reason)) => {
+                Err(refusal) => {
                     cx.metrics
                         .ws_connections_rejected
                         .fetch_add(1, Ordering::Relaxed);
-                    Some(Refusal(*code, reason.clone()))
+                    Some(refusal)
                 }
             };
             if let Some(Refusal(code, reason)) = refusal {
@@ -174,11 +172,13 @@ async fn serve(
         })
 }
 
+/// Boxed: the upgrade future keeps the admission until the connection runs,
+/// and a pointer there costs idle connections less than a session record.
 async fn admit(
     state: &AppState,
     request: &UpgradeRequest,
     kind: DocumentKind,
-) -> Result<Admission, Refusal> {
+) -> Result<Box<Admission>, Refusal> {
     let id = request
         .raw_id
         .parse()
@@ -231,7 +231,7 @@ async fn admit(
             format!("too many connections from this address ({limit})"),
         )
     })?;
-    Ok(Admission { meta, role, slot })
+    Ok(Box::new(Admission { meta, role, slot }))
 }
 
 /// How long to wait for the client's answering Close before dropping the socket.
@@ -265,15 +265,18 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
 async fn run_connection(
     socket: &mut WebSocket,
     cx: &ConnectionContext,
-    admitted: &Admission,
+    admitted: Box<Admission>,
 ) -> Option<Refusal> {
-    let meta = &admitted.meta;
+    // The IP slot is held until the connection ends; the session's record only
+    // until the room has it (10,000 idle connections would keep 10,000 copies).
+    let Admission { meta, role, slot } = *admitted;
+    let session = meta.id;
     let conn = cx.hub.next_conn_id();
     let (outbound, mut to_client) = outbound_queue(cx.max_outbound_bytes);
-    let join = cx
-        .hub
-        .join(meta, conn, admitted.slot.ip(), admitted.role, outbound);
-    let room = match Box::pin(join).await {
+    let join = cx.hub.join(&meta, conn, slot.ip(), role, outbound);
+    let joined = Box::pin(join).await;
+    drop(meta);
+    let room = match joined {
         Ok(room) => room,
         Err(refused) => {
             cx.metrics
@@ -285,17 +288,18 @@ async fn run_connection(
     cx.metrics
         .ws_connections_opened
         .fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(session = %meta.id, conn, "connection joined");
-    let closing = shuttle(socket, cx, meta, conn, &room, &mut to_client).await;
+    tracing::debug!(%session, conn, "connection joined");
+    let closing = shuttle(socket, cx, session, conn, &room, &mut to_client).await;
     let _ = room.commands.send(RoomCommand::Leave { conn }).await;
-    tracing::debug!(session = %meta.id, conn, "connection left");
+    tracing::debug!(%session, conn, "connection left");
+    drop(slot);
     closing
 }
 
 async fn shuttle(
     socket: &mut WebSocket,
     cx: &ConnectionContext,
-    meta: &SessionMeta,
+    session: SessionId,
     conn: ConnId,
     room: &RoomHandle,
     to_client: &mut QueueReceiver<OutFrame>,
@@ -315,7 +319,7 @@ async fn shuttle(
                 }
                 Some(OutFrame::Ping) => match unanswered_ping {
                     Some(since) if since.elapsed() >= cx.pong_timeout => {
-                        tracing::debug!(session = %meta.id, conn, "closed: no pong");
+                        tracing::debug!(session = %session, conn, "closed: no pong");
                         return Some(Refusal(close::TIMED_OUT, format!("no answer to ping within {} s", cx.pong_timeout.as_secs())));
                     }
                     Some(_) => {}
@@ -345,7 +349,7 @@ async fn shuttle(
                         cx.metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
                         let now = Instant::now();
                         if let Err(overspent) = budget.charge_bytes(&cx.rates, bytes.len(), now) {
-                            tracing::warn!(session = %meta.id, conn, %overspent, "closed");
+                            tracing::warn!(session = %session, conn, %overspent, "closed");
                             return Some(Refusal(close::POLICY_VIOLATION, overspent.to_string()));
                         }
                         let decoded = decode_client_frame(&bytes, cx.max_messages_per_frame, cx.kind);
@@ -354,7 +358,7 @@ async fn shuttle(
                             Ok(messages) => messages,
                             Err(e) => {
                                 cx.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(session = %meta.id, conn, error = %e, "closed: refused frame");
+                                tracing::warn!(session = %session, conn, error = %e, "closed: refused frame");
                                 let code = match e {
                                     FrameError::TooManyMessages(_) => close::POLICY_VIOLATION,
                                     FrameError::Unsupported(_) => close::UNSUPPORTED_CONTENT,
@@ -364,7 +368,7 @@ async fn shuttle(
                             }
                         };
                         if let Err(overspent) = budget.charge_messages(&cx.rates, &messages, now) {
-                            tracing::warn!(session = %meta.id, conn, %overspent, "closed");
+                            tracing::warn!(session = %session, conn, %overspent, "closed");
                             return Some(Refusal(close::POLICY_VIOLATION, overspent.to_string()));
                         }
                         if room.commands.send(RoomCommand::Frame { conn, messages }).await.is_err() {

@@ -636,6 +636,7 @@ impl Engine {
                         color: peer.color,
                         anchor,
                         head,
+                        key: peer.cursor_key,
                     })
                 })
                 .collect();

@@ -103,7 +103,7 @@ function launch (dataDir, args, env) {
         let entry
         try { entry = JSON.parse(line) } catch { continue }
         const fields = entry.fields ?? {}
-        if (fields.message === 'pairpad listening' && typeof fields.addr === 'string') {
+        if (typeof fields.message === 'string' && fields.message.startsWith('pairpad listening') && typeof fields.addr === 'string') {
           const port = Number(fields.addr.split(':').pop())
           settled = true
           clearTimeout(timer)
