@@ -1,14 +1,12 @@
 //! The pairpad server binary: reads configuration, sets up logging, binds the
 //! listener and serves until SIGINT/SIGTERM.
 
-/// jemalloc, not glibc's malloc: with thousands of connections and rooms
-/// alive, glibc keeps freed memory fragmented in its arenas (10,000 idle
-/// connections settled at 73-77 MiB, against 68-70 with jemalloc) and spends
-/// more CPU per edit (4-7 % more in `bench/run.sh`). jemalloc also returns
-/// free pages to the system by itself (its decay), so no periodic trim is needed.
-#[cfg(feature = "ssr")]
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+// The system allocator (glibc), on purpose. jemalloc settled 10,000 idle
+// connections about 5 % smaller and used 1-2 % less CPU, but it maps memory
+// with MAP_NORESERVE, so a fallible reservation of an absurd size (yrs's
+// `try_reserve` for the count a hostile frame declares) succeeded and the
+// process filled gigabytes; glibc refuses it, and the frame is closed with
+// 1007 (tests/interop/corpus.test.mjs). `server::memory` returns freed memory.
 
 /// Threads for blocking storage calls.
 #[cfg(feature = "ssr")]

@@ -9,12 +9,15 @@
 //     character appearing in page B's Monaco model (onDidChangeContent), for a
 //     few hundred characters typed one at a time. Both pages live in one browser
 //     process, so `performance.timeOrigin + performance.now()` is a shared clock.
+//  3. both typing: A and B type at the same time, `--bothRate` characters a
+//     second each (A at the start, B at the end, told apart by their alphabets);
+//     keydown on one page -> the character in the other's model, both ways.
 //
 // Cold loads are also measured with Pyodide's files blocked (coldNoPyodide),
 // to show what its background download and start-up cost the editor.
 //
 // Run from the repository root (after `cargo leptos build --release`):
-//   node end2end/measure/editor-latency.mjs [--loads 10] [--chars 300] [--interval 50] [--json out.json]
+//   node end2end/measure/editor-latency.mjs [--loads 10] [--chars 300] [--interval 50] [--bothRate 30] [--json out.json]
 // Numbers are for information (issue notes); nothing here is a pass/fail check.
 
 import { chromium } from 'playwright-core';
@@ -26,6 +29,9 @@ const options = parseArgs(process.argv.slice(2), {
   chars: 300,
   interval: 50, // ms between keystrokes in the paced run (20 characters/s)
   fastInterval: 0, // the fast run: as fast as Playwright can type
+  bothRate: 30, // the "both" run: characters per second each page types, at the same time
+  bothLanguage: 'javascript', // the "both" run's session language
+  skip: '', // "loads,keystroke": parts not to run
   json: '',
 });
 
@@ -207,6 +213,97 @@ async function measureKeystrokes(browser, server, text, intervalMs) {
   }
 }
 
+/**
+ * Both pages type at `rate` characters a second each, at the same time, A at
+ * the start of the text and B at the end. A types only lowercase letters,
+ * digits and spaces, B only uppercase letters and '_', so each page can tell
+ * the other's characters from its own: character i of A's has arrived at B
+ * once B's model has received i + 1 characters of A's alphabet (and the other
+ * way round). Returns per-direction keydown -> other model latencies.
+ */
+async function measureBothTyping(browser, server, chars, rate, language) {
+  const id = await server.createSession(language);
+  const url = `${server.origin}/s/${id}`;
+  const contexts = [await browser.newContext(), await browser.newContext()];
+  const alphabets = { a: '[a-z0-9 ]', b: '[A-Z_]' };
+  const texts = { a: typingText(chars), b: typingText(chars).toUpperCase().replace(/[0-9 ]/g, '_') };
+  try {
+    const pages = { a: await contexts[0].newPage(), b: await contexts[1].newPage() };
+    for (const page of Object.values(pages)) {
+      await page.goto(url);
+      await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
+      await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]');
+    }
+    for (const [me, other] of [['a', 'b'], ['b', 'a']]) {
+      await pages[me].evaluate((theirs) => {
+        const clock = () => performance.timeOrigin + performance.now();
+        const pattern = new RegExp(theirs, 'g');
+        window.__keys = [];
+        window.__theirs = []; // { count: their characters received so far, t }
+        let count = 0;
+        document.addEventListener('keydown', (e) => window.__keys.push({ key: e.key, t: clock() }), true);
+        window.monaco.editor.getModels()[0].onDidChangeContent((e) => {
+          let got = 0;
+          for (const change of e.changes) got += (change.text.match(pattern) || []).length;
+          if (got) {
+            count += got;
+            window.__theirs.push({ count, t: clock() });
+          }
+        });
+      }, alphabets[other]);
+    }
+    await pages.a.locator('.monaco-editor .view-lines').click();
+    await pages.a.keyboard.press('Control+Home');
+    await pages.b.locator('.monaco-editor .view-lines').click();
+    await pages.b.keyboard.press('Control+End');
+    for (const page of Object.values(pages)) await page.evaluate(() => (window.__keys.length = 0));
+
+    const start = Date.now() + 100;
+    const typeAll = async (page, text) => {
+      for (let i = 0; i < text.length; i++) {
+        const due = start + (i * 1000) / rate;
+        if (due > Date.now()) await sleep(due - Date.now());
+        await page.keyboard.type(text[i]);
+      }
+    };
+    await Promise.all([typeAll(pages.a, texts.a), typeAll(pages.b, texts.b)]);
+
+    // Wait (bounded) until both have everything.
+    const deadline = Date.now() + 30_000;
+    const last = async (page) => (await page.evaluate(() => window.__theirs.at(-1)?.count ?? 0));
+    while (Date.now() < deadline && ((await last(pages.a)) < chars || (await last(pages.b)) < chars)) await sleep(50);
+
+    const result = { rate, language, characters: chars };
+    for (const [me, other] of [['a', 'b'], ['b', 'a']]) {
+      const keys = (await pages[me].evaluate(() => window.__keys)).filter((k) => k.key.length === 1);
+      const arrivals = await pages[other].evaluate(() => window.__theirs);
+      const latencies = [];
+      let missing = 0;
+      for (let i = 0; i < chars; i++) {
+        const arrived = arrivals.find((e) => e.count >= i + 1)?.t;
+        if (keys[i] === undefined || arrived === undefined) {
+          missing += 1;
+          continue;
+        }
+        latencies.push(arrived - keys[i].t);
+      }
+      const span = keys.length > 1 ? (keys.at(-1).t - keys[0].t) / 1000 : 0;
+      result[`${me}To${other.toUpperCase()}`] = {
+        charactersPerSecond: span ? Math.round((keys.length - 1) / span) : null,
+        missing,
+        keyToRemote: stats(latencies),
+      };
+    }
+    const [textA, textB] = await Promise.all(
+      Object.values(pages).map((page) => page.evaluate(() => window.monaco.editor.getModels()[0].getValue())),
+    );
+    result.converged = textA === textB && textA.length === 2 * chars;
+    return result;
+  } finally {
+    for (const context of contexts) await context.close();
+  }
+}
+
 function typingText(n) {
   // Plain words and spaces: nothing Monaco auto-closes or completes on.
   const words = ['let', 'value', 'sum', 'count', 'item', 'total', 'index', 'data', 'node', 'next'];
@@ -221,22 +318,27 @@ async function main() {
   const browser = await chromium.launch({ ...CHROMIUM, headless: true });
   const report = reportHeader(browser, server);
   try {
-    const loads = await measureLoads(browser, server, options.loads);
+    const skip = new Set(options.skip.split(',').filter(Boolean));
     report.load = {};
-    for (const [cache, runs] of Object.entries(loads)) {
-      report.load[cache] = {
-        editorReadyMs: stats(runs.map((r) => r.ready)),
-        domContentLoadedMs: stats(runs.map((r) => r.domContentLoaded)),
-        firstContentfulPaintMs: stats(runs.map((r) => r.fcp)),
-        // Page resources only: what workers fetch (Pyodide) is not in this.
-        pageTransferredKiB: stats(runs.map((r) => r.transferredBytes / 1024)),
-      };
+    if (!skip.has('loads')) {
+      const loads = await measureLoads(browser, server, options.loads);
+      for (const [cache, runs] of Object.entries(loads)) {
+        report.load[cache] = {
+          editorReadyMs: stats(runs.map((r) => r.ready)),
+          domContentLoadedMs: stats(runs.map((r) => r.domContentLoaded)),
+          firstContentfulPaintMs: stats(runs.map((r) => r.fcp)),
+          // Page resources only: what workers fetch (Pyodide) is not in this.
+          pageTransferredKiB: stats(runs.map((r) => r.transferredBytes / 1024)),
+        };
+      }
     }
-    const text = typingText(options.chars);
-    report.keystroke = {
-      paced: await measureKeystrokes(browser, server, text, options.interval),
-      fast: await measureKeystrokes(browser, server, text, options.fastInterval),
-    };
+    report.keystroke = {};
+    if (!skip.has('keystroke')) {
+      const text = typingText(options.chars);
+      report.keystroke.paced = await measureKeystrokes(browser, server, text, options.interval);
+      report.keystroke.fast = await measureKeystrokes(browser, server, text, options.fastInterval);
+    }
+    report.bothTyping = await measureBothTyping(browser, server, options.chars, options.bothRate, options.bothLanguage);
     report.machine.loadavgAfter = loadavg();
   } finally {
     await browser.close();
@@ -252,6 +354,13 @@ async function main() {
     rows.push({ measure: `keystroke ${label}: key->remote ms`, ...m.keyToRemote });
     rows.push({ measure: `keystroke ${label}: key->own model ms`, ...m.keyToLocalModel });
   }
+  for (const direction of ['aToB', 'bToA']) {
+    const m = report.bothTyping[direction];
+    rows.push({
+      measure: `both typing ${report.bothTyping.language} (${m.charactersPerSecond} chars/s each) ${direction}: key->remote ms`,
+      ...m.keyToRemote,
+    });
+  }
   console.log(`pairpad editor latency, ${report.when}, ${report.machine.cpus} CPUs, Chromium ${report.chromium}`);
   console.log(table(rows, ['measure', 'n', 'min', 'median', 'p95', 'max']));
   for (const [run, m] of Object.entries(report.keystroke)) {
@@ -260,6 +369,10 @@ async function main() {
         `B status after ${m.statusBAfter}, A not-connected samples ${m.notConnectedSamplesA}`,
     );
   }
+  const both = report.bothTyping;
+  console.log(
+    `both typing: ${both.characters} chars each, missing ${both.aToB.missing}/${both.bToA.missing}, converged ${both.converged}`,
+  );
   emitJson(report, options.json);
 }
 

@@ -1,8 +1,9 @@
 // A pairpad server of our own (not the suite's shared webServer), for tests and
 // measurements that stop and restart it: the release binary on a free loopback
 // port with its own data directory. Used by end2end/tests/editor-restart.spec.mjs
-// and end2end/measure/editor-latency.mjs. Run from the repository root, or pass
-// `repoRoot`.
+// and end2end/measure/editor-latency.mjs (the Firefox suite borrows freePort and
+// serverArgs).
+// Run from the repository root, or pass `repoRoot`.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -44,6 +45,14 @@ export function freePort() {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * The flags of a test server: loopback `port`, its own data directory, the
+ * built site, and no create rate limit (tests create many sessions).
+ */
+export function serverArgs({ port, dataDir, siteRoot, extraArgs = [] }) {
+  return ['--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--site-root', siteRoot, '--create-limit', '0', ...extraArgs];
+}
+
+/**
  * A server that can be started, killed and started again on the same port and
  * data directory. `log` collects its stdout/stderr (for failure reports).
  */
@@ -70,17 +79,12 @@ export class OwnServer {
     let lastError = '';
     while (Date.now() < deadline) {
       const bin = path.join(this.repoRoot, 'target/release/pairpad');
-      const args = [
-        '--addr',
-        `127.0.0.1:${this.port}`,
-        '--data-dir',
-        this.dataDir,
-        '--site-root',
-        path.join(this.repoRoot, 'target/site'),
-        '--create-limit',
-        '0',
-        ...this.extraArgs,
-      ];
+      const args = serverArgs({
+        port: this.port,
+        dataDir: this.dataDir,
+        siteRoot: path.join(this.repoRoot, 'target/site'),
+        extraArgs: this.extraArgs,
+      });
       let exited = null;
       const child = spawn(bin, args, { cwd: this.repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
       child.on('error', (e) => {

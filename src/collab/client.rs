@@ -18,10 +18,16 @@ use crate::{
         SessionDoc,
     },
 };
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 use yrs::{
     block::ClientID,
-    sync::Awareness,
+    sync::{
+        awareness::{AwarenessUpdate, AwarenessUpdateEntry},
+        Awareness,
+    },
     undo::{Options as UndoOptions, UndoManager},
     updates::{decoder::Decode, encoder::Encode},
     Assoc, IndexedSequence, Observable, Origin, StickyIndex, Text, Transact,
@@ -85,12 +91,21 @@ pub struct CollabClient {
     /// At least the document's encoded size: exact when last measured, plus an
     /// allowance for every change since.
     size_bound: usize,
+    /// Live updates received per author (client id), so a peer's cursor key
+    /// changes when they type even though their sticky caret does not move.
+    edits_by_author: HashMap<u64, u32>,
 }
 
 /// How much a change of `len` bytes may grow the document's encoding, at most
 /// (the server's rule, `server::rooms::rules::growth_bound`).
 fn growth_bound(len: usize) -> usize {
     2 * len + 64
+}
+
+/// [`Peer::cursor_key`]: where the caret was put, and how often its owner has
+/// typed (typing at the caret leaves its sticky place as it is).
+fn cursor_key(cursor: &CursorState, typed: u32) -> u32 {
+    (cursor.key() ^ typed.wrapping_mul(0x9e37_79b9)).max(1)
 }
 
 /// What the server adds to an update's own size when it checks the limit is
@@ -159,6 +174,7 @@ impl CollabClient {
             synced: false,
             size_limit: None,
             size_bound: 0,
+            edits_by_author: HashMap::new(),
         };
         client.publish_presence();
         client
@@ -214,6 +230,9 @@ impl CollabClient {
         effects
             .send
             .push(protocol::encode_sync_step1(&self.doc.state_vector()));
+        // A newer clock: others forgot us at the clock they last saw, and
+        // take only a newer state.
+        self.publish_presence();
         if let Some(frame) = self.local_presence_frame() {
             effects.send.push(frame);
         }
@@ -233,7 +252,7 @@ impl CollabClient {
             .collect();
         let presence_changed = !others.is_empty();
         for id in others {
-            self.awareness.remove_state(id);
+            self.forget_presence(id);
         }
         // Frames queued meanwhile cannot be sent; the next sync carries them.
         take(&self.outgoing);
@@ -268,6 +287,11 @@ impl CollabClient {
                     }
                 }
                 ClientMessage::Update(update) if !update.is_empty() => {
+                    // Who typed (inserted) in it: their labels show (see `peers`).
+                    for (author, _) in update.decoded.state_vector_lower().iter() {
+                        let count = self.edits_by_author.entry(author.get()).or_insert(0);
+                        *count = count.wrapping_add(1);
+                    }
                     reload_editor |= self
                         .doc
                         .apply_decoded(update.decoded, Some(REMOTE))
@@ -365,12 +389,17 @@ impl CollabClient {
     pub fn on_selection(&mut self, anchor: u32, head: u32) -> Effects {
         let cursor = {
             let txn = self.doc.doc().transact();
-            // Attached to the character after the caret; at the very end there is
-            // none (yrs gives no After position there), so to the one before.
+            // Attached to the character after the caret, so typing at the caret
+            // leaves it as it is; at the very end there is none, so to the end
+            // of the text itself (as Yjs encodes it: the text, no item), which
+            // stays the end as the text grows.
+            let code = self.doc.code_ref();
+            let end = code.len(&txn);
             let encode = |index: u32| {
-                let code = self.doc.code_ref();
                 code.sticky_index(&txn, index, Assoc::After)
-                    .or_else(|| code.sticky_index(&txn, index, Assoc::Before))
+                    .or_else(|| {
+                        (index == end).then(|| StickyIndex::from_type(&txn, code, Assoc::After))
+                    })
                     .map(|s| s.encode_v1())
             };
             match (encode(anchor), encode(head)) {
@@ -378,6 +407,11 @@ impl CollabClient {
                 _ => None,
             }
         };
+        // Typing moves the caret but not its sticky place: nothing to announce
+        // (half the messages while someone types).
+        if cursor == self.presence.cursor {
+            return self.drain();
+        }
         self.presence.cursor = cursor;
         self.publish_presence();
         let mut effects = self.drain();
@@ -420,8 +454,12 @@ impl CollabClient {
         effects
     }
 
-    /// Re-announces our presence (others drop states not renewed in 30 s).
+    /// Re-announces our presence (others drop states not renewed in 30 s),
+    /// with a newer clock as stock Yjs clients do: a state at a clock someone
+    /// already has is ignored, so only a newer one brings us back to a peer
+    /// that forgot us.
     pub fn renew_presence(&mut self) -> Effects {
+        self.publish_presence();
         Effects {
             send: self.local_presence_frame().into_iter().collect(),
             ..Effects::default()
@@ -441,7 +479,7 @@ impl CollabClient {
             .collect();
         let presence_changed = !stale.is_empty();
         for id in stale {
-            self.awareness.remove_state(id);
+            self.forget_presence(id);
         }
         Effects {
             presence_changed,
@@ -506,7 +544,10 @@ impl CollabClient {
                         name: presence.user.name,
                         color: presence.user.color,
                         selection,
-                        cursor_key: presence.cursor.as_ref().map_or(0, CursorState::key),
+                        cursor_key: presence.cursor.as_ref().map_or(0, |cursor| {
+                            let typed = self.edits_by_author.get(&id.get()).copied();
+                            cursor_key(cursor, typed.unwrap_or(0))
+                        }),
                         is_local: id == me,
                         interviewer: presence.role.as_deref() == Some("interviewer"),
                     })
@@ -520,6 +561,25 @@ impl CollabClient {
         if let Ok(json) = serde_json::to_string(&self.presence) {
             self.awareness.set_local_state_raw(json);
         }
+    }
+
+    /// Drops another participant's state at the clock we last saw from them.
+    /// (yrs's `remove_state` would count the removal as a newer clock, and
+    /// the state they announce again after a reconnect, at their current
+    /// clock, would then look old and be ignored until they changed it.)
+    fn forget_presence(&mut self, id: ClientID) {
+        let Some((clock, _)) = self.awareness.meta(id) else {
+            return;
+        };
+        let gone = AwarenessUpdateEntry {
+            clock,
+            json: "null".into(),
+        };
+        let update = AwarenessUpdate {
+            clients: HashMap::from([(id, gone)]),
+        };
+        // Only fails on a malformed update; this one is well formed.
+        let _ = self.awareness.apply_update(update);
     }
 
     fn local_presence_frame(&self) -> Option<Vec<u8>> {
@@ -726,10 +786,52 @@ mod tests {
         let alice_seen = bob.peers().into_iter().find(|p| p.name == "Alice").unwrap();
         assert_eq!(alice_seen.selection, Some((13, 13)));
         assert_ne!(alice_seen.cursor_key, key_before);
+        // Alice types at her caret: it stays where she put it (the end), so
+        // she announces nothing, yet Bob sees that she typed.
+        let key_at_end = alice_seen.cursor_key;
+        let typed = alice.on_editor_changes(vec![change(10, 0, "!")]);
+        let moved = alice.on_selection(11, 11);
+        assert!(
+            moved.send.is_empty(),
+            "the same caret is not announced again"
+        );
+        exchange(&mut alice, &mut bob, typed);
+        let alice_seen = bob.peers().into_iter().find(|p| p.name == "Alice").unwrap();
+        assert_eq!(alice_seen.selection, Some((14, 14)));
+        assert_ne!(alice_seen.cursor_key, key_at_end);
         // A closed connection forgets everyone else.
         let closed = bob.on_close();
         assert!(closed.presence_changed);
         assert_eq!(bob.peers().len(), 1);
+    }
+
+    #[test]
+    fn after_a_reconnect_everyone_is_listed_again_without_moving() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let mut bob = CollabClient::new(2, "Bob", clock);
+        let hello = alice.renew_presence();
+        exchange(&mut alice, &mut bob, hello);
+        let hello = bob.renew_presence();
+        exchange(&mut bob, &mut alice, hello);
+        assert_eq!(alice.peers().len(), 2);
+        // The server restarts: both connections close, then open again; nobody
+        // types or moves. Each announcement on open brings its sender back.
+        alice.on_close();
+        bob.on_close();
+        assert_eq!(alice.peers().len(), 1);
+        assert_eq!(bob.peers().len(), 1);
+        let opened = alice.on_open();
+        exchange(&mut alice, &mut bob, opened);
+        let opened = bob.on_open();
+        exchange(&mut bob, &mut alice, opened);
+        assert_eq!(alice.peers().len(), 2, "Alice lists Bob again");
+        assert_eq!(bob.peers().len(), 2, "Bob lists Alice again");
+        // Someone dropped for silence comes back with their next renewal.
+        bob.expire_presence(u64::MAX, 30_000);
+        assert_eq!(bob.peers().len(), 1);
+        let renewed = alice.renew_presence();
+        exchange(&mut alice, &mut bob, renewed);
+        assert_eq!(bob.peers().len(), 2, "a renewal brings Alice back");
     }
 
     #[test]

@@ -43,9 +43,9 @@ pub struct Peer {
     pub color: u8,
     /// Selection in UTF-16 offsets of the current document: (anchor, head).
     pub selection: Option<(u32, u32)>,
-    /// Identifies where the participant put their selection, as they published
-    /// it (sticky positions): it changes when they type or move, not when
-    /// someone else's edit shifts their offsets. 0 without a selection.
+    /// Changes when the participant moves their selection (its published
+    /// sticky positions) or types (their edits received), not when someone
+    /// else's edit shifts their offsets. 0 without a selection.
     pub cursor_key: u32,
     pub is_local: bool,
     /// The server says this participant holds the interviewer key.
@@ -53,7 +53,7 @@ pub struct Peer {
 }
 
 impl CursorState {
-    /// A fingerprint of the published positions (FNV-1a), for [`Peer::cursor_key`].
+    /// A fingerprint of the published positions (FNV-1a), part of [`Peer::cursor_key`].
     pub fn key(&self) -> u32 {
         let mut hash: u32 = 0x811c_9dc5;
         for byte in self

@@ -14,6 +14,7 @@ pub mod headers;
 pub mod health;
 pub mod history;
 pub mod listener;
+pub mod memory;
 pub mod metrics;
 pub mod periodic;
 pub mod persist;
@@ -159,6 +160,7 @@ pub async fn serve_with(
     let expiry_interval = Duration::from_secs(config.expiry_interval_secs.max(1));
     let state = AppState::new(config, storage, options);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let trimmer = tokio::spawn(memory::run(stop_rx.clone()));
     let expiry = tokio::spawn(expiry::run(
         state.sessions.clone(),
         expiry_interval,
@@ -176,6 +178,7 @@ pub async fn serve_with(
     tracing::info!("shutting down: closing sessions and flushing storage");
     let _ = stop_tx.send(true);
     let _ = expiry.await;
+    let _ = trimmer.await;
     state.hub.shutdown().await;
     // Let sockets finish their close handshake so clients read 1001, not a reset.
     state.hub.wait_for_tasks(Duration::from_secs(2)).await;

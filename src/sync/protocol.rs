@@ -238,9 +238,7 @@ fn decode(
                 let step = reader.varuint()?;
                 let payload = reader.varbuf()?;
                 match step {
-                    SYNC_STEP_1 => ClientMessage::SyncStep1(
-                        StateVector::decode_v1(payload).map_err(|_| FrameError::BadStateVector)?,
-                    ),
+                    SYNC_STEP_1 => ClientMessage::SyncStep1(decode_state_vector(payload)?),
                     SYNC_STEP_2 | SYNC_UPDATE => {
                         if let Some(kind) = untrusted {
                             schema::check_update(payload, kind).map_err(|e| match e {
@@ -290,6 +288,23 @@ fn decode(
         messages.push(message);
     }
     Ok(messages)
+}
+
+/// A state vector: `varuint count`, then per client `varuint id`, `varuint
+/// clock`. The count is checked against the payload (two bytes at least per
+/// entry) before yrs reserves room for it: a few bytes must not declare
+/// billions of entries, whatever the allocator makes of the reservation.
+fn decode_state_vector(payload: &[u8]) -> Result<StateVector, FrameError> {
+    let mut reader = Reader {
+        buf: payload,
+        pos: 0,
+    };
+    let count = reader.varuint().map_err(|_| FrameError::BadStateVector)?;
+    let room = (payload.len() - reader.pos) / 2;
+    if count > room as u64 {
+        return Err(FrameError::BadStateVector);
+    }
+    StateVector::decode_v1(payload).map_err(|_| FrameError::BadStateVector)
 }
 
 /// An awareness payload: `varuint count`, then per client `varuint id`,
@@ -434,6 +449,36 @@ mod tests {
         let mut txn = doc.transact_mut();
         text.insert(&mut txn, 0, "hello");
         txn.encode_update_v1()
+    }
+
+    #[test]
+    fn a_state_vector_declaring_more_entries_than_it_holds_is_refused() {
+        // 2^32 - 1 entries in five bytes: refused before anything is reserved.
+        let frame = [0x00, 0x00, 0x05, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(matches!(
+            decode_frame(&frame),
+            Err(FrameError::BadStateVector)
+        ));
+        // A real one (two entries) still decodes.
+        let doc = Doc::new();
+        doc.get_or_insert_text("code")
+            .insert(&mut doc.transact_mut(), 0, "a");
+        let other = Doc::new();
+        other
+            .get_or_insert_text("code")
+            .insert(&mut other.transact_mut(), 0, "b");
+        let diff = other
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        doc.transact_mut()
+            .apply_update(yrs::Update::decode_v1(&diff).unwrap())
+            .unwrap();
+        let sv = doc.transact().state_vector();
+        let frame = encode_sync_step1(&sv);
+        assert!(matches!(
+            decode_frame(&frame).unwrap()[..],
+            [ClientMessage::SyncStep1(ref decoded)] if *decoded == sv
+        ));
     }
 
     #[test]

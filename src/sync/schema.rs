@@ -102,7 +102,17 @@ pub fn check_update(update: &[u8], kind: DocumentKind) -> Result<(), SchemaError
             check_struct(&mut reader, kind)?;
         }
     }
-    // The delete set follows; yrs decodes and bounds it.
+    // The delete set: walked too, so that a count declared in a few bytes
+    // ends at the end of the data here instead of sizing a reservation in yrs.
+    let clients = reader.varuint()?;
+    for _ in 0..clients {
+        let _client = reader.varuint()?;
+        let ranges = reader.varuint()?;
+        for _ in 0..ranges {
+            let _clock = reader.varuint()?;
+            let _len = reader.varuint()?;
+        }
+    }
     Ok(())
 }
 
@@ -281,6 +291,31 @@ mod tests {
 
     fn check(update: &[u8]) -> Result<(), SchemaError> {
         check_update(update, DocumentKind::Session)
+    }
+
+    #[test]
+    fn a_delete_set_declaring_more_than_it_holds_is_malformed() {
+        // No structs, then a delete set of 2^32 - 1 clients in five bytes.
+        assert_eq!(
+            check(&[0x00, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+            Err(SchemaError::Malformed)
+        );
+        // One client with 2^32 - 1 ranges.
+        assert_eq!(
+            check(&[0x00, 0x01, 0x07, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]),
+            Err(SchemaError::Malformed)
+        );
+        // A real delete (its struct and its delete set) passes.
+        let doc = yrs::Doc::new();
+        let text = doc.get_or_insert_text(crate::sync::document::CODE);
+        let update = {
+            use yrs::{Text, Transact};
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 0, "abc");
+            text.remove_range(&mut txn, 1, 1);
+            txn.encode_update_v1()
+        };
+        assert_eq!(check(&update), Ok(()));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::signals::{ConnectionState, Notice, Participant, RunView, WorkspaceSig
 use crate::{
     collab::{
         backoff,
+        presence::Peer,
         text_ops::{transform_offset, EditorChange},
         CollabClient, Effects,
     },
@@ -598,6 +599,10 @@ impl Engine {
         }
         if effects.presence_changed {
             self.refresh_participants();
+        } else if !effects.text_deltas.is_empty() || reload {
+            // Someone typed: carets after their edit moved, and theirs shows
+            // its label (see `Peer::cursor_key`).
+            self.refresh_cursors();
         }
         if effects.runs_changed {
             self.show_latest_run();
@@ -612,6 +617,33 @@ impl Engine {
         }
     }
 
+    /// Redraws others' carets, selections and name labels in the editor.
+    fn refresh_cursors(&self) {
+        self.draw_cursors(&self.client.peers());
+    }
+
+    fn draw_cursors(&self, peers: &[Peer]) {
+        let Some(editor) = &self.editor else {
+            return;
+        };
+        let cursors: Vec<PeerCursor> = peers
+            .iter()
+            .filter(|peer| !peer.is_local)
+            .filter_map(|peer| {
+                let (anchor, head) = peer.selection?;
+                Some(PeerCursor {
+                    id: peer.client_id,
+                    name: peer.name.clone(),
+                    color: peer.color,
+                    anchor,
+                    head,
+                    key: peer.cursor_key,
+                })
+            })
+            .collect();
+        editor.set_peers(&cursors);
+    }
+
     fn refresh_participants(&mut self) {
         let peers = self.client.peers();
         let participants: Vec<Participant> = peers
@@ -624,24 +656,7 @@ impl Engine {
                 interviewer: peer.interviewer,
             })
             .collect();
-        if let Some(editor) = &self.editor {
-            let cursors: Vec<PeerCursor> = peers
-                .iter()
-                .filter(|peer| !peer.is_local)
-                .filter_map(|peer| {
-                    let (anchor, head) = peer.selection?;
-                    Some(PeerCursor {
-                        id: peer.client_id,
-                        name: peer.name.clone(),
-                        color: peer.color,
-                        anchor,
-                        head,
-                        key: peer.cursor_key,
-                    })
-                })
-                .collect();
-            editor.set_peers(&cursors);
-        }
+        self.draw_cursors(&peers);
         // Join and leave notices, once we are in sync (not for the first roll call).
         let now: HashMap<u64, String> = participants
             .iter()
@@ -745,6 +760,9 @@ fn editor_events(weak: &Weak<RefCell<Engine>>) -> EditorEvents {
                     .unwrap_or(0);
                 let effects = engine.client.on_editor_changes(changes);
                 engine.apply(effects);
+                // Others' carets after the edit moved with the text: their
+                // labels (content widgets) are placed by offset, so redraw.
+                engine.refresh_cursors();
                 if pasted >= LARGE_PASTE_CHARS {
                     engine.report("paste", Some(pasted));
                 }
