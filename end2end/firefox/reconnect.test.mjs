@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pairpad } from './support/server.mjs';
+import { OwnServer } from '../measure/server.mjs';
 import { adaAndBobIn, ARRIVAL, RECONNECT } from './support/browser.mjs';
 
 /** Others drop a presence not renewed within 30 s (the page renews its own every 15 s). */
@@ -19,7 +19,7 @@ const PRESENCE_BACK = 30_000;
  * directory, both pages say they are connected again. Then `body(a, b, url)`.
  */
 async function acrossARestart(text, body) {
-  const server = await new Pairpad().start();
+  const server = await new OwnServer().start();
   try {
     await adaAndBobIn(server, 'javascript', async (a, b, url) => {
       await a.caretTo('end');
@@ -48,6 +48,7 @@ async function acrossARestart(text, body) {
       await body(a, b, url);
     });
   } finally {
+    await server.stop('SIGINT');
     await server.dispose();
     assert.deepEqual(server.panics(), [], `pairpad panicked:\n${server.logText()}`);
   }

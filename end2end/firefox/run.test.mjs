@@ -20,7 +20,7 @@ const LABEL = { javascript: 'JavaScript', python: 'Python' };
 /** Opens a new `language` session for each of `names`; for Python, waits until it is ready. */
 async function inSession(language, names, body) {
   const { server } = own;
-  const { id } = await server.createSession(language);
+  const id = await server.createSession(language);
   await withPeople(
     names,
     async (people) => {

@@ -1,9 +1,10 @@
 // A pairpad server of our own (not the suite's shared webServer), for tests and
 // measurements that stop and restart it: the release binary on a free loopback
-// port with its own data directory. Used by end2end/tests/editor-restart.spec.mjs
-// and end2end/measure/editor-latency.mjs (the Firefox suite borrows freePort and
-// serverArgs).
-// Run from the repository root, or pass `repoRoot`.
+// port with its own data directory. Used by the Playwright specs that restart a
+// server (end2end/support/own-server.mjs), the Firefox suite
+// (end2end/firefox/support/server.mjs) and the measurements here.
+// Run from the repository root, or pass `repoRoot`; `bin` and `siteRoot` (or
+// $PAIRPAD_BIN and $PAIRPAD_SITE_ROOT) point at another build.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -44,6 +45,16 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Every server child still running: killed when this process exits, so none outlives a failed test. */
+const running = new Set();
+process.on('exit', () => {
+  for (const child of running) {
+    try {
+      child.kill('SIGKILL');
+    } catch {}
+  }
+});
+
 /**
  * The flags of a test server: loopback `port`, its own data directory, the
  * built site, and no create rate limit (tests create many sessions).
@@ -57,11 +68,20 @@ export function serverArgs({ port, dataDir, siteRoot, extraArgs = [] }) {
  * data directory. `log` collects its stdout/stderr (for failure reports).
  */
 export class OwnServer {
-  constructor({ port, dataDir, repoRoot = REPO_ROOT, extraArgs = [] } = {}) {
+  constructor({
+    port,
+    dataDir,
+    repoRoot = REPO_ROOT,
+    bin = process.env.PAIRPAD_BIN,
+    siteRoot = process.env.PAIRPAD_SITE_ROOT,
+    extraArgs = [],
+  } = {}) {
     this.port = port;
     this.dataDir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'pairpad-own-'));
     this.ownsDataDir = !dataDir;
     this.repoRoot = repoRoot;
+    this.bin = bin ? path.resolve(bin) : path.join(repoRoot, 'target/release/pairpad');
+    this.siteRoot = siteRoot ? path.resolve(siteRoot) : path.join(repoRoot, 'target/site');
     this.extraArgs = extraArgs;
     this.child = null;
     this.log = [];
@@ -78,29 +98,29 @@ export class OwnServer {
     const deadline = Date.now() + timeoutMs;
     let lastError = '';
     while (Date.now() < deadline) {
-      const bin = path.join(this.repoRoot, 'target/release/pairpad');
       const args = serverArgs({
         port: this.port,
         dataDir: this.dataDir,
-        siteRoot: path.join(this.repoRoot, 'target/site'),
+        siteRoot: this.siteRoot,
         extraArgs: this.extraArgs,
       });
       let exited = null;
-      const child = spawn(bin, args, { cwd: this.repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(this.bin, args, {
+        cwd: this.repoRoot,
+        env: { ...process.env, NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      running.add(child);
       child.on('error', (e) => {
+        running.delete(child);
         exited = `spawn failed: ${e.message}`;
       });
       child.on('exit', (code, signal) => {
+        running.delete(child);
         exited = exited ?? `exited with ${code ?? signal}`;
         this.log.push(`[server ${child.pid} ${exited}]`);
       });
-      for (const stream of [child.stdout, child.stderr]) {
-        stream.setEncoding('utf8');
-        stream.on('data', (chunk) => {
-          this.log.push(chunk.trimEnd());
-          if (this.log.length > 2000) this.log.splice(0, this.log.length - 2000);
-        });
-      }
+      for (const stream of [child.stdout, child.stderr]) this.collectLines(stream);
       this.child = child;
       while (!exited && Date.now() < deadline) {
         try {
@@ -137,8 +157,31 @@ export class OwnServer {
     if (this.ownsDataDir) fs.rmSync(this.dataDir, { recursive: true, force: true });
   }
 
+  /** Keeps a stream's output in `log`, one entry per line (the last 5,000 lines). */
+  collectLines(stream) {
+    let partial = '';
+    const keep = (line) => {
+      // eslint-disable-next-line no-control-regex
+      line = line.replace(/\x1b\[[0-9;]*m/g, ''); // colour codes, should NO_COLOR be ignored
+      if (line.trim()) this.log.push(line);
+      if (this.log.length > 5000) this.log.splice(0, this.log.length - 5000);
+    };
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop();
+      lines.forEach(keep);
+    });
+    stream.on('end', () => keep(partial));
+  }
+
   logText() {
-    return this.log.join('\n');
+    return this.log.length ? this.log.join('\n') : '(pairpad printed nothing)';
+  }
+
+  /** Panics the server logged (each is a bug even if no test noticed). */
+  panics() {
+    return this.log.filter((line) => /panicked at /.test(line));
   }
 
   /** Creates a session; returns its id. */

@@ -48,6 +48,24 @@ async function openSession(context, id) {
   return page;
 }
 
+/**
+ * Ada and Bob, each in their own browser context, on a new `language` session:
+ * `body(adaPage, bobPage, id)`, then both contexts are closed.
+ */
+async function adaAndBob({ browser, browserLog, request }, language, body) {
+  const { id } = await createSessionViaApi(request, language);
+  const ada = await newPerson(browser, browserLog, 'Ada');
+  const bob = await newPerson(browser, browserLog, 'Bob');
+  try {
+    const a = await openSession(ada, id);
+    const b = await openSession(bob, id);
+    await body(a, b, id);
+  } finally {
+    await ada.close();
+    await bob.close();
+  }
+}
+
 /** The editor's text, as Monaco's model holds it. */
 function editorText(page) {
   return page.evaluate(() => window.monaco.editor.getModels()[0].getValue());
@@ -109,12 +127,7 @@ test.describe('two people editing one session', () => {
     request,
   }) => {
     test.setTimeout(90_000);
-    const { id } = await createSessionViaApi(request, 'python');
-    const ada = await newPerson(browser, browserLog, 'Ada');
-    const bob = await newPerson(browser, browserLog, 'Bob');
-    try {
-      const a = await openSession(ada, id);
-      const b = await openSession(bob, id);
+    await adaAndBob({ browser, browserLog, request }, 'python', async (a, b, id) => {
       expect(await editorText(a)).toBe('');
 
       // Something in the middle, so that "start" and "end" are different places.
@@ -167,19 +180,11 @@ test.describe('two people editing one session', () => {
       } finally {
         await cyd.close();
       }
-    } finally {
-      await ada.close();
-      await bob.close();
-    }
+    });
   });
 
   test('each person sees the other\'s cursor labelled with their name', async ({ browser, browserLog, request }) => {
-    const { id } = await createSessionViaApi(request, 'javascript');
-    const ada = await newPerson(browser, browserLog, 'Ada');
-    const bob = await newPerson(browser, browserLog, 'Bob');
-    try {
-      const a = await openSession(ada, id);
-      const b = await openSession(bob, id);
+    await adaAndBob({ browser, browserLog, request }, 'javascript', async (a, b) => {
       await caretTo(a, 'end');
       await a.keyboard.type('let x = 1;');
       await expectText(b, 'let x = 1;');
@@ -203,10 +208,7 @@ test.describe('two people editing one session', () => {
       await expect.poll(labelX, { message: 'Ada\'s cursor label did not follow her caret', ...ARRIVAL }).toBeLessThan(
         xAtEnd,
       );
-    } finally {
-      await ada.close();
-      await bob.close();
-    }
+    });
   });
 
   test('a cursor\'s name label shows while that person types, then fades, and comes back under the pointer', async ({
@@ -214,12 +216,7 @@ test.describe('two people editing one session', () => {
     browserLog,
     request,
   }) => {
-    const { id } = await createSessionViaApi(request, 'javascript');
-    const ada = await newPerson(browser, browserLog, 'Ada');
-    const bob = await newPerson(browser, browserLog, 'Bob');
-    try {
-      const a = await openSession(ada, id);
-      const b = await openSession(bob, id);
+    await adaAndBob({ browser, browserLog, request }, 'javascript', async (a, b) => {
       const adaOnBob = b.locator('.monaco-editor .pp-peer-label', { hasText: 'Ada' });
       await caretTo(a, 'end');
       await a.keyboard.type('let answer = 42;');
@@ -248,10 +245,7 @@ test.describe('two people editing one session', () => {
       // She types again: her label is back.
       await a.keyboard.type(' // yes');
       await expect(adaOnBob, 'Ada\'s label did not come back when she typed').toHaveAttribute('data-state', 'shown', ARRIVAL);
-    } finally {
-      await ada.close();
-      await bob.close();
-    }
+    });
   });
 
   test('a new display name shows in the other\'s user list and cursor label, and is remembered', async ({
@@ -259,12 +253,7 @@ test.describe('two people editing one session', () => {
     browserLog,
     request,
   }) => {
-    const { id } = await createSessionViaApi(request, 'python');
-    const ada = await newPerson(browser, browserLog, 'Ada');
-    const bob = await newPerson(browser, browserLog, 'Bob');
-    try {
-      const a = await openSession(ada, id);
-      const b = await openSession(bob, id);
+    await adaAndBob({ browser, browserLog, request }, 'python', async (a, b) => {
       await expect(a.getByTestId('display-name')).toHaveValue('Ada');
       await caretTo(a, 'end');
       await a.keyboard.type('x = 1');
@@ -297,19 +286,11 @@ test.describe('two people editing one session', () => {
       await expect(a.getByTestId('display-name')).toHaveValue('Countess');
       await expect(b.getByTestId('user-list').locator('li', { hasText: 'Countess' })).toHaveCount(1, ARRIVAL);
       await expect(b.getByTestId('users-count')).toHaveText('2', ARRIVAL);
-    } finally {
-      await ada.close();
-      await bob.close();
-    }
+    });
   });
 
   test('a language change reaches everyone and survives a reload', async ({ browser, browserLog, request }) => {
-    const { id } = await createSessionViaApi(request, 'python');
-    const ada = await newPerson(browser, browserLog, 'Ada');
-    const bob = await newPerson(browser, browserLog, 'Bob');
-    try {
-      const a = await openSession(ada, id);
-      const b = await openSession(bob, id);
+    await adaAndBob({ browser, browserLog, request }, 'python', async (a, b, id) => {
       for (const page of [a, b]) {
         await expect(page.getByTestId('language-select')).toHaveValue('python');
         expect(await editorLanguage(page)).toBe('python');
@@ -341,10 +322,7 @@ test.describe('two people editing one session', () => {
       await b.getByTestId('language-select').selectOption('python');
       await expect(a.getByTestId('language-select')).toHaveValue('python', ARRIVAL);
       await expect.poll(() => editorLanguage(a), ARRIVAL).toBe('python');
-    } finally {
-      await ada.close();
-      await bob.close();
-    }
+    });
   });
 
   test.describe('with clipboard permission', () => {
@@ -471,12 +449,7 @@ test.describe('two people editing one session', () => {
       // The same as above without the system clipboard: Monaco's own paste command,
       // which goes through the same change path.
       test.setTimeout(180_000);
-      const { id } = await createSessionViaApi(request, 'javascript');
-      const ada = await newPerson(browser, browserLog, 'Ada');
-      const bob = await newPerson(browser, browserLog, 'Bob');
-      try {
-        const a = await openSession(ada, id);
-        const b = await openSession(bob, id);
+      await adaAndBob({ browser, browserLog, request }, 'javascript', async (a, b) => {
         const big = 'x'.repeat(99) + '\n';
         await caretTo(a, 'end');
         await a.evaluate((chunk) => {
@@ -490,10 +463,7 @@ test.describe('two people editing one session', () => {
           .toEqual(expected);
         await expect(a.getByTestId('problem')).toHaveCount(0);
         await expect(a.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
-      } finally {
-        await ada.close();
-        await bob.close();
-      }
+      });
     });
   });
 

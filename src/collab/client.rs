@@ -288,9 +288,13 @@ impl CollabClient {
                 }
                 ClientMessage::Update(update) if !update.is_empty() => {
                     // Who typed (inserted) in it: their labels show (see `peers`).
+                    // Only people present are counted, so the map stays as small
+                    // as the (server-bounded) people list.
                     for (author, _) in update.decoded.state_vector_lower().iter() {
-                        let count = self.edits_by_author.entry(author.get()).or_insert(0);
-                        *count = count.wrapping_add(1);
+                        if self.awareness.meta(*author).is_some() {
+                            let count = self.edits_by_author.entry(author.get()).or_insert(0);
+                            *count = count.wrapping_add(1);
+                        }
                     }
                     reload_editor |= self
                         .doc
@@ -299,7 +303,13 @@ impl CollabClient {
                 }
                 ClientMessage::Update(_) => {}
                 ClientMessage::Awareness(message) => {
-                    presence_changed |= self.awareness.apply_update(message.into_update()).is_ok();
+                    if let Ok(summary) = self.awareness.apply_update_summary(message.into_update())
+                    {
+                        presence_changed = true;
+                        for gone in summary.iter().flat_map(|summary| &summary.removed) {
+                            self.edits_by_author.remove(&gone.get());
+                        }
+                    }
                 }
                 ClientMessage::AwarenessQuery => replies.extend(self.local_presence_frame()),
                 ClientMessage::Ignored(_) => {}
@@ -580,6 +590,7 @@ impl CollabClient {
         };
         // Only fails on a malformed update; this one is well formed.
         let _ = self.awareness.apply_update(update);
+        self.edits_by_author.remove(&id.get());
     }
 
     fn local_presence_frame(&self) -> Option<Vec<u8>> {

@@ -448,7 +448,7 @@ export async function withPeople(names, body, { server } = {}) {
  * pages ready and connected: `body(a, b, url)`.
  */
 export async function adaAndBobIn(server, language, body) {
-  const { id } = await server.createSession(language);
+  const id = await server.createSession(language);
   const url = `${server.origin}/s/${id}`;
   await withPeople(
     ['Ada', 'Bob'],

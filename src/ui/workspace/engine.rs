@@ -26,7 +26,7 @@ use crate::{
 };
 use leptos::{prelude::*, task::spawn_local};
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::HashMap,
     rc::{Rc, Weak},
 };
@@ -91,6 +91,9 @@ pub struct Engine {
     /// The server said the session is gone: stop reconnecting.
     stopped: bool,
     known_participants: HashMap<u64, String>,
+    /// Whether the editor shows anyone else's caret: a page alone (or with
+    /// people who have no caret) skips the redraw after every keystroke.
+    remote_cursors_drawn: Cell<bool>,
     next_notice: u64,
     runner: Option<Runner>,
     python_requested: bool,
@@ -128,6 +131,7 @@ pub fn start(
             unsent: false,
             stopped: false,
             known_participants: HashMap::new(),
+            remote_cursors_drawn: Cell::new(false),
             next_notice: 0,
             runner: None,
             python_requested: false,
@@ -617,9 +621,13 @@ impl Engine {
         }
     }
 
-    /// Redraws others' carets, selections and name labels in the editor.
+    /// Redraws others' carets, selections and name labels in the editor
+    /// (nothing to do when none is drawn: a caret first appears with a
+    /// presence change, which redraws through `refresh_participants`).
     fn refresh_cursors(&self) {
-        self.draw_cursors(&self.client.peers());
+        if self.remote_cursors_drawn.get() {
+            self.draw_cursors(&self.client.peers());
+        }
     }
 
     fn draw_cursors(&self, peers: &[Peer]) {
@@ -641,6 +649,7 @@ impl Engine {
                 })
             })
             .collect();
+        self.remote_cursors_drawn.set(!cursors.is_empty());
         editor.set_peers(&cursors);
     }
 
