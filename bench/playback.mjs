@@ -123,7 +123,7 @@ async function launch () {
         if (logs.length > 200) logs.shift()
         try {
           const f = JSON.parse(line).fields ?? {}
-          if (f.message === 'pairpad listening') { clearTimeout(timer); resolve(Number(String(f.addr).split(':').pop())) }
+          if (String(f.message).startsWith('pairpad listening')) { clearTimeout(timer); resolve(Number(String(f.addr).split(':').pop())) }
         } catch {}
       }
     })

@@ -16,6 +16,19 @@ pub struct Config {
     #[arg(long, env = "PAIRPAD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Store sessions in Redis instead of the embedded database, e.g.
+    /// `redis://127.0.0.1:6379/0` or `redis+unix:///run/redis.sock`. The
+    /// server must have its append-only file on (see the README). For now one
+    /// pairpad instance per Redis: a second one refuses to start (the relay
+    /// between instances is not built yet).
+    #[arg(long, env = "PAIRPAD_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Accept a Redis whose append-only file is off (a Redis restart then
+    /// loses the edits since its last snapshot).
+    #[arg(long, env = "PAIRPAD_REDIS_ACCEPT_NO_AOF")]
+    pub redis_accept_no_aof: bool,
+
     /// Directory of the built site (cargo-leptos output: pkg/, vendor/, ...).
     #[arg(long, env = "PAIRPAD_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,

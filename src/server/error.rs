@@ -24,6 +24,10 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("too many requests: try again in {} s", retry_after_secs(*.0))]
     TooManyRequests(Duration),
+    /// Storage cannot be reached or written (a Redis down, a full disk):
+    /// worth retrying, unlike a bug. The detail is logged, not answered.
+    #[error("storage is unavailable: try again shortly")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -42,6 +46,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -49,7 +54,7 @@ impl ApiError {
 
 impl From<crate::storage::StorageError> for ApiError {
     fn from(e: crate::storage::StorageError) -> Self {
-        ApiError::Internal(e.to_string())
+        ApiError::Unavailable(e.to_string())
     }
 }
 
@@ -76,9 +81,11 @@ impl From<crate::server::sessions::CreateError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
+        match &self {
             // The detail goes to the log, never to the client.
-            tracing::error!(%detail, "internal error");
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::Unavailable(detail) => tracing::error!(%detail, "storage unavailable"),
+            _ => {}
         }
         let status = self.status();
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();

@@ -28,7 +28,7 @@ pub mod ws;
 
 use crate::{
     app::{shell, App},
-    storage::EmbeddedStorage,
+    storage::{redis::RedisStorage, EmbeddedStorage},
 };
 use axum::{
     routing::{any, get, post, put},
@@ -145,7 +145,23 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let storage = EmbeddedStorage::open(&config.data_dir).map_err(std::io::Error::other)?;
+    let Some(url) = config.redis_url.clone() else {
+        let storage = EmbeddedStorage::open(&config.data_dir).map_err(std::io::Error::other)?;
+        return serve_with(config, Arc::new(storage), listener, shutdown).await;
+    };
+    let require_aof = !config.redis_accept_no_aof;
+    let (storage, _claim) = tokio::task::spawn_blocking(move || {
+        let storage = RedisStorage::open(&url, require_aof)?;
+        // A restart after a crash waits for the crashed instance's claim to lapse.
+        let patience = crate::storage::redis::INSTANCE_CLAIM + Duration::from_secs(1);
+        let claim = storage.claim_sole_instance(patience)?;
+        Ok::<_, crate::storage::StorageError>((storage, claim))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+    .map_err(std::io::Error::other)?;
+    tracing::info!("sessions are stored in Redis");
+    // The claim is held (renewed) until the server has stopped.
     serve_with(config, Arc::new(storage), listener, shutdown).await
 }
 

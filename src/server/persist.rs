@@ -84,6 +84,13 @@ impl Shared {
 impl UpdateWriter {
     /// Starts the syncer thread.
     pub fn start(sink: Arc<dyn UpdateSink>, policy: SyncPolicy) -> Self {
+        // A sink that only queues on append (Redis) is durable after the sync:
+        // rooms must wait for it before they relay.
+        let policy = if sink.durable_on_append() {
+            policy
+        } else {
+            SyncPolicy::EveryUpdate
+        };
         let shared = Arc::new(Shared {
             state: Mutex::new(SyncState::default()),
             work: Condvar::new(),
@@ -204,6 +211,10 @@ fn sync_loop(sink: &dyn UpdateSink, shared: &Shared, policy: SyncPolicy) {
         };
         match &result {
             Ok(()) => state.synced = state.synced.max(through),
+            Err(e) if !sink.failures_are_final() => {
+                // Only this sync's updates are refused; the next may succeed.
+                tracing::error!(error = %e, "storing updates failed; their senders will send them again");
+            }
             Err(e) if state.failed.is_none() => {
                 tracing::error!(error = %e, "syncing stored updates to disk failed; no more updates are accepted");
                 state.failed = Some(e.clone());

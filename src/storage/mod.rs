@@ -3,15 +3,21 @@
 //!
 //! The default backend is [`embedded::EmbeddedStorage`] (redb, one file in the data
 //! dir, no server to run), with [`journaled`] appends in front of its update log
-//! ([`journal`] is that file's format); a Redis backend can implement [`Storage`]
-//! later. Calls are blocking: async callers go through `spawn_blocking`, except
+//! ([`journal`] is that file's format). [`redis::RedisStorage`] keeps the same
+//! on a Redis server (cluster mode, issue 14); both pass the one suite in
+//! `conformance`. Calls are blocking: async callers go through `spawn_blocking`, except
 //! `append_updates`, which is made cheap enough to call inline (see
 //! `server::persist`).
 
+#[cfg(test)]
+mod conformance;
 pub mod embedded;
 pub mod journal;
 pub mod journaled;
 mod log_rows;
+pub mod redis;
+#[cfg(test)]
+pub(crate) mod test_redis;
 
 use crate::domain::{SessionId, SessionMeta};
 
@@ -88,6 +94,21 @@ pub trait UpdateSink: Send + Sync + 'static {
     /// Moves whatever is buffered for speed into its final place (called on
     /// graceful shutdown, so the next start has nothing to replay).
     fn flush(&self) -> StorageResult<()>;
+    /// Whether an update is safe from a crash of pairpad once
+    /// [`UpdateSink::append_updates`] returns (the embedded journal: a write to
+    /// the page cache). A backend that only queues it there (Redis) says no:
+    /// the server then relays an update only after `sync_updates`.
+    fn durable_on_append(&self) -> bool {
+        true
+    }
+    /// Whether a failed sync means the store cannot be trusted again (the
+    /// journal: a failed `fdatasync` may have lost earlier writes), so nothing
+    /// more is accepted until a restart. A backend whose failures pass (Redis
+    /// unreachable for a while) says no: only the updates of the failed sync
+    /// are refused, and their senders send them again when they reconnect.
+    fn failures_are_final(&self) -> bool {
+        true
+    }
 }
 
 /// Everything pairpad persists.

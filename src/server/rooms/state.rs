@@ -82,6 +82,16 @@ pub struct AuthoredUpdate {
 
 /// Something the room's task must do. Effects are carried out in the order
 /// they were pushed.
+/// How an [`Effect::Store`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored,
+    /// Not stored, and storage may work again soon (Redis unreachable).
+    Unavailable,
+    /// Not stored, and storage will not work again until a restart.
+    Failed,
+}
+
 #[derive(Debug, PartialEq)]
 pub enum Effect {
     /// Queue a frame to one connection.
@@ -625,21 +635,28 @@ impl RoomState {
         effects.push_back(Effect::Store(stored));
     }
 
-    /// The oldest [`Effect::Store`] finished: stored (`ok`), or not. Stored,
-    /// its updates are relayed; not stored, they are dropped and their sender
-    /// is closed (it reconnects and sends them again).
-    pub fn stored(&mut self, ok: bool, now: Instant, effects: &mut Effects) {
+    /// The oldest [`Effect::Store`] finished. Stored, its updates are relayed;
+    /// not stored, they are dropped and their sender is closed (it reconnects
+    /// and sends them again): with 1013 when storage is only unavailable for
+    /// now (Redis down), 1011 when it failed for good.
+    pub fn stored(&mut self, outcome: StoreOutcome, now: Instant, effects: &mut Effects) {
         let Some(batch) = self.storing.pop_front() else {
             debug_assert!(false, "stored() without a store");
             return;
         };
-        if !ok {
+        let refusal = match outcome {
+            StoreOutcome::Stored => None,
+            StoreOutcome::Unavailable => {
+                Some((close::TRY_AGAIN_LATER, "storage unavailable; reconnect"))
+            }
+            StoreOutcome::Failed => Some((close::INTERNAL_ERROR, "storage failure; reconnect")),
+        };
+        if let Some((code, reason)) = refusal {
             // (The room's own updates are in its document already: a reload,
             // or the next correction, writes them again.)
             self.unapplied.truncate(batch.unapplied_before);
             if let Some(conn) = batch.from {
-                let reason = "storage failure; reconnect".to_owned();
-                self.close(conn, close::INTERNAL_ERROR, reason, now, effects);
+                self.close(conn, code, reason.to_owned(), now, effects);
             }
             return;
         }
@@ -1020,7 +1037,7 @@ mod tests {
         assert!(matches!(fx.front(), Some(Effect::Store(_))));
         while let Some(effect) = fx.pop_front() {
             if let Effect::Store(_) = effect {
-                room.stored(true, now, &mut fx);
+                room.stored(StoreOutcome::Stored, now, &mut fx);
             }
         }
         room.join(ALICE, ip(1), Role::Candidate, 0, &mut fx)
@@ -1117,7 +1134,7 @@ mod tests {
                     _ => Vec::new(),
                 })
                 .collect();
-            room.stored(true, now, fx);
+            room.stored(StoreOutcome::Stored, now, fx);
             take(fx);
             authors
         };
@@ -1151,7 +1168,7 @@ mod tests {
                 bytes: update.clone()
             }])]
         );
-        room.stored(true, now, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
         let effects = take(&mut fx);
         assert_eq!(
             effects,
@@ -1165,6 +1182,15 @@ mod tests {
 
     #[test]
     fn an_edit_that_cannot_be_stored_is_dropped_and_its_sender_closed() {
+        for (outcome, code) in [
+            (StoreOutcome::Failed, close::INTERNAL_ERROR),
+            (StoreOutcome::Unavailable, close::TRY_AGAIN_LATER),
+        ] {
+            a_refused_store_drops_the_edit_and_closes_its_sender(outcome, code);
+        }
+    }
+
+    fn a_refused_store_drops_the_edit_and_closes_its_sender(outcome: StoreOutcome, code: u16) {
         let now = Instant::now();
         let mut room = room_with(Limits::default(), now);
         let mut fx = Effects::new();
@@ -1177,9 +1203,9 @@ mod tests {
             &mut fx,
         );
         take(&mut fx);
-        room.stored(false, now, &mut fx);
+        room.stored(outcome, now, &mut fx);
         let effects = take(&mut fx);
-        assert_eq!(closes(&effects), vec![(ALICE, close::INTERNAL_ERROR)]);
+        assert_eq!(closes(&effects), vec![(ALICE, code)]);
         assert!(!effects.iter().any(|e| matches!(
             e,
             Effect::Broadcast {
@@ -1203,7 +1229,7 @@ mod tests {
             0,
             &mut fx,
         );
-        room.stored(true, now, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
         take(&mut fx);
         let request = protocol::encode_sync_step1(&yrs::StateVector::default());
         room.frame(BOB, frame_of(&request), now, 0, &mut fx);
@@ -1261,7 +1287,7 @@ mod tests {
             0,
             &mut fx,
         );
-        room.stored(true, now, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
         take(&mut fx);
         room.frame(
             BOB,
@@ -1361,7 +1387,7 @@ mod tests {
             0,
             &mut fx,
         );
-        room.stored(true, now, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
         assert!(take(&mut fx)
             .iter()
             .any(|e| matches!(e, Effect::Snapshot(_))));
@@ -1415,7 +1441,7 @@ mod tests {
             0,
             &mut fx,
         );
-        room.stored(true, now, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
         take(&mut fx);
         room.tick(now + APPLY_DELAY, 0, &mut fx);
         assert!(take(&mut fx).contains(&Effect::Language(Language::JavaScript)));
@@ -1465,7 +1491,7 @@ mod tests {
             matches!(effects.as_slice(), [Effect::Store(_)]),
             "{effects:?}"
         );
-        room.stored(true, now, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
         assert!(matches!(
             take(&mut fx).as_slice(),
             [Effect::Broadcast { except: None, .. }]
@@ -1491,7 +1517,7 @@ mod tests {
             [Effect::Send { to: BOB, .. }]
         ));
         room.set_ended(false, &mut fx);
-        room.stored(true, now, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
         take(&mut fx);
         room.frame(
             BOB,
@@ -1526,7 +1552,7 @@ mod tests {
             0,
             &mut fx,
         );
-        room.stored(true, now, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
         take(&mut fx);
         room.tick(now + APPLY_DELAY, 0, &mut fx);
         let effects = take(&mut fx);
@@ -1534,7 +1560,7 @@ mod tests {
             matches!(effects.as_slice(), [Effect::Store(_)]),
             "{effects:?}"
         );
-        room.stored(true, now, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
         assert!(!room.document().ended());
         assert_eq!(room.lifecycle(), Lifecycle::Open);
     }
@@ -1620,7 +1646,7 @@ mod tests {
         )]));
         notes.record_events(vec![event.clone()], now, &mut fx);
         assert!(matches!(take(&mut fx).as_slice(), [Effect::Store(_)]));
-        notes.stored(true, now, &mut fx);
+        notes.stored(StoreOutcome::Stored, now, &mut fx);
         assert!(matches!(
             take(&mut fx).as_slice(),
             [Effect::Broadcast { except: None, .. }]
@@ -1759,7 +1785,7 @@ mod tests {
             &mut fx,
         );
         notes.record_events(vec![yrs::Any::from("join")], now, &mut fx);
-        notes.stored(true, now, &mut fx);
+        notes.stored(StoreOutcome::Stored, now, &mut fx);
         take(&mut fx);
         notes.tick(now + NOTES_UNLOAD_GRACE, 0, &mut fx);
         assert!(take(&mut fx).contains(&Effect::Unload));
@@ -1789,7 +1815,7 @@ mod tests {
         let Some(Effect::Store(appended)) = fx.pop_front() else {
             panic!("expected a store")
         };
-        notes.stored(true, now, &mut fx);
+        notes.stored(StoreOutcome::Stored, now, &mut fx);
         fx.clear();
         // Never snapshotted while unread: its copy is partial.
         notes.shutdown(&mut fx);
@@ -1846,7 +1872,7 @@ mod tests {
                     return recorded;
                 }
                 recorded += 1;
-                notes.stored(true, at, &mut fx);
+                notes.stored(StoreOutcome::Stored, at, &mut fx);
                 take(&mut fx);
             }
             recorded

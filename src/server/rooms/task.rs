@@ -6,7 +6,7 @@
 
 use super::{
     close,
-    state::{AuthoredUpdate, Effect, Effects, Lifecycle, Loaded, RoomState},
+    state::{AuthoredUpdate, Effect, Effects, Lifecycle, Loaded, RoomState, StoreOutcome},
     JoinRefused, OutFrame, Outbound, RoomCommand, RoomHandle, RoomRegistry, RoomStats,
 };
 use crate::{
@@ -194,8 +194,9 @@ impl Room {
         for effect in effects {
             if let Effect::Store(updates) = effect {
                 let stored = room.persist(updates).await;
+                let outcome = room.outcome(&stored);
                 room.state
-                    .stored(stored.is_ok(), std::time::Instant::now(), &mut room.effects);
+                    .stored(outcome, std::time::Instant::now(), &mut room.effects);
                 stored?;
             }
         }
@@ -353,7 +354,8 @@ impl Room {
                         tracing::error!(session = %self.state.id(), error = %e, "update not stored");
                     }
                     let now = std::time::Instant::now();
-                    self.state.stored(stored.is_ok(), now, &mut self.effects);
+                    let outcome = self.outcome(&stored);
+                    self.state.stored(outcome, now, &mut self.effects);
                 }
                 Effect::Snapshot(snapshot) => Box::pin(self.store_snapshot(snapshot)).await,
                 Effect::PingAll => {
@@ -420,6 +422,16 @@ impl Room {
         let too_slow = matches!(error, TrySendError::Full(_));
         self.state
             .unreachable(conn, too_slow, std::time::Instant::now(), &mut self.effects);
+    }
+
+    /// What a store's result means for the sender: a failure of a storage
+    /// whose failures pass (Redis) is "try again later".
+    fn outcome(&self, stored: &Result<(), StorageError>) -> StoreOutcome {
+        match stored {
+            Ok(()) => StoreOutcome::Stored,
+            Err(_) if !self.cx.storage.failures_are_final() => StoreOutcome::Unavailable,
+            Err(_) => StoreOutcome::Failed,
+        }
     }
 
     async fn persist(&mut self, updates: Vec<AuthoredUpdate>) -> Result<(), StorageError> {
