@@ -2,11 +2,13 @@
 // page refuses it before sending it (or, when the server refuses it because
 // someone else's change landed first, starts over from the server's document),
 // says so, keeps every earlier edit on every page, and later edits sync. No
-// reconnect loop. Uses its own server with a 20,000-byte document limit.
+// reconnect loop. A run whose output would pass the limit is shared cut to fit.
+// Uses its own server with a 20,000-byte document limit.
 
 import { test, expect } from '../support/fixtures.mjs';
 import { useOwnServer } from '../support/own-server.mjs';
 import { ARRIVAL, RECONNECT, editorText, expectText, caretTo, openAs } from '../support/editor.mjs';
+import { run, outputLines } from '../support/run-panel.mjs';
 
 /** Pastes `text` at the caret, as Monaco's paste command does. */
 async function paste(page, text) {
@@ -15,10 +17,18 @@ async function paste(page, text) {
 
 const own = useOwnServer(['--max-document-bytes', '20000'], { perTest: true });
 
-async function twoPeople(browser, browserLog, url) {
+/** Ada and Bob on a new JavaScript session of the own server: `body(ada, bob)`. */
+async function adaAndBob(browser, browserLog, body) {
+  const id = await own.server.createSession('javascript');
+  const url = `${own.server.origin}/s/${id}`;
   const contexts = [];
-  const pages = [await openAs(browser, browserLog, contexts, 'Ada', url), await openAs(browser, browserLog, contexts, 'Bob', url)];
-  return { pages, close: () => Promise.all(contexts.map((c) => c.close())) };
+  try {
+    const ada = await openAs(browser, browserLog, contexts, 'Ada', url);
+    const bob = await openAs(browser, browserLog, contexts, 'Bob', url);
+    await body(ada, bob);
+  } finally {
+    await Promise.all(contexts.map((c) => c.close()));
+  }
 }
 
 test('a paste past the limit is refused on the page; earlier and later edits are kept and sync', async ({
@@ -26,10 +36,7 @@ test('a paste past the limit is refused on the page; earlier and later edits are
   browserLog,
 }) => {
   test.setTimeout(90_000);
-  const id = await own.server.createSession('javascript');
-  const people = await twoPeople(browser, browserLog, `${own.server.origin}/s/${id}`);
-  try {
-    const [ada, bob] = people.pages;
+  await adaAndBob(browser, browserLog, async (ada, bob) => {
     await caretTo(ada, 'end');
     await ada.keyboard.type('let a = 1;\nlet b = 2;\n');
     const twoLines = 'let a = 1;\nlet b = 2;\n';
@@ -46,9 +53,7 @@ test('a paste past the limit is refused on the page; earlier and later edits are
     await expectText(bob, `${twoLines}ok`, 'an edit after the refusal did not reach Bob');
     await expectText(ada, `${twoLines}ok`);
     expect(await editorText(bob)).not.toContain('xxx');
-  } finally {
-    await people.close();
-  }
+  });
 });
 
 test('when the server refuses a change merged after an outage, the page keeps what was accepted and carries on', async ({
@@ -56,10 +61,7 @@ test('when the server refuses a change merged after an outage, the page keeps wh
   browserLog,
 }) => {
   test.setTimeout(150_000);
-  const id = await own.server.createSession('javascript');
-  const people = await twoPeople(browser, browserLog, `${own.server.origin}/s/${id}`);
-  try {
-    const [ada, bob] = people.pages;
+  await adaAndBob(browser, browserLog, async (ada, bob) => {
     await caretTo(ada, 'end');
     await ada.keyboard.type('// shared\n');
     await expectText(bob, '// shared\n', 'Bob never got the first line');
@@ -97,7 +99,36 @@ test('when the server refuses a change merged after an outage, the page keeps wh
     await expectText(other, `${text}!`, 'an edit after the refusal did not sync');
     await expectText(refused, `${text}!`);
     await expect(refused.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
-  } finally {
-    await people.close();
-  }
+  });
+});
+
+test('a run whose output would pass the limit is shared cut to fit, and nobody is disconnected', async ({
+  browser,
+  browserLog,
+}) => {
+  test.setTimeout(90_000);
+  await adaAndBob(browser, browserLog, async (ada, bob) => {
+    // 400 lines of 100 characters: twice the document limit.
+    const code = 'for (let i = 0; i < 400; i++) console.log(String(i).padStart(4, "0") + "y".repeat(96));\n';
+    const mine = await run(ada, code);
+    expect(mine.status).toBe('ok');
+    expect(mine.lines.length, 'Ada sees all of her own output').toBe(400);
+
+    await expect(bob.getByTestId('run-status'), "Bob's panel never showed Ada's run").toHaveAttribute(
+      'data-status',
+      'ok',
+      ARRIVAL,
+    );
+    const shared = await outputLines(bob);
+    expect(shared.length, 'Bob got none of the output').toBeGreaterThan(0);
+    expect(shared.length, 'the shared output was not cut').toBeLessThan(400);
+    expect(shared[0].text).toBe(`0000${'y'.repeat(96)}`);
+
+    for (const page of [ada, bob]) {
+      await expect(page.getByTestId('connection-status')).toHaveAttribute('data-state', 'connected');
+    }
+    await caretTo(ada, 'end');
+    await ada.keyboard.type('// after');
+    await expectText(bob, `${code}// after`, 'an edit after the run did not reach Bob');
+  });
 });

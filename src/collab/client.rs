@@ -112,6 +112,13 @@ fn cursor_key(cursor: &CursorState, typed: u32) -> u32 {
 /// the update's length; an update carries a few dozen bytes besides its text.
 const UPDATE_OVERHEAD: usize = 64;
 
+/// At most what a run record adds to the document besides its output text:
+/// its fields (the runner's name is at most a few hundred bytes) and a few
+/// bytes per output chunk.
+fn run_record_overhead(run: &RunRecord) -> usize {
+    512 + run.by.len() + run.id.len() + 16 * run.output.len()
+}
+
 impl CollabClient {
     /// A replica with a fresh client id, the user's name, and a millisecond clock.
     pub fn new(client_id: u64, name: &str, clock: fn() -> u64) -> Self {
@@ -515,9 +522,28 @@ impl CollabClient {
         self.drain()
     }
 
-    /// Records a finished (or starting) run for everyone to see.
+    /// Records a finished (or starting) run for everyone to see. The record
+    /// counts against the document size limit as typing does: its output is
+    /// cut to what fits (marked truncated), so the server never has to refuse
+    /// it; if not even the bare record fits, it is not recorded and the page
+    /// says so.
     pub fn record_run(&mut self, run: &RunRecord) -> Effects {
-        self.doc.record_run(run, Some(LOCAL));
+        let overhead = run_record_overhead(run);
+        let mut run = run.clone();
+        if !self.fits(run.output_bytes() + overhead) {
+            // `fits` has just measured the document exactly.
+            let limit = self.size_limit.unwrap_or(usize::MAX);
+            let left = limit.saturating_sub(self.size_bound + UPDATE_OVERHEAD + overhead);
+            if left == 0 {
+                return Effects {
+                    refused_over: self.size_limit,
+                    ..Effects::default()
+                };
+            }
+            run.cap_output(left);
+        }
+        self.size_bound += growth_bound(run.output_bytes() + overhead);
+        self.doc.record_run(&run, Some(LOCAL));
         self.drain()
     }
 
@@ -904,29 +930,59 @@ mod tests {
         assert!(server.code().contains("offline ") && server.code().contains("server text"));
     }
 
-    #[test]
-    fn runs_reach_everyone() {
+    /// A finished Python run by `by` that printed `text`.
+    fn run_printing(by: &str, text: &str) -> RunRecord {
         use crate::domain::run::{OutputChunk, RunStatus, Stream};
-        let mut alice = CollabClient::new(1, "Alice", clock);
-        let mut bob = CollabClient::new(2, "Bob", clock);
-        let run = RunRecord {
+        RunRecord {
             id: "1-1".into(),
-            by: alice.name().to_owned(),
+            by: by.to_owned(),
             language: Language::Python,
             started_at: 5,
             duration_ms: 12,
             status: RunStatus::Ok,
             output: vec![OutputChunk {
                 stream: Stream::Stdout,
-                text: "42\n".into(),
+                text: text.into(),
             }],
             truncated: false,
-        };
+        }
+    }
+
+    #[test]
+    fn runs_reach_everyone() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let mut bob = CollabClient::new(2, "Bob", clock);
+        let run = run_printing(alice.name(), "42\n");
         let recorded = alice.record_run(&run);
         assert!(recorded.runs_changed);
         let received = exchange(&mut alice, &mut bob, recorded);
         assert!(received.iter().any(|e| e.runs_changed));
         assert_eq!(bob.latest_run(), Some(run));
+    }
+
+    #[test]
+    fn a_run_record_is_cut_to_fit_the_size_limit_and_refused_only_when_nothing_fits() {
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        alice.set_size_limit(8_000);
+        alice.on_editor_changes(vec![change(0, 0, &"x = 1\n".repeat(300))]);
+        let run = run_printing(alice.name(), &"é".repeat(10_000));
+        let recorded = alice.record_run(&run);
+        assert!(recorded.runs_changed, "the run is recorded");
+        assert_eq!(recorded.refused_over, None);
+        let kept = alice.latest_run().expect("a run");
+        assert!(kept.truncated, "the cut output is marked truncated");
+        assert!(!kept.output.is_empty() && kept.output_bytes() < run.output_bytes());
+        assert!(
+            alice.doc.encoded_len() <= 8_000,
+            "the document passed the limit: {} bytes",
+            alice.doc.encoded_len()
+        );
+
+        // The document is full: the next record is refused here, not by the server.
+        alice.set_size_limit(alice.doc.encoded_len());
+        let refused = alice.record_run(&run);
+        assert!(refused.send.is_empty(), "nothing is sent");
+        assert_eq!(refused.refused_over, alice.size_limit());
     }
 
     #[test]

@@ -80,7 +80,18 @@ pub struct RunRecord {
 impl RunRecord {
     /// Cuts the output to what may be shared, marking the record truncated.
     pub fn cap_for_sharing(&mut self) {
-        let mut budget = MAX_SHARED_OUTPUT_BYTES;
+        self.cap_output(MAX_SHARED_OUTPUT_BYTES);
+    }
+
+    /// Bytes of output text the record holds.
+    pub fn output_bytes(&self) -> usize {
+        self.output.iter().map(|chunk| chunk.text.len()).sum()
+    }
+
+    /// Cuts the output to at most `budget` bytes (at a character boundary),
+    /// marking the record truncated if anything was cut.
+    pub fn cap_output(&mut self, budget: usize) {
+        let mut budget = budget;
         let mut kept = Vec::new();
         for mut chunk in std::mem::take(&mut self.output) {
             if chunk.text.len() > budget {

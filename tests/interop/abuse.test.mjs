@@ -578,7 +578,7 @@ function request (port, { method = 'POST', path = '/api/sessions/create', header
       res.on('end', () => {
         let json = null
         try { json = JSON.parse(text) } catch {}
-        resolve({ status: res.statusCode, text, json })
+        resolve({ status: res.statusCode, headers: res.headers, text, json })
       })
     })
     req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')))
@@ -621,6 +621,37 @@ describe('j. cross-site requests', () => {
         assert.equal(res.status, 201, `${what}: expected 201, got ${res.status} ${res.text.slice(0, 200)}`)
         assert.equal(typeof res.json?.id, 'string')
       }
+    } finally {
+      await server.dispose()
+    }
+  })
+})
+
+describe('j. cross-site requests to the create server function', () => {
+  test('a cross-site form post to /_sfn/create_session -> 403 and no session; a same-origin one -> a redirect to the new session', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const server = await startAbuseServer(t, [])
+    try {
+      const port = server.port
+      const self = `http://127.0.0.1:${port}`
+      // As a browser submits the page's form without JavaScript.
+      const form = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }
+      const post = (headers) => request(port, { path: '/_sfn/create_session', headers: { host: `127.0.0.1:${port}`, ...form, ...headers }, body: 'language=python' })
+      const sessionsBefore = (await healthOnce(server.url)).body.sessions
+      for (const [what, headers] of [
+        ['Origin http://evil.example', { origin: 'http://evil.example' }],
+        ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site', origin: 'http://evil.example' }]
+      ]) {
+        const res = await post(headers)
+        assert.equal(res.status, 403, `${what}: expected 403, got ${res.status} ${res.text.slice(0, 200)}`)
+        assert.match(res.text, /cross-site requests may not create sessions/, `${what}: the refusal should say why`)
+      }
+      assert.equal((await healthOnce(server.url)).body.sessions, sessionsBefore, 'a refused server-function call created a session')
+
+      // The page's own form post: a redirect to the new session, one more session.
+      const res = await post({ origin: self, 'sec-fetch-site': 'same-origin' })
+      assert.equal(res.status, 302, `same-origin: expected a redirect, got ${res.status} ${res.text.slice(0, 200)}`)
+      assert.match(res.headers.location ?? '', /^\/s\/[0-9a-f-]{36}#key=/, 'the redirect goes to the new session with its key')
+      assert.equal((await healthOnce(server.url)).body.sessions, sessionsBefore + 1)
     } finally {
       await server.dispose()
     }

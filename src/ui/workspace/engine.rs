@@ -400,7 +400,13 @@ impl Engine {
             // Everyone sees who ran what and its output (capped for sharing).
             record.cap_for_sharing();
             let effects = self.client.record_run(&record);
+            let refused = effects.refused_over;
             self.apply(effects);
+            if let Some(limit) = refused {
+                self.signals.problem.set(Some(format!(
+                    "This run was not shared with the others: the document is at its size limit ({limit} bytes)."
+                )));
+            }
         }
     }
 
