@@ -28,7 +28,10 @@ pub mod ws;
 
 use crate::{
     app::{shell, App},
-    storage::{redis::RedisStorage, EmbeddedStorage},
+    storage::{
+        redis::{RedisOptions, RedisStorage},
+        EmbeddedStorage,
+    },
 };
 use axum::{
     routing::{any, get, post, put},
@@ -149,9 +152,14 @@ pub async fn serve(
         let storage = EmbeddedStorage::open(&config.data_dir).map_err(std::io::Error::other)?;
         return serve_with(config, Arc::new(storage), listener, shutdown).await;
     };
-    let require_aof = !config.redis_accept_no_aof;
+    let options = RedisOptions {
+        require_aof: !config.redis_accept_no_aof,
+        // A session's keys go a session lifetime after its last edit, even if
+        // no pairpad is running to expire it.
+        key_ttl: Some(Duration::from_secs(config.session_ttl_secs.max(1))),
+    };
     let (storage, _claim) = tokio::task::spawn_blocking(move || {
-        let storage = RedisStorage::open(&url, require_aof)?;
+        let storage = RedisStorage::open(&url, options)?;
         // A restart after a crash waits for the crashed instance's claim to lapse.
         let patience = crate::storage::redis::INSTANCE_CLAIM + Duration::from_secs(1);
         let claim = storage.claim_sole_instance(patience)?;

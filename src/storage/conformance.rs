@@ -4,7 +4,10 @@
 //! stay in each backend's own tests.
 
 use super::{
-    embedded::EmbeddedStorage, redis::RedisStorage, test_redis::TestRedis, Storage, UpdateRecord,
+    embedded::EmbeddedStorage,
+    redis::{RedisOptions, RedisStorage},
+    test_redis::TestRedis,
+    Storage, UpdateRecord,
 };
 use crate::domain::{Language, SessionId, SessionMeta};
 
@@ -25,7 +28,16 @@ struct Redis(TestRedis);
 
 impl Backend for Redis {
     fn open(&self) -> Box<dyn Storage> {
-        Box::new(RedisStorage::open(&self.0.url(), true).expect("connects to the test server"))
+        Box::new(
+            RedisStorage::open(
+                &self.0.url(),
+                RedisOptions {
+                    require_aof: true,
+                    key_ttl: None,
+                },
+            )
+            .expect("connects to the test server"),
+        )
     }
 }
 

@@ -48,21 +48,27 @@ const READ_PAGE: usize = 4_096;
 
 /// Appends one session's records, if the session exists; numbers each entry,
 /// moves the activity forward and counts the bytes. Returns 1 if appended.
-/// KEYS: meta, log, seq. ARGV: newest ms, total bytes, then (t, a, u) triples.
+/// With a key lifetime, the session's keys live that long after this edit.
+/// KEYS: meta, log, seq, snap. ARGV: newest ms, total bytes, lifetime ms (0:
+/// forever), then (t, a, u) triples.
 const APPEND_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local s = redis.call('INCR', KEYS[3])
   redis.call('XADD', KEYS[2], '*', 's', s, 't', ARGV[i], 'a', ARGV[i + 1], 'u', ARGV[i + 2])
 end
 local activity = tonumber(redis.call('HGET', KEYS[1], 'activity') or '0')
 if tonumber(ARGV[1]) > activity then redis.call('HSET', KEYS[1], 'activity', ARGV[1]) end
 redis.call('HINCRBY', KEYS[1], 'history', ARGV[2])
+if tonumber(ARGV[3]) > 0 then
+  for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[3]) end
+end
 return 1
 ";
 
 /// Stores a snapshot covering the log's last entry; returns that entry's number.
-/// KEYS: log, snap. ARGV: the document.
+/// The snapshot lives as long as the session's record has left.
+/// KEYS: log, snap, meta. ARGV: the document.
 const SNAPSHOT_SCRIPT: &str = r"
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local id, seq = '0-0', 0
@@ -74,16 +80,32 @@ if #last > 0 then
   end
 end
 redis.call('HSET', KEYS[2], 'seq', seq, 'id', id, 'doc', ARGV[1])
+local ttl = redis.call('PTTL', KEYS[3])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return seq
 ";
 
 /// Creates a session's record unless the id exists. Returns 1 if created.
-/// KEYS: meta. ARGV: json, activity.
+/// KEYS: meta. ARGV: json, activity, lifetime ms (0: forever).
 const INSERT_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'json', ARGV[1], 'activity', ARGV[2], 'history', 0)
+if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1
 ";
+
+/// How a [`RedisStorage`] is opened.
+#[derive(Clone, Copy, Debug)]
+pub struct RedisOptions {
+    /// Refuse a server whose append-only file is off (or cannot be asked):
+    /// without it a restart of Redis loses every acknowledged edit since its
+    /// last RDB save.
+    pub require_aof: bool,
+    /// How long a session's keys outlive its last edit (the session TTL):
+    /// Redis deletes them by itself, even with no pairpad running. None: kept
+    /// until deleted (tests).
+    pub key_ttl: Option<Duration>,
+}
 
 /// A hash's or a stream entry's fields, as Redis returns them.
 type Fields = Vec<(String, Vec<u8>)>;
@@ -190,6 +212,8 @@ impl Shared {
 
 /// Storage on a Redis server (see the module docs for the layout).
 pub struct RedisStorage {
+    /// Lifetime of a session's keys after its last edit, in ms (0: forever).
+    ttl_ms: u64,
     link: Mutex<Link>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -197,10 +221,13 @@ pub struct RedisStorage {
 
 impl RedisStorage {
     /// Connects to `url` (`redis://host:port/db`, `redis+unix:///path`) and
-    /// checks that the server answers. With `require_aof`, a server whose
-    /// append-only file is off (or cannot be asked) is refused: without it a
-    /// restart of Redis loses every acknowledged edit since its last RDB save.
-    pub fn open(url: &str, require_aof: bool) -> StorageResult<Self> {
+    /// checks that the server answers (and, if asked, keeps an append-only file).
+    pub fn open(url: &str, options: RedisOptions) -> StorageResult<Self> {
+        let RedisOptions {
+            require_aof,
+            key_ttl,
+        } = options;
+        let ttl_ms = key_ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64);
         let client = redis::Client::open(url).map_err(err)?;
         let mut link = Link {
             client: client.clone(),
@@ -239,9 +266,10 @@ impl RedisStorage {
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("redis-writer".into())
-            .spawn(move || write_loop(client, &writer_shared))
+            .spawn(move || write_loop(client, &writer_shared, ttl_ms))
             .map_err(err)?;
         Ok(Self {
+            ttl_ms,
             link: Mutex::new(link),
             shared,
             writer: Mutex::new(Some(writer)),
@@ -447,7 +475,7 @@ impl Drop for RedisStorage {
 }
 
 /// The writer thread: sends queued batches in order, one round trip each.
-fn write_loop(client: redis::Client, shared: &Shared) {
+fn write_loop(client: redis::Client, shared: &Shared, ttl_ms: u64) {
     let mut link = Link {
         client,
         connection: None,
@@ -466,7 +494,7 @@ fn write_loop(client: redis::Client, shared: &Shared) {
                 queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let result = write_batch(&mut link, &script, &batch);
+        let result = write_batch(&mut link, &script, &batch, ttl_ms);
         let mut queue = shared.lock();
         queue.done = number;
         if let Err(e) = result {
@@ -480,7 +508,12 @@ fn write_loop(client: redis::Client, shared: &Shared) {
 
 /// Appends a batch: one script call per session, pipelined, then each
 /// appended session's place in `pp:docs` (a global key: its own command).
-fn write_batch(link: &mut Link, script: &Script, batch: &[UpdateRecord]) -> StorageResult<()> {
+fn write_batch(
+    link: &mut Link,
+    script: &Script,
+    batch: &[UpdateRecord],
+    ttl_ms: u64,
+) -> StorageResult<()> {
     let mut by_session: Vec<&UpdateRecord> = batch.iter().collect();
     by_session.sort_by_key(|record| record.session);
     let groups: Vec<&[&UpdateRecord]> =
@@ -496,12 +529,14 @@ fn write_batch(link: &mut Link, script: &Script, batch: &[UpdateRecord]) -> Stor
             let call = pipe
                 .cmd("EVALSHA")
                 .arg(script.get_hash())
-                .arg(3)
+                .arg(4)
                 .arg(meta_key(session))
                 .arg(log_key(session))
                 .arg(seq_key(session))
+                .arg(snap_key(session))
                 .arg(newest)
-                .arg(bytes);
+                .arg(bytes)
+                .arg(ttl_ms);
             for record in records.iter() {
                 call.arg(record.at_ms)
                     .arg(record.author)
@@ -585,6 +620,7 @@ impl Storage for RedisStorage {
                 .key(meta_key(meta.id))
                 .arg(&json)
                 .arg(meta.last_activity_ms)
+                .arg(self.ttl_ms)
                 .invoke(connection)
         })?;
         if created == 0 {
@@ -743,6 +779,7 @@ impl Storage for RedisStorage {
             Script::new(SNAPSHOT_SCRIPT)
                 .key(log_key(id))
                 .key(snap_key(id))
+                .key(meta_key(id))
                 .arg(state)
                 .invoke(connection)
         })
@@ -818,6 +855,55 @@ mod tests {
         meta.id
     }
 
+    fn options() -> RedisOptions {
+        RedisOptions {
+            require_aof: true,
+            key_ttl: None,
+        }
+    }
+
+    #[test]
+    fn a_sessions_keys_expire_by_themselves_a_lifetime_after_its_last_edit() {
+        let Some(server) = TestRedis::start() else {
+            return;
+        };
+        let ttl = Duration::from_millis(600);
+        let storage = RedisStorage::open(
+            &server.url(),
+            RedisOptions {
+                key_ttl: Some(ttl),
+                ..options()
+            },
+        )
+        .unwrap();
+        let quiet = session(&storage);
+        let busy = session(&storage);
+        storage.store_snapshot(busy, b"state").unwrap();
+        std::thread::sleep(ttl / 2);
+        // An edit re-arms the busy session's keys, snapshot included.
+        storage.append_updates(vec![record(busy, b"late")]).unwrap();
+        storage.sync_updates().unwrap();
+        std::thread::sleep(ttl * 3 / 4);
+        assert_eq!(
+            storage.session(quiet).unwrap(),
+            None,
+            "the quiet session outlived its lifetime"
+        );
+        assert!(
+            storage.session(busy).unwrap().is_some(),
+            "an edit did not extend the session's life"
+        );
+        assert_eq!(
+            storage.load_document(busy).unwrap().snapshot.as_deref(),
+            Some(&b"state"[..])
+        );
+        std::thread::sleep(ttl);
+        assert_eq!(storage.session(busy).unwrap(), None);
+        let document = storage.load_document(busy).unwrap();
+        assert!(document.updates.is_empty(), "the log outlived its session");
+        assert_eq!(document.snapshot, None, "the snapshot outlived its session");
+    }
+
     fn updates_of(storage: &RedisStorage, id: SessionId) -> Vec<Vec<u8>> {
         let log = storage.update_log(id).unwrap();
         log.into_iter().map(|u| u.update).collect()
@@ -837,7 +923,7 @@ mod tests {
         let Some(mut server) = TestRedis::start() else {
             return;
         };
-        let storage = RedisStorage::open(&server.url(), true).unwrap();
+        let storage = RedisStorage::open(&server.url(), options()).unwrap();
         let id = session(&storage);
         storage
             .append_updates(vec![record(id, b"a"), record(id, b"b")])
@@ -846,7 +932,7 @@ mod tests {
         drop(storage);
 
         server.kill_and_restart();
-        let storage = RedisStorage::open(&server.url(), true).unwrap();
+        let storage = RedisStorage::open(&server.url(), options()).unwrap();
         assert_eq!(updates_of(&storage, id), vec![b"a".to_vec(), b"b".to_vec()]);
     }
 
@@ -855,7 +941,7 @@ mod tests {
         let Some(mut server) = TestRedis::start() else {
             return;
         };
-        let storage = RedisStorage::open(&server.url(), true).unwrap();
+        let storage = RedisStorage::open(&server.url(), options()).unwrap();
         let id = session(&storage);
         storage.append_updates(vec![record(id, b"a")]).unwrap();
         storage.sync_updates().unwrap();
@@ -879,8 +965,8 @@ mod tests {
         let Some(server) = TestRedis::start() else {
             return;
         };
-        let first = RedisStorage::open(&server.url(), true).unwrap();
-        let second = RedisStorage::open(&server.url(), true).unwrap();
+        let first = RedisStorage::open(&server.url(), options()).unwrap();
+        let second = RedisStorage::open(&server.url(), options()).unwrap();
         let claim = first.claim_sole_instance(Duration::ZERO).unwrap();
         let refused = second
             .claim_sole_instance(Duration::from_millis(600))
@@ -907,10 +993,17 @@ mod tests {
             .arg("no")
             .exec(&mut connection)
             .unwrap();
-        let refused = RedisStorage::open(&server.url(), true)
+        let refused = RedisStorage::open(&server.url(), options())
             .err()
             .expect("refused");
         assert!(refused.0.contains("appendonly"), "{refused}");
-        assert!(RedisStorage::open(&server.url(), false).is_ok());
+        assert!(RedisStorage::open(
+            &server.url(),
+            RedisOptions {
+                require_aof: false,
+                ..options()
+            }
+        )
+        .is_ok());
     }
 }
