@@ -112,11 +112,12 @@ fn cursor_key(cursor: &CursorState, typed: u32) -> u32 {
 /// the update's length; an update carries a few dozen bytes besides its text.
 const UPDATE_OVERHEAD: usize = 64;
 
-/// At most what a run record adds to the document besides its output text:
-/// its fields (the runner's name is at most a few hundred bytes) and a few
-/// bytes per output chunk.
-fn run_record_overhead(run: &RunRecord) -> usize {
-    512 + run.by.len() + run.id.len() + 16 * run.output.len()
+/// At least what a run record adds to the document: its JSON, which is never
+/// shorter than the binary encoding the document stores (field names and
+/// strings the same, plus quotes and escapes; numbers as text), and a margin
+/// for the array entry around it.
+fn record_bytes(run: &RunRecord) -> usize {
+    serde_json::to_string(run).map_or(usize::MAX / 4, |json| json.len()) + 64
 }
 
 impl CollabClient {
@@ -528,21 +529,40 @@ impl CollabClient {
     /// it; if not even the bare record fits, it is not recorded and the page
     /// says so.
     pub fn record_run(&mut self, run: &RunRecord) -> Effects {
-        let overhead = run_record_overhead(run);
         let mut run = run.clone();
-        if !self.fits(run.output_bytes() + overhead) {
-            // `fits` has just measured the document exactly.
+        if !self.fits(record_bytes(&run)) {
+            // `fits` has just measured the document exactly: cut the output
+            // until the record fits in what is left, or give up.
             let limit = self.size_limit.unwrap_or(usize::MAX);
-            let left = limit.saturating_sub(self.size_bound + UPDATE_OVERHEAD + overhead);
-            if left == 0 {
-                return Effects {
-                    refused_over: self.size_limit,
-                    ..Effects::default()
-                };
+            let left = limit.saturating_sub(self.size_bound + UPDATE_OVERHEAD);
+            let bare = RunRecord {
+                id: run.id.clone(),
+                by: run.by.clone(),
+                language: run.language,
+                started_at: run.started_at,
+                duration_ms: run.duration_ms,
+                status: run.status,
+                output: Vec::new(),
+                truncated: run.truncated,
+            };
+            // First guess: all the room the bare record leaves; escapes can
+            // make the record longer than its text, so halve until it fits.
+            let mut budget = left.saturating_sub(record_bytes(&bare));
+            loop {
+                run.cap_output(budget);
+                if record_bytes(&run) <= left {
+                    break;
+                }
+                if budget == 0 {
+                    return Effects {
+                        refused_over: self.size_limit,
+                        ..Effects::default()
+                    };
+                }
+                budget /= 2;
             }
-            run.cap_output(left);
         }
-        self.size_bound += growth_bound(run.output_bytes() + overhead);
+        self.size_bound += growth_bound(record_bytes(&run));
         self.doc.record_run(&run, Some(LOCAL));
         self.drain()
     }
@@ -975,6 +995,29 @@ mod tests {
         assert!(
             alice.doc.encoded_len() <= 8_000,
             "the document passed the limit: {} bytes",
+            alice.doc.encoded_len()
+        );
+
+        // Many short chunks full of escapes (the JSON is far longer than the
+        // text): still cut to fit.
+        alice.set_size_limit(alice.doc.encoded_len() + 3_000);
+        let mut chatty = run_printing(alice.name(), "");
+        chatty.output = (0..400)
+            .map(|i| crate::domain::run::OutputChunk {
+                stream: if i % 2 == 0 {
+                    crate::domain::run::Stream::Stdout
+                } else {
+                    crate::domain::run::Stream::Stderr
+                },
+                text: "\"\\\n\t\u{1}".repeat(3),
+            })
+            .collect();
+        let recorded = alice.record_run(&chatty);
+        assert!(recorded.runs_changed && recorded.refused_over.is_none());
+        assert!(alice.latest_run().unwrap().truncated);
+        assert!(
+            alice.doc.encoded_len() <= alice.size_limit().unwrap(),
+            "the chatty run passed the limit: {} bytes",
             alice.doc.encoded_len()
         );
 

@@ -154,9 +154,12 @@ pub async fn serve(
     };
     let options = RedisOptions {
         require_aof: !config.redis_accept_no_aof,
-        // A session's keys go a session lifetime after its last edit, even if
-        // no pairpad is running to expire it.
-        key_ttl: Some(Duration::from_secs(config.session_ttl_secs.max(1))),
+        // A backstop behind pairpad's own expiry: a session's keys go twice
+        // its lifetime after its last edit or load, even with no pairpad
+        // running (an open room with no edits is not expired by pairpad).
+        key_ttl: Some(Duration::from_secs(
+            config.session_ttl_secs.max(1).saturating_mul(2),
+        )),
     };
     let (storage, _claim) = tokio::task::spawn_blocking(move || {
         let storage = RedisStorage::open(&url, options)?;

@@ -223,9 +223,12 @@ fn sync_loop(sink: &dyn UpdateSink, shared: &Shared, policy: SyncPolicy) {
         }
         let synced = state.synced;
         let waiting = std::mem::take(&mut state.waiting);
+        // A final failure ends every wait; one that passes (Redis) only the
+        // waits this sync covered (later appends get their own sync).
+        let final_failure = result.is_err() && sink.failures_are_final();
         let (done, still_waiting): (Vec<_>, Vec<_>) = waiting
             .into_iter()
-            .partition(|(number, _)| result.is_err() || *number <= synced);
+            .partition(|(number, _)| final_failure || *number <= through.max(synced));
         state.waiting = still_waiting;
         let finished = stopping && state.written == synced;
         drop(state);

@@ -304,6 +304,9 @@ impl SessionService {
             let storage = self.storage.clone();
             let expired = blocking(move || {
                 let Some(meta) = storage.session(id)? else {
+                    // Gone already (Redis expired its keys): clear what still
+                    // lists it, so indexes do not grow with every expiry.
+                    storage.delete_session(id)?;
                     return Ok(false);
                 };
                 if let Some(parent) = meta.notes_of {

@@ -84,7 +84,7 @@ pub trait UpdateSink: Send + Sync + 'static {
     /// Appends updates (in order, all or none). When it returns they survive a
     /// crash or kill of the process; they survive a power cut once
     /// [`UpdateSink::sync_updates`] has returned too. Updates of unknown sessions
-    /// are dropped. Called for every edit on the sync hot path, so it must be
+    /// are not stored (a backend may report that at the sync). Called for every edit on the sync hot path, so it must be
     /// cheap. (The session's last activity moves to the updates' timestamps when
     /// they are folded into the log, not here.)
     fn append_updates(&self, batch: Vec<UpdateRecord>) -> StorageResult<()>;

@@ -17,8 +17,9 @@
 //!   These two are global keys, so they are only ever written in commands of
 //!   their own, never in a script with a session's keys.
 //!
-//! Appends are queued to a writer thread that sends them (one pipelined round
-//! trip per batch) and counts what Redis acknowledged; [`UpdateSink::sync_updates`]
+//! Appends are queued to a writer thread that sends them (a pipeline of one
+//! script call per session, then one for `pp:docs`) and counts what Redis
+//! acknowledged; [`UpdateSink::sync_updates`]
 //! waits for that acknowledgement. So with Redis an update is durable once
 //! `sync_updates` returns (given the server's AOF settings), not when
 //! `append_updates` does: [`UpdateSink::durable_on_append`] says so, and the
@@ -48,7 +49,8 @@ const READ_PAGE: usize = 4_096;
 
 /// Appends one session's records, if the session exists; numbers each entry,
 /// moves the activity forward and counts the bytes. Returns 1 if appended.
-/// With a key lifetime, the session's keys live that long after this edit.
+/// With a key lifetime, the session's keys live that long after this edit
+/// (not a record created without one: a notes document goes with its session).
 /// KEYS: meta, log, seq, snap. ARGV: newest ms, total bytes, lifetime ms (0:
 /// forever), then (t, a, u) triples.
 const APPEND_SCRIPT: &str = r"
@@ -60,16 +62,18 @@ end
 local activity = tonumber(redis.call('HGET', KEYS[1], 'activity') or '0')
 if tonumber(ARGV[1]) > activity then redis.call('HSET', KEYS[1], 'activity', ARGV[1]) end
 redis.call('HINCRBY', KEYS[1], 'history', ARGV[2])
-if tonumber(ARGV[3]) > 0 then
+if tonumber(ARGV[3]) > 0 and redis.call('PTTL', KEYS[1]) ~= -1 then
   for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[3]) end
 end
 return 1
 ";
 
-/// Stores a snapshot covering the log's last entry; returns that entry's number.
+/// Stores a snapshot covering the log's last entry; returns that entry's number
+/// (nothing, and 0, if the session's record is gone: deleted or expired).
 /// The snapshot lives as long as the session's record has left.
 /// KEYS: log, snap, meta. ARGV: the document.
 const SNAPSHOT_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local id, seq = '0-0', 0
 if #last > 0 then
@@ -94,6 +98,14 @@ if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1
 ";
 
+/// Gives a session's keys their lifetime again, if its record has one.
+/// KEYS: meta, log, seq, snap. ARGV: lifetime ms.
+const REFRESH_SCRIPT: &str = r"
+if redis.call('PTTL', KEYS[1]) < 0 then return 0 end
+for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[1]) end
+return 1
+";
+
 /// How a [`RedisStorage`] is opened.
 #[derive(Clone, Copy, Debug)]
 pub struct RedisOptions {
@@ -101,9 +113,10 @@ pub struct RedisOptions {
     /// without it a restart of Redis loses every acknowledged edit since its
     /// last RDB save.
     pub require_aof: bool,
-    /// How long a session's keys outlive its last edit (the session TTL):
-    /// Redis deletes them by itself, even with no pairpad running. None: kept
-    /// until deleted (tests).
+    /// How long a session's keys outlive its last edit or load: Redis deletes
+    /// them by itself, even with no pairpad running. A backstop behind
+    /// pairpad's own expiry (which also spares sessions someone has open), so
+    /// longer than the session TTL. None: kept until deleted (tests).
     pub key_ttl: Option<Duration>,
 }
 
@@ -131,15 +144,40 @@ fn snap_key(id: SessionId) -> String {
 struct Link {
     client: redis::Client,
     connection: Option<Connection>,
+    /// When connecting last failed: for [`RECONNECT_PAUSE`] after it calls
+    /// fail at once instead of each waiting out a connect timeout.
+    failed_at: Option<std::time::Instant>,
 }
 
+/// How long after a failed connect calls fail without trying again: with
+/// Redis unreachable, requests (health checks, page loads) must not queue up
+/// behind one connect timeout after another.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+
 impl Link {
+    fn new(client: redis::Client) -> Self {
+        Self {
+            client,
+            connection: None,
+            failed_at: None,
+        }
+    }
+
     fn get(&mut self) -> StorageResult<&mut Connection> {
         if self.connection.is_none() {
-            let connection = self
-                .client
-                .get_connection_with_timeout(COMMAND_TIMEOUT)
-                .map_err(err)?;
+            if let Some(at) = self.failed_at {
+                if at.elapsed() < RECONNECT_PAUSE {
+                    return Err(err("unreachable (trying again within a second)"));
+                }
+            }
+            let connection = match self.client.get_connection_with_timeout(COMMAND_TIMEOUT) {
+                Ok(connection) => connection,
+                Err(e) => {
+                    self.failed_at = Some(std::time::Instant::now());
+                    return Err(err(e));
+                }
+            };
+            self.failed_at = None;
             connection
                 .set_read_timeout(Some(COMMAND_TIMEOUT))
                 .map_err(err)?;
@@ -167,7 +205,8 @@ impl Link {
             Ok(value) => Ok(value),
             Err(e) => {
                 self.connection = None;
-                if reused && (e.is_io_error() || e.is_connection_dropped()) {
+                // Dropped, not timed out: a timed-out command may have run.
+                if reused && e.is_connection_dropped() {
                     let connection = self.get()?;
                     let again = work(connection).map_err(err);
                     if again.is_err() {
@@ -189,10 +228,11 @@ struct Queue {
     queued: u64,
     /// Batches the writer has finished with (acknowledged or failed).
     done: u64,
-    /// A batch failed since the last `sync_updates` reported: that sync fails
-    /// (the rooms drop those updates and their senders send them again when
-    /// they reconnect). Later batches are tried again, on a new connection.
-    failed_since_sync: Option<StorageError>,
+    /// Batches that failed and no `sync_updates` has reported yet, by number:
+    /// the first sync whose target covers one fails (its rooms drop those
+    /// updates; their senders send them again when they reconnect). Later
+    /// batches are tried again, on a new connection.
+    unreported_failures: Vec<(u64, StorageError)>,
     stopping: bool,
 }
 
@@ -229,10 +269,7 @@ impl RedisStorage {
         } = options;
         let ttl_ms = key_ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64);
         let client = redis::Client::open(url).map_err(err)?;
-        let mut link = Link {
-            client: client.clone(),
-            connection: None,
-        };
+        let mut link = Link::new(client.clone());
         link.run(|connection| redis::cmd("PING").query::<String>(connection))?;
         if require_aof {
             let aof = link.run(|connection| {
@@ -318,6 +355,21 @@ impl RedisStorage {
             }
         }
         Ok(updates)
+    }
+
+    /// Waits until the writer has finished (stored or failed) every batch
+    /// queued before the call; returns the queue and that last batch's number.
+    fn wait_for_queued(&self) -> (MutexGuard<'_, Queue>, u64) {
+        let mut queue = self.shared.lock();
+        let target = queue.queued;
+        while queue.done < target {
+            queue = self
+                .shared
+                .acked
+                .wait(queue)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        (queue, target)
     }
 
     fn meta_of(&self, id: SessionId) -> StorageResult<Option<SessionMeta>> {
@@ -415,10 +467,7 @@ impl RedisStorage {
 
 /// Renews the claim every few seconds until told to stop, then releases it.
 fn renew_claim(client: redis::Client, token: &str, stop: &(Mutex<bool>, Condvar)) {
-    let mut link = Link {
-        client,
-        connection: None,
-    };
+    let mut link = Link::new(client);
     let (stopped, wake) = stop;
     let mut guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
     while !*guard {
@@ -438,9 +487,36 @@ fn renew_claim(client: redis::Client, token: &str, stop: &(Mutex<bool>, Condvar)
         });
         match renewed {
             Ok(1) => {}
-            Ok(_) => tracing::error!(
-                "redis: this instance's claim on Redis was lost (another instance may now use it)"
-            ),
+            Ok(_) => {
+                // It lapsed (Redis away for longer than the claim): take it
+                // back if nobody else has; if another instance has, two would
+                // serve one Redis without seeing each other's edits, so stop.
+                let taken = link.run(|connection| {
+                    redis::cmd("SET")
+                        .arg(INSTANCE_KEY)
+                        .arg(token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(INSTANCE_CLAIM.as_millis() as u64)
+                        .query::<Option<String>>(connection)
+                });
+                match taken {
+                    Ok(Some(_)) => {
+                        tracing::warn!("redis: this instance's claim lapsed and was taken back")
+                    }
+                    Ok(None) => {
+                        tracing::error!(
+                            "redis: another pairpad instance now uses this Redis; stopping, since \
+                             instances do not relay edits to each other yet"
+                        );
+                        // Everything acknowledged is in Redis: nothing is lost.
+                        std::process::exit(1);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "redis: the instance claim could not be taken back")
+                    }
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "redis: the instance claim could not be renewed"),
         }
     }
@@ -476,10 +552,7 @@ impl Drop for RedisStorage {
 
 /// The writer thread: sends queued batches in order, one round trip each.
 fn write_loop(client: redis::Client, shared: &Shared, ttl_ms: u64) {
-    let mut link = Link {
-        client,
-        connection: None,
-    };
+    let mut link = Link::new(client);
     let script = Script::new(APPEND_SCRIPT);
     loop {
         let (number, batch) = {
@@ -499,7 +572,7 @@ fn write_loop(client: redis::Client, shared: &Shared, ttl_ms: u64) {
         queue.done = number;
         if let Err(e) = result {
             tracing::error!(error = %e, "redis: updates could not be stored");
-            queue.failed_since_sync = Some(e);
+            queue.unreported_failures.push((number, e));
         }
         drop(queue);
         shared.acked.notify_all();
@@ -518,8 +591,8 @@ fn write_batch(
     by_session.sort_by_key(|record| record.session);
     let groups: Vec<&[&UpdateRecord]> =
         by_session.chunk_by(|a, b| a.session == b.session).collect();
-    // Loaded on every call is one round trip too many: loaded once per
-    // connection, and again if the server lost it (NOSCRIPT after a restart).
+    // EVALSHA: the script is sent only when the server does not know it
+    // (NOSCRIPT: the first time, and after a Redis restart).
     let appended: Vec<i64> = link.run(|connection| {
         let mut pipe = redis::pipe();
         for records in &groups {
@@ -551,6 +624,18 @@ fn write_batch(
             other => other,
         }
     })?;
+    if let Some(missing) = groups
+        .iter()
+        .zip(&appended)
+        .find(|(_, appended)| **appended == 0)
+    {
+        // Deleted, or expired by its key lifetime while a room still had it
+        // open: say so rather than drop the edits as if stored.
+        return Err(err(format!(
+            "session {} has no record any more (deleted or expired); its updates were not stored",
+            missing.0[0].session
+        )));
+    }
     let mut pipe = redis::pipe();
     for (records, appended) in groups.iter().zip(&appended) {
         if *appended == 1 {
@@ -562,10 +647,6 @@ fn write_batch(
                 .arg(records[0].session.to_string())
                 .ignore();
         }
-    }
-    if pipe.is_empty() {
-        // Only sessions deleted meanwhile: nothing to move.
-        return Ok(());
     }
     link.run(|connection| pipe.exec(connection))
 }
@@ -581,21 +662,18 @@ impl UpdateSink for RedisStorage {
         Ok(())
     }
 
+    /// Fails if a batch queued before the call failed and was not reported
+    /// yet. (Called by the update writer's one sync thread; `store_snapshot`
+    /// only waits, see [`RedisStorage::wait_for_queued`].)
     fn sync_updates(&self) -> StorageResult<()> {
-        let mut queue = self.shared.lock();
-        let target = queue.queued;
-        loop {
-            if queue.done >= target {
-                return match queue.failed_since_sync.take() {
-                    Some(e) => Err(e),
-                    None => Ok(()),
-                };
-            }
-            queue = self
-                .shared
-                .acked
-                .wait(queue)
-                .unwrap_or_else(|p| p.into_inner());
+        let (mut queue, target) = self.wait_for_queued();
+        let (covered, later): (Vec<_>, Vec<_>) = std::mem::take(&mut queue.unreported_failures)
+            .into_iter()
+            .partition(|(number, _)| *number <= target);
+        queue.unreported_failures = later;
+        match covered.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
     }
 
@@ -620,7 +698,12 @@ impl Storage for RedisStorage {
                 .key(meta_key(meta.id))
                 .arg(&json)
                 .arg(meta.last_activity_ms)
-                .arg(self.ttl_ms)
+                // A notes document has no lifetime of its own: it goes with its session.
+                .arg(if meta.notes_of.is_some() {
+                    0
+                } else {
+                    self.ttl_ms
+                })
                 .invoke(connection)
         })?;
         if created == 0 {
@@ -741,6 +824,18 @@ impl Storage for RedisStorage {
     }
 
     fn load_document(&self, id: SessionId) -> StorageResult<StoredDocument> {
+        if self.ttl_ms > 0 {
+            // A session being opened is in use: its keys live on from now.
+            self.run(|connection| {
+                Script::new(REFRESH_SCRIPT)
+                    .key(meta_key(id))
+                    .key(log_key(id))
+                    .key(seq_key(id))
+                    .key(snap_key(id))
+                    .arg(self.ttl_ms)
+                    .invoke::<i64>(connection)
+            })?;
+        }
         let fields: Fields = self.run(|connection| connection.hgetall(snap_key(id)))?;
         let mut snapshot = None;
         let mut snapshot_seq = 0;
@@ -773,8 +868,9 @@ impl Storage for RedisStorage {
 
     fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64> {
         // The snapshot covers the log's last entry: everything queued must be
-        // in the log first.
-        self.sync_updates()?;
+        // in the log first (or have failed: failed updates are not in the
+        // room's document either, and the sync thread reports them).
+        drop(self.wait_for_queued());
         self.run(|connection| {
             Script::new(SNAPSHOT_SCRIPT)
                 .key(log_key(id))
@@ -953,8 +1049,10 @@ mod tests {
             "an update Redis never acknowledged was reported stored"
         );
 
-        // Redis is back (its AOF kept "a"): later updates are stored again.
+        // Redis is back (its AOF kept "a"): once the pause after a failed
+        // connect is over, later updates are stored again.
         server.restart();
+        std::thread::sleep(RECONNECT_PAUSE);
         storage.append_updates(vec![record(id, b"c")]).unwrap();
         storage.sync_updates().unwrap();
         assert_eq!(updates_of(&storage, id), vec![b"a".to_vec(), b"c".to_vec()]);

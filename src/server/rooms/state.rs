@@ -80,8 +80,6 @@ pub struct AuthoredUpdate {
     pub bytes: Vec<u8>,
 }
 
-/// Something the room's task must do. Effects are carried out in the order
-/// they were pushed.
 /// How an [`Effect::Store`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreOutcome {
@@ -92,6 +90,8 @@ pub enum StoreOutcome {
     Failed,
 }
 
+/// Something the room's task must do. Effects are carried out in the order
+/// they were pushed.
 #[derive(Debug, PartialEq)]
 pub enum Effect {
     /// Queue a frame to one connection.
