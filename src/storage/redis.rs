@@ -17,10 +17,10 @@
 //!   These two are global keys, so they are only ever written in commands of
 //!   their own, never in a script with a session's keys.
 //!
-//! Appends are queued to a writer thread that sends them (a pipeline of one
-//! script call per session, then one for `pp:docs`) and counts what Redis
-//! acknowledged; [`UpdateSink::sync_updates`]
-//! waits for that acknowledgement. So with Redis an update is durable once
+//! Appends are queued to a writer thread that sends each batch as a pipeline
+//! of one script call per session, then one of `pp:docs` updates, and counts
+//! what Redis acknowledged; [`UpdateSink::sync_updates`] waits for that
+//! acknowledgement. So with Redis an update is durable once
 //! `sync_updates` returns (given the server's AOF settings), not when
 //! `append_updates` does: [`UpdateSink::durable_on_append`] says so, and the
 //! server then relays only after the sync.
@@ -418,15 +418,8 @@ impl RedisStorage {
         let deadline = std::time::Instant::now() + patience;
         let mut warned = false;
         let claimed = loop {
-            let claimed: Option<String> = self.run(|connection| {
-                redis::cmd("SET")
-                    .arg(INSTANCE_KEY)
-                    .arg(&token)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(INSTANCE_CLAIM.as_millis() as u64)
-                    .query(connection)
-            })?;
+            let claimed: Option<String> =
+                self.run(|connection| claim_command(&token).query(connection))?;
             if claimed.is_some() || std::time::Instant::now() >= deadline {
                 break claimed;
             }
@@ -465,6 +458,18 @@ impl RedisStorage {
     }
 }
 
+/// Takes the claim for `token` if nobody holds it (nil reply: someone does).
+fn claim_command(token: &str) -> redis::Cmd {
+    let mut command = redis::cmd("SET");
+    command
+        .arg(INSTANCE_KEY)
+        .arg(token)
+        .arg("NX")
+        .arg("PX")
+        .arg(INSTANCE_CLAIM.as_millis() as u64);
+    command
+}
+
 /// Renews the claim every few seconds until told to stop, then releases it.
 fn renew_claim(client: redis::Client, token: &str, stop: &(Mutex<bool>, Condvar)) {
     let mut link = Link::new(client);
@@ -491,15 +496,8 @@ fn renew_claim(client: redis::Client, token: &str, stop: &(Mutex<bool>, Condvar)
                 // It lapsed (Redis away for longer than the claim): take it
                 // back if nobody else has; if another instance has, two would
                 // serve one Redis without seeing each other's edits, so stop.
-                let taken = link.run(|connection| {
-                    redis::cmd("SET")
-                        .arg(INSTANCE_KEY)
-                        .arg(token)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(INSTANCE_CLAIM.as_millis() as u64)
-                        .query::<Option<String>>(connection)
-                });
+                let taken =
+                    link.run(|connection| claim_command(token).query::<Option<String>>(connection));
                 match taken {
                     Ok(Some(_)) => {
                         tracing::warn!("redis: this instance's claim lapsed and was taken back")
@@ -591,64 +589,69 @@ fn write_batch(
     by_session.sort_by_key(|record| record.session);
     let groups: Vec<&[&UpdateRecord]> =
         by_session.chunk_by(|a, b| a.session == b.session).collect();
+    let mut appends = redis::pipe();
+    let mut newest_by_group = Vec::with_capacity(groups.len());
+    for records in &groups {
+        let session = records[0].session;
+        let newest = records.iter().map(|r| r.at_ms).max().unwrap_or(0);
+        newest_by_group.push(newest);
+        let bytes: u64 = records.iter().map(|r| r.update.len() as u64).sum();
+        let call = appends
+            .cmd("EVALSHA")
+            .arg(script.get_hash())
+            .arg(4)
+            .arg(meta_key(session))
+            .arg(log_key(session))
+            .arg(seq_key(session))
+            .arg(snap_key(session))
+            .arg(newest)
+            .arg(bytes)
+            .arg(ttl_ms);
+        for record in records.iter() {
+            call.arg(record.at_ms)
+                .arg(record.author)
+                .arg(record.update.as_slice());
+        }
+    }
     // EVALSHA: the script is sent only when the server does not know it
     // (NOSCRIPT: the first time, and after a Redis restart).
-    let appended: Vec<i64> = link.run(|connection| {
-        let mut pipe = redis::pipe();
-        for records in &groups {
-            let session = records[0].session;
-            let newest = records.iter().map(|r| r.at_ms).max().unwrap_or(0);
-            let bytes: u64 = records.iter().map(|r| r.update.len() as u64).sum();
-            let call = pipe
-                .cmd("EVALSHA")
-                .arg(script.get_hash())
-                .arg(4)
-                .arg(meta_key(session))
-                .arg(log_key(session))
-                .arg(seq_key(session))
-                .arg(snap_key(session))
-                .arg(newest)
-                .arg(bytes)
-                .arg(ttl_ms);
-            for record in records.iter() {
-                call.arg(record.at_ms)
-                    .arg(record.author)
-                    .arg(record.update.as_slice());
-            }
+    let appended: Vec<i64> = link.run(|connection| match appends.query(connection) {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            script.load(connection)?;
+            appends.query(connection)
         }
-        match pipe.query::<Vec<i64>>(connection) {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                script.load(connection)?;
-                pipe.query(connection)
-            }
-            other => other,
-        }
+        other => other,
     })?;
-    if let Some(missing) = groups
-        .iter()
-        .zip(&appended)
-        .find(|(_, appended)| **appended == 0)
-    {
+    // Then each appended session's place in `pp:docs`: a global key, so a
+    // command of its own, and only for sessions that exist (no member is
+    // re-added for a session deleted meanwhile).
+    let mut places = redis::pipe();
+    let mut missing = None;
+    for ((records, newest), appended) in groups.iter().zip(&newest_by_group).zip(&appended) {
+        let session = records[0].session;
+        if *appended == 0 {
+            missing.get_or_insert(session);
+            continue;
+        }
+        places
+            .cmd("ZADD")
+            .arg(DOCS_KEY)
+            .arg("GT")
+            .arg(*newest)
+            .arg(session.to_string())
+            .ignore();
+    }
+    if !places.is_empty() {
+        link.run(|connection| places.exec(connection))?;
+    }
+    match missing {
         // Deleted, or expired by its key lifetime while a room still had it
         // open: say so rather than drop the edits as if stored.
-        return Err(err(format!(
-            "session {} has no record any more (deleted or expired); its updates were not stored",
-            missing.0[0].session
-        )));
+        Some(session) => Err(err(format!(
+            "session {session} has no record any more (deleted or expired); its updates were not stored"
+        ))),
+        None => Ok(()),
     }
-    let mut pipe = redis::pipe();
-    for (records, appended) in groups.iter().zip(&appended) {
-        if *appended == 1 {
-            let newest = records.iter().map(|r| r.at_ms).max().unwrap_or(0);
-            pipe.cmd("ZADD")
-                .arg(DOCS_KEY)
-                .arg("GT")
-                .arg(newest)
-                .arg(records[0].session.to_string())
-                .ignore();
-        }
-    }
-    link.run(|connection| pipe.exec(connection))
 }
 
 impl UpdateSink for RedisStorage {
