@@ -18,6 +18,12 @@
 //
 // --workers N splits the sessions over N worker threads (each session stays in one
 // thread); the default, 1, keeps everything in the main thread.
+//
+// Cluster mode (issue 14): --split-port P2 sends every other client of each
+// session to a second pairpad instance on port P2 (sessions are still created
+// on --port), so relay latency includes the hop between instances through
+// Redis; --watch-pids reports the CPU of more processes (the second instance,
+// redis-server) over the edit window.
 
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
@@ -39,6 +45,8 @@ const USAGE = `usage: node bench/loadgen.mjs --target pairpad|reference --port P
   --connect-batch N   clients connecting at once                [100]
   --workers N         generator threads                         [1]
   --server-pid PID    server process (default: whoever listens on --port)
+  --split-port P2     every other client of a session connects to port P2 instead
+  --watch-pids LIST   more processes (comma-separated pids) whose CPU is reported
   --label TEXT        scenario name in the output
   --json FILE         write the JSON result here
   --quiet             no progress lines`
@@ -54,9 +62,10 @@ process.setMaxListeners(0) // every WebsocketProvider adds a process 'exit' list
  * `first + i`.
  */
 class Shard {
-  constructor ({ shard, info, rooms, first, clients, rate, deleteRatio, connectBatch }) {
+  constructor ({ shard, info, splitWsBase, rooms, first, clients, rate, deleteRatio, connectBatch }) {
     this.shardId = shard
     this.info = info
+    this.splitWsBase = splitWsBase
     this.rooms = rooms
     this.first = first
     this.C = clients
@@ -86,7 +95,8 @@ class Shard {
   makeClient (session, index, { measure = true } = {}) {
     const doc = new Y.Doc()
     const text = doc.getText('code')
-    const provider = new WebsocketProvider(this.info.wsBase, this.rooms[session], doc, {
+    const wsBase = this.splitWsBase && index % 2 === 1 ? this.splitWsBase : this.info.wsBase
+    const provider = new WebsocketProvider(wsBase, this.rooms[session], doc, {
       WebSocketPolyfill: WebSocket,
       disableBc: true,
       maxBackoffTime: 1000
@@ -377,6 +387,8 @@ async function main () {
     connectBatch: 100,
     workers: 1,
     serverPid: 0,
+    splitPort: 0,
+    watchPids: '',
     label: '',
     json: '',
     quiet: false
@@ -397,6 +409,7 @@ async function main () {
   if (!serverPid) throw new Error(`no process found listening on port ${flags.port}; pass --server-pid`)
   const baseline = readMem(serverPid)
   const sampler = new ProcSampler(serverPid, 250).start()
+  const watched = String(flags.watchPids).split(',').filter(Boolean).map((pid) => new ProcSampler(Number(pid), 1000).start())
   log(`server pid ${serverPid}, RSS before load ${mib(baseline.rssKiB)} MiB`)
 
   // ---- connect ----
@@ -407,7 +420,8 @@ async function main () {
   for (let k = 0; k < W; k++) {
     const first = Math.floor(k * R / W)
     const last = Math.floor((k + 1) * R / W)
-    const data = { shard: k, info, rooms: rooms.slice(first, last), first, clients: C, rate: E, deleteRatio: flags.deleteRatio, connectBatch: Math.max(1, Math.floor(flags.connectBatch / W)) }
+    const splitWsBase = flags.splitPort ? targetInfo(flags.target, flags.splitPort).wsBase : null
+    const data = { shard: k, info, splitWsBase, rooms: rooms.slice(first, last), first, clients: C, rate: E, deleteRatio: flags.deleteRatio, connectBatch: Math.max(1, Math.floor(flags.connectBatch / W)) }
     shards.push(W === 1 ? localShard(data) : workerShard(data))
   }
   await Promise.all(shards.map((s) => s.connect()))
@@ -420,6 +434,7 @@ async function main () {
   const genCpu = selfCpuMark()
   const machineBusy0 = readMachineBusySeconds()
   sampler.markCpu()
+  for (const w of watched) w.markCpu()
   let progressTimer = null
   const editStart = now()
   if (!flags.quiet) {
@@ -431,6 +446,8 @@ async function main () {
   }
   const editResults = await Promise.all(shards.map((s) => s.edit(D)))
   const serverCpu = sampler.cpuSinceMark()
+  const watchedCpu = watched.map((w) => ({ pid: w.pid, cpu: w.cpuSinceMark() }))
+  for (const w of watched) w.stop()
   const generatorCpu = selfCpuSince(genCpu)
   const machineBusyPercent = round(100 * (readMachineBusySeconds() - machineBusy0) / generatorCpu.wallSeconds, 1)
   if (progressTimer) clearInterval(progressTimer)
@@ -478,7 +495,8 @@ async function main () {
     target: flags.target,
     time: new Date().toISOString(),
     machine: machine(),
-    config: { sessions: R, clients: C, connections: R * C, ratePerClient: E, durationSeconds: D, deleteRatio: flags.deleteRatio, offeredEditsPerSecond: R * C * E, generatorThreads: W },
+    config: { sessions: R, clients: C, connections: R * C, ratePerClient: E, durationSeconds: D, deleteRatio: flags.deleteRatio, offeredEditsPerSecond: R * C * E, generatorThreads: W, splitPort: flags.splitPort || null },
+    watched: watchedCpu,
     connect: { seconds: connectSeconds },
     edits: {
       sent: editsSent,
@@ -568,6 +586,7 @@ function printSummary (r) {
     `convergence       ${r.convergence.converged ? 'OK' : 'FAILED'}: ${r.convergence.sessionsIdentical}/${r.convergence.sessions} sessions identical, fresh clients ${r.convergence.freshClientsMatched}/${r.convergence.sessions} matched (${r.convergence.freshClientsSynced} synced), mean text ${r.convergence.meanTextLength} chars`,
     `connections       closes ${r.connectionEvents.closes} ${JSON.stringify(r.connectionEvents.closeCodes)}, errors ${r.connectionEvents.errors}, reconnects ${r.connectionEvents.reconnects}`,
     `server            CPU ${r.server.cpu.cpuPercent}% of a core, disk writes ${r.server.cpu.diskWrittenMiB} MiB; RSS before ${r.server.rssBeforeMiB} MiB, after connect ${r.server.rssAfterConnectMiB}, end ${r.server.rssEndOfEditsMiB}, peak sampled ${r.server.peakSampledRssMiB}, VmHWM ${r.server.peakRssVmHWMMiB} MiB`,
+    ...r.watched.map((w) => `pid ${w.pid}         CPU ${w.cpu?.cpuPercent}% of a core`),
     `generator         CPU ${r.generator.cpu.cpuPercent}% of a core, event-loop delay p99 ${r.generator.eventLoopDelayMs.p99} ms (max ${r.generator.eventLoopDelayMs.max})`,
     `machine           ${r.machineCpu.busyPercent}% busy of ${r.machineCpu.cores * 100}% (other processes ${r.machineCpu.othersPercent}%)`
   ]

@@ -6,6 +6,7 @@ pub mod api;
 pub mod blocking;
 pub mod budget;
 pub mod client_addr;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod expiry;
@@ -161,19 +162,17 @@ pub async fn serve(
             config.session_ttl_secs.max(1).saturating_mul(2),
         )),
     };
-    let (storage, _claim) = tokio::task::spawn_blocking(move || {
+    let (storage, cluster, heard) = tokio::task::spawn_blocking(move || {
         let storage = RedisStorage::open(&url, options)?;
-        // A restart after a crash waits for the crashed instance's claim to lapse.
-        let patience = crate::storage::redis::INSTANCE_CLAIM + Duration::from_secs(1);
-        let claim = storage.claim_sole_instance(patience)?;
-        Ok::<_, crate::storage::StorageError>((storage, claim))
+        let (cluster, heard) = cluster::Cluster::start(&storage)?;
+        Ok::<_, crate::storage::StorageError>((storage, cluster, heard))
     })
     .await
     .map_err(std::io::Error::other)?
     .map_err(std::io::Error::other)?;
-    tracing::info!("sessions are stored in Redis");
-    // The claim is held (renewed) until the server has stopped.
-    serve_with(config, Arc::new(storage), listener, shutdown).await
+    tracing::info!("sessions are stored in Redis, shared with any other instance on it");
+    let peers = Some((cluster as Arc<dyn rooms::Peers>, heard));
+    serve_on(config, Arc::new(storage), peers, listener, shutdown).await
 }
 
 /// [`serve`] on storage opened by the caller (tests use it to inject faults).
@@ -183,9 +182,28 @@ pub async fn serve_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_on(config, storage, None, listener, shutdown).await
+}
+
+/// Serves on `storage`, shared with other instances (`peers`, and what is
+/// heard from them) in cluster mode.
+async fn serve_on(
+    config: Config,
+    storage: Arc<dyn crate::storage::Storage>,
+    peers: Option<(
+        Arc<dyn rooms::Peers>,
+        tokio::sync::mpsc::Receiver<cluster::Heard>,
+    )>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let options = leptos_options(&config);
     let expiry_interval = Duration::from_secs(config.expiry_interval_secs.max(1));
-    let state = AppState::new(config, storage, options);
+    let (peers, heard) = peers.unzip();
+    let state = AppState::new(config, storage, peers, options);
+    if let Some(heard) = heard {
+        tokio::spawn(cluster::dispatch(heard, state.hub.clone()));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let trimmer = tokio::spawn(memory::run(stop_rx.clone()));
     let expiry = tokio::spawn(expiry::run(

@@ -9,7 +9,7 @@ use super::{
         secrets::{self, PasswordError},
     },
     blocking::blocking,
-    rooms::{hub::Hub, RoomCommand},
+    rooms::{hub::Hub, RecordChange, RoomCommand},
 };
 use super::{
     metrics::Metrics,
@@ -208,6 +208,14 @@ impl SessionService {
             blocking(move || storage.change_session(id, &mut |meta| meta.ended = ended)).await?;
         if changed {
             self.hub.tell_loaded(id, RoomCommand::SetEnded(ended)).await;
+            if let Some(peers) = self.hub.peers() {
+                let change = if ended {
+                    RecordChange::Ended
+                } else {
+                    RecordChange::Reopened
+                };
+                peers.publish_change(id, change);
+            }
             tracing::info!(session = %id, ended, "interview ended or reopened");
         }
         Ok(changed)
@@ -228,6 +236,12 @@ impl SessionService {
         self.hub.tell_loaded(id, RoomCommand::Delete).await;
         if let Some(notes) = notes {
             self.hub.tell_loaded(notes, RoomCommand::Delete).await;
+        }
+        if let Some(peers) = self.hub.peers() {
+            peers.publish_change(id, RecordChange::Deleted);
+            if let Some(notes) = notes {
+                peers.publish_change(notes, RecordChange::Deleted);
+            }
         }
         tracing::info!(session = %id, "session deleted by an interviewer");
         Ok(existed)
@@ -276,7 +290,7 @@ impl SessionService {
             // A notes document is reachable only through its session.
             return Ok(None);
         }
-        let users = self.hub.connection_count_of(id);
+        let users = self.hub.connection_count_of(id) + self.connections_elsewhere(id).await;
         // A session someone is connected to is alive whatever its stored activity says.
         if users == 0 && meta.is_expired(now_ms(), self.ttl_ms()) {
             return Ok(None);
@@ -290,6 +304,19 @@ impl SessionService {
         Ok(Some(SessionInfo { meta, users }))
     }
 
+    /// Connections other instances have to session `id` (cluster mode).
+    async fn connections_elsewhere(&self, id: SessionId) -> usize {
+        match self.hub.peers() {
+            Some(peers) => {
+                let peers = peers.clone();
+                blocking(move || Ok::<_, StorageError>(peers.connections_elsewhere(id)))
+                    .await
+                    .unwrap_or(0)
+            }
+            None => 0,
+        }
+    }
+
     /// Deletes every session inactive for longer than the TTL that nobody is
     /// connected to. Returns how many were deleted.
     pub async fn expire_inactive(&self) -> Result<usize, StorageError> {
@@ -298,7 +325,7 @@ impl SessionService {
         let candidates = blocking(move || storage.sessions_inactive_since(cutoff)).await?;
         let mut deleted = 0;
         for id in candidates {
-            if self.hub.is_loaded(id) {
+            if self.hub.is_loaded(id) || self.connections_elsewhere(id).await > 0 {
                 continue;
             }
             let storage = self.storage.clone();

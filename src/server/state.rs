@@ -8,7 +8,7 @@ use super::{
     metrics::Metrics,
     persist::{SyncPolicy, UpdateWriter},
     rooms::hub::Hub,
-    rooms::RoomContext,
+    rooms::{Peers, RoomContext},
     sessions::SessionService,
 };
 use crate::{domain::Limits, storage::Storage};
@@ -32,7 +32,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, storage: Arc<dyn Storage>, leptos_options: LeptosOptions) -> Self {
+    /// `peers`: the other instances on the same storage (cluster mode).
+    pub fn new(
+        config: Config,
+        storage: Arc<dyn Storage>,
+        peers: Option<Arc<dyn Peers>>,
+        leptos_options: LeptosOptions,
+    ) -> Self {
         let limits = config.limits();
         let metrics = Arc::new(Metrics::default());
         let writer = Arc::new(UpdateWriter::start(
@@ -46,6 +52,7 @@ impl AppState {
             limits: Arc::new(limits.clone()),
             metrics: metrics.clone(),
             health: health.clone(),
+            peers,
         }));
         let sessions = Arc::new(SessionService::new(
             storage.clone(),

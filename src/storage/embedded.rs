@@ -335,6 +335,7 @@ impl Storage for EmbeddedStorage {
             snapshot_seq,
             updates,
             history_bytes,
+            log_position: None,
         })
     }
 

@@ -66,6 +66,10 @@ pub struct StoredDocument {
     pub updates: Vec<LoggedUpdate>,
     /// Update bytes the session has stored over its life.
     pub history_bytes: u64,
+    /// For a log that several instances share (Redis): where this read of it
+    /// stopped, so following it goes on from there with no gap. None for a
+    /// backend with one writer.
+    pub log_position: Option<String>,
 }
 
 impl StoredDocument {
@@ -140,4 +144,13 @@ pub trait Storage: UpdateSink {
     /// logged so far (the caller has no append in flight). Returns the last log
     /// entry it covers.
     fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64>;
+    /// [`Storage::store_snapshot`] for a log several instances share: `state`
+    /// includes the log up to `position` (a [`StoredDocument::log_position`]
+    /// or a later one from following the log), not necessarily its end, and
+    /// replaces the stored snapshot only if that covers less. A backend with
+    /// one writer has no positions and never calls this for itself.
+    fn store_snapshot_at(&self, id: SessionId, state: &[u8], position: &str) -> StorageResult<u64> {
+        let _ = position;
+        self.store_snapshot(id, state)
+    }
 }

@@ -7,23 +7,30 @@
 //!   and `history` (its last activity and stored update bytes) live in their
 //!   own fields, so appends move them without parsing the JSON.
 //! - `pp:{<id>}:log`: STREAM, the session's update log; each entry holds `s`
-//!   (its sequence number, from 1), `t` (ms timestamp), `a` (author) and `u`
-//!   (the yrs v1 update). Never trimmed while the session lives (playback).
+//!   (its sequence number, from 1), `t` (ms timestamp), `a` (author), `o` (the
+//!   instance that stored it, see [`RedisStorage::instance`]) and `u` (the yrs
+//!   v1 update). Never trimmed while the session lives (playback). Instances
+//!   follow the logs of the sessions they have open ([`tail`]): that is how an
+//!   edit stored by one reaches the others.
 //! - `pp:{<id>}:seq`: the last sequence number handed out.
 //! - `pp:{<id>}:snap`: HASH. `doc` holds the whole document as of entry `seq`
-//!   (stream id `id`).
+//!   (stream id `id`); a snapshot only ever replaces an older one.
 //! - `pp:docs`: ZSET of every session and notes document by last activity
-//!   (expiry reads it); `pp:notes`: SET of the notes documents among them.
+//!   (expiry reads it); `pp:notes`: SET of the notes documents among them;
+//!   `pp:instances`: how many instances have started (each one's number marks
+//!   its log entries).
 //!   These two are global keys, so they are only ever written in commands of
 //!   their own, never in a script with a session's keys.
 //!
-//! Appends are queued to a writer thread that sends each batch as a pipeline
-//! of one script call per session, then one of `pp:docs` updates, and counts
-//! what Redis acknowledged; [`UpdateSink::sync_updates`] waits for that
+//! Appends are queued to a writer thread that sends whatever is queued as one
+//! pipeline (one script call and one `pp:docs` update per session, so one AOF
+//! fsync for all of it), and counts what Redis acknowledged; [`UpdateSink::sync_updates`] waits for that
 //! acknowledgement. So with Redis an update is durable once
 //! `sync_updates` returns (given the server's AOF settings), not when
 //! `append_updates` does: [`UpdateSink::durable_on_append`] says so, and the
 //! server then relays only after the sync.
+
+pub mod tail;
 
 use super::{
     LoggedUpdate, Storage, StorageError, StorageResult, StoredDocument, UpdateRecord, UpdateSink,
@@ -41,6 +48,9 @@ use std::{
 const DOCS_KEY: &str = "pp:docs";
 /// The notes documents among them (not counted as sessions).
 const NOTES_KEY: &str = "pp:notes";
+/// Counts the instances ever started on this Redis (each takes the next
+/// number as its mark on the log entries it stores).
+const INSTANCES_KEY: &str = "pp:instances";
 /// How long a command may take before the connection is given up (and made
 /// again for the next one).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,12 +62,12 @@ const READ_PAGE: usize = 4_096;
 /// With a key lifetime, the session's keys live that long after this edit
 /// (not a record created without one: a notes document goes with its session).
 /// KEYS: meta, log, seq, snap. ARGV: newest ms, total bytes, lifetime ms (0:
-/// forever), then (t, a, u) triples.
+/// forever), the storing instance, then (t, a, u) triples.
 const APPEND_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local s = redis.call('INCR', KEYS[3])
-  redis.call('XADD', KEYS[2], '*', 's', s, 't', ARGV[i], 'a', ARGV[i + 1], 'u', ARGV[i + 2])
+  redis.call('XADD', KEYS[2], '*', 's', s, 't', ARGV[i], 'a', ARGV[i + 1], 'o', ARGV[4], 'u', ARGV[i + 2])
 end
 local activity = tonumber(redis.call('HGET', KEYS[1], 'activity') or '0')
 if tonumber(ARGV[1]) > activity then redis.call('HSET', KEYS[1], 'activity', ARGV[1]) end
@@ -68,22 +78,34 @@ end
 return 1
 ";
 
-/// Stores a snapshot covering the log's last entry; returns that entry's number
-/// (nothing, and 0, if the session's record is gone: deleted or expired).
-/// The snapshot lives as long as the session's record has left.
-/// KEYS: log, snap, meta. ARGV: the document.
-const SNAPSHOT_SCRIPT: &str = r"
+/// Stores a snapshot covering the log up to stream id ARGV[2] (what the
+/// storing room has read of it), unless the stored one covers more: with
+/// several instances, each snapshots what it has, and an older view must
+/// never replace a newer one. Returns the last entry number covered (0 if
+/// nothing was written: the session's record is gone, or the stored snapshot
+/// is newer). KEYS: log, snap, meta. ARGV: the document, the stream id.
+const SNAPSHOT_COVERING_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local id, seq = '0-0', 0
-if #last > 0 then
-  id = last[1][1]
-  local fields = last[1][2]
+local function parse(id)
+  local ms, n = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(n)
+end
+local new_ms, new_n = parse(ARGV[2])
+if new_ms == nil then return redis.error_reply('bad stream id') end
+local old = redis.call('HGET', KEYS[2], 'id')
+if old then
+  local old_ms, old_n = parse(old)
+  if old_ms ~= nil and (old_ms > new_ms or (old_ms == new_ms and old_n > new_n)) then return 0 end
+end
+local seq = 0
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #entry > 0 then
+  local fields = entry[1][2]
   for i = 1, #fields, 2 do
     if fields[i] == 's' then seq = tonumber(fields[i + 1]) end
   end
 end
-redis.call('HSET', KEYS[2], 'seq', seq, 'id', id, 'doc', ARGV[1])
+redis.call('HSET', KEYS[2], 'seq', seq, 'id', ARGV[2], 'doc', ARGV[1])
 local ttl = redis.call('PTTL', KEYS[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return seq
@@ -252,6 +274,8 @@ impl Shared {
 
 /// Storage on a Redis server (see the module docs for the layout).
 pub struct RedisStorage {
+    /// This instance's mark on the log entries it stores (from 1).
+    instance: u64,
     /// Lifetime of a session's keys after its last edit, in ms (0: forever).
     ttl_ms: u64,
     link: Mutex<Link>,
@@ -300,17 +324,36 @@ impl RedisStorage {
             work: Condvar::new(),
             acked: Condvar::new(),
         });
+        // Small numbers, unique for the life of this Redis: each log entry
+        // carries one, and a small integer is what a stream stores smallest.
+        let instance: u64 = link.run(|connection| connection.incr(INSTANCES_KEY, 1))?;
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("redis-writer".into())
-            .spawn(move || write_loop(client, &writer_shared, ttl_ms))
+            .spawn(move || write_loop(client, &writer_shared, ttl_ms, instance))
             .map_err(err)?;
         Ok(Self {
+            instance,
             ttl_ms,
             link: Mutex::new(link),
             shared,
             writer: Mutex::new(Some(writer)),
         })
+    }
+
+    /// The mark this instance puts on the log entries it stores (`o`), so
+    /// that it can tell them from other instances' when it follows a log.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
+    /// The client this storage connects with (others connect the same way).
+    pub fn client(&self) -> redis::Client {
+        self.link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .client
+            .clone()
     }
 
     fn run<T>(
@@ -323,8 +366,9 @@ impl RedisStorage {
             .run(work)
     }
 
-    /// Log entries of `id` after stream id `after` (exclusive; "-" for all).
-    fn read_log(&self, id: SessionId, after: &str) -> StorageResult<Vec<LoggedUpdate>> {
+    /// Log entries of `id` after stream id `after` (exclusive; "-" for all),
+    /// and the stream id of the last one (`after` itself if there is none).
+    fn read_log(&self, id: SessionId, after: &str) -> StorageResult<(Vec<LoggedUpdate>, String)> {
         let key = log_key(id);
         let mut updates = Vec::new();
         let mut start = if after == "-" {
@@ -332,6 +376,7 @@ impl RedisStorage {
         } else {
             format!("({after}")
         };
+        let mut last = after.to_string();
         loop {
             let page: Vec<(String, Fields)> = self.run(|connection| {
                 redis::cmd("XRANGE")
@@ -345,6 +390,7 @@ impl RedisStorage {
             let Some((last_id, _)) = page.last() else {
                 break;
             };
+            last = last_id.clone();
             start = format!("({last_id}");
             let full = page.len() == READ_PAGE;
             for (entry_id, fields) in page {
@@ -354,7 +400,7 @@ impl RedisStorage {
                 break;
             }
         }
-        Ok(updates)
+        Ok((updates, last))
     }
 
     /// Waits until the writer has finished (stored or failed) every batch
@@ -378,166 +424,6 @@ impl RedisStorage {
     }
 }
 
-/// The key naming the one pairpad instance using this Redis.
-const INSTANCE_KEY: &str = "pp:instance";
-/// How long an instance's claim lasts without renewal (a killed instance's
-/// successor waits at most this long).
-pub const INSTANCE_CLAIM: Duration = Duration::from_secs(10);
-/// How often the claim is renewed.
-const INSTANCE_RENEW_EVERY: Duration = Duration::from_secs(3);
-
-/// Renews the claim if it is still ours. KEYS: the key. ARGV: token, ms.
-const RENEW_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-";
-
-/// Gives the claim up if it is still ours. KEYS: the key. ARGV: token.
-const RELEASE_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-";
-
-/// This instance's claim to be the only pairpad on its Redis, renewed in the
-/// background until dropped. Until instances relay edits to each other
-/// (issue 14), two on one Redis would each miss the other's edits, so the
-/// second one must not start.
-pub struct SoleInstanceClaim {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    renewer: Option<JoinHandle<()>>,
-}
-
-impl RedisStorage {
-    /// Claims this Redis for this instance, waiting up to `patience` for
-    /// another's claim to end (an instance restarted after a crash waits for
-    /// its former self's); an error names why not.
-    pub fn claim_sole_instance(&self, patience: Duration) -> StorageResult<SoleInstanceClaim> {
-        let token = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
-        let deadline = std::time::Instant::now() + patience;
-        let mut warned = false;
-        let claimed = loop {
-            let claimed: Option<String> =
-                self.run(|connection| claim_command(&token).query(connection))?;
-            if claimed.is_some() || std::time::Instant::now() >= deadline {
-                break claimed;
-            }
-            if !warned {
-                warned = true;
-                tracing::warn!("redis: another instance's claim is live; waiting for it to end");
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        };
-        if claimed.is_none() {
-            return Err(StorageError(format!(
-                "another pairpad instance uses this Redis, and instances do not relay edits \
-                 to each other yet (cluster mode, issue 14): one instance per Redis. If that \
-                 instance is gone, its claim ends within {} s",
-                INSTANCE_CLAIM.as_secs()
-            )));
-        }
-        let client = self
-            .link
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .client
-            .clone();
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let renewer = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("redis-instance-claim".into())
-                .spawn(move || renew_claim(client, &token, &stop))
-                .map_err(err)?
-        };
-        Ok(SoleInstanceClaim {
-            stop,
-            renewer: Some(renewer),
-        })
-    }
-}
-
-/// Takes the claim for `token` if nobody holds it (nil reply: someone does).
-fn claim_command(token: &str) -> redis::Cmd {
-    let mut command = redis::cmd("SET");
-    command
-        .arg(INSTANCE_KEY)
-        .arg(token)
-        .arg("NX")
-        .arg("PX")
-        .arg(INSTANCE_CLAIM.as_millis() as u64);
-    command
-}
-
-/// Renews the claim every few seconds until told to stop, then releases it.
-fn renew_claim(client: redis::Client, token: &str, stop: &(Mutex<bool>, Condvar)) {
-    let mut link = Link::new(client);
-    let (stopped, wake) = stop;
-    let mut guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
-    while !*guard {
-        guard = wake
-            .wait_timeout(guard, INSTANCE_RENEW_EVERY)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
-        if *guard {
-            break;
-        }
-        let renewed = link.run(|connection| {
-            Script::new(RENEW_SCRIPT)
-                .key(INSTANCE_KEY)
-                .arg(token)
-                .arg(INSTANCE_CLAIM.as_millis() as u64)
-                .invoke::<i64>(connection)
-        });
-        match renewed {
-            Ok(1) => {}
-            Ok(_) => {
-                // It lapsed (Redis away for longer than the claim): take it
-                // back if nobody else has; if another instance has, two would
-                // serve one Redis without seeing each other's edits, so stop.
-                let taken =
-                    link.run(|connection| claim_command(token).query::<Option<String>>(connection));
-                match taken {
-                    Ok(Some(_)) => {
-                        tracing::warn!("redis: this instance's claim lapsed and was taken back")
-                    }
-                    Ok(None) => {
-                        tracing::error!(
-                            "redis: another pairpad instance now uses this Redis; stopping, since \
-                             instances do not relay edits to each other yet"
-                        );
-                        // Everything acknowledged is in Redis: nothing is lost.
-                        std::process::exit(1);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "redis: the instance claim could not be taken back")
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "redis: the instance claim could not be renewed"),
-        }
-    }
-    drop(guard);
-    let _ = link.run(|connection| {
-        Script::new(RELEASE_SCRIPT)
-            .key(INSTANCE_KEY)
-            .arg(token)
-            .invoke::<i64>(connection)
-    });
-}
-
-impl Drop for SoleInstanceClaim {
-    fn drop(&mut self) {
-        let (stopped, wake) = &*self.stop;
-        *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        wake.notify_all();
-        if let Some(renewer) = self.renewer.take() {
-            let _ = renewer.join();
-        }
-    }
-}
-
 impl Drop for RedisStorage {
     fn drop(&mut self) {
         self.shared.lock().stopping = true;
@@ -548,55 +434,82 @@ impl Drop for RedisStorage {
     }
 }
 
-/// The writer thread: sends queued batches in order, one round trip each.
-fn write_loop(client: redis::Client, shared: &Shared, ttl_ms: u64) {
+/// Batches written together at most (one pipeline, so one AOF fsync under
+/// `appendfsync always`).
+const WRITE_MERGE: usize = 256;
+
+/// The writer thread: sends whatever batches are queued as one pipeline, in
+/// order, and counts them done (a failure of the pipeline fails them all; a
+/// session found gone fails only the batches that held it).
+fn write_loop(client: redis::Client, shared: &Shared, ttl_ms: u64, instance: u64) {
     let mut link = Link::new(client);
     let script = Script::new(APPEND_SCRIPT);
     loop {
-        let (number, batch) = {
+        let batches: Vec<(u64, Vec<UpdateRecord>)> = {
             let mut queue = shared.lock();
-            loop {
-                if let Some(next) = queue.pending.pop_front() {
-                    break next;
-                }
+            while queue.pending.is_empty() {
                 if queue.stopping {
                     return;
                 }
                 queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner());
             }
+            let take = queue.pending.len().min(WRITE_MERGE);
+            queue.pending.drain(..take).collect()
         };
-        let result = write_batch(&mut link, &script, &batch, ttl_ms);
+        let records: Vec<&UpdateRecord> = batches.iter().flat_map(|(_, b)| b.iter()).collect();
+        let result = write_records(&mut link, &script, &records, ttl_ms, instance);
         let mut queue = shared.lock();
-        queue.done = number;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "redis: updates could not be stored");
-            queue.unreported_failures.push((number, e));
+        queue.done = batches.last().map_or(queue.done, |(number, _)| *number);
+        match result {
+            Ok(missing) => {
+                for (number, batch) in &batches {
+                    if let Some(gone) = batch.iter().find(|r| missing.contains(&r.session)) {
+                        // Deleted, or expired by its key lifetime while a room
+                        // still had it open: say so rather than drop the edits
+                        // as if stored.
+                        let e = err(format!(
+                            "session {} has no record any more (deleted or expired); its updates were not stored",
+                            gone.session
+                        ));
+                        tracing::error!(error = %e, "redis: updates could not be stored");
+                        queue.unreported_failures.push((*number, e));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "redis: updates could not be stored");
+                for (number, _) in &batches {
+                    queue.unreported_failures.push((*number, e.clone()));
+                }
+            }
         }
         drop(queue);
         shared.acked.notify_all();
     }
 }
 
-/// Appends a batch: one script call per session, pipelined, then each
-/// appended session's place in `pp:docs` (a global key: its own command).
-fn write_batch(
+/// Appends records in one pipeline: one script call per session, each
+/// followed by that session's place in `pp:docs` (a global key, so a command
+/// of its own; `XX`: only for a session still listed, so a session deleted
+/// meanwhile is not listed again). Returns the sessions found gone.
+fn write_records(
     link: &mut Link,
     script: &Script,
-    batch: &[UpdateRecord],
+    records: &[&UpdateRecord],
     ttl_ms: u64,
-) -> StorageResult<()> {
-    let mut by_session: Vec<&UpdateRecord> = batch.iter().collect();
+    instance: u64,
+) -> StorageResult<Vec<SessionId>> {
+    let mut by_session: Vec<&UpdateRecord> = records.to_vec();
+    // Stable: a session's records keep their order.
     by_session.sort_by_key(|record| record.session);
     let groups: Vec<&[&UpdateRecord]> =
         by_session.chunk_by(|a, b| a.session == b.session).collect();
-    let mut appends = redis::pipe();
-    let mut newest_by_group = Vec::with_capacity(groups.len());
+    let mut pipe = redis::pipe();
     for records in &groups {
         let session = records[0].session;
         let newest = records.iter().map(|r| r.at_ms).max().unwrap_or(0);
-        newest_by_group.push(newest);
         let bytes: u64 = records.iter().map(|r| r.update.len() as u64).sum();
-        let call = appends
+        let call = pipe
             .cmd("EVALSHA")
             .arg(script.get_hash())
             .arg(4)
@@ -606,52 +519,37 @@ fn write_batch(
             .arg(snap_key(session))
             .arg(newest)
             .arg(bytes)
-            .arg(ttl_ms);
+            .arg(ttl_ms)
+            .arg(instance);
         for record in records.iter() {
             call.arg(record.at_ms)
                 .arg(record.author)
                 .arg(record.update.as_slice());
         }
-    }
-    // EVALSHA: the script is sent only when the server does not know it
-    // (NOSCRIPT: the first time, and after a Redis restart).
-    let appended: Vec<i64> = link.run(|connection| match appends.query(connection) {
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            script.load(connection)?;
-            appends.query(connection)
-        }
-        other => other,
-    })?;
-    // Then each appended session's place in `pp:docs`: a global key, so a
-    // command of its own, and only for sessions that exist (no member is
-    // re-added for a session deleted meanwhile).
-    let mut places = redis::pipe();
-    let mut missing = None;
-    for ((records, newest), appended) in groups.iter().zip(&newest_by_group).zip(&appended) {
-        let session = records[0].session;
-        if *appended == 0 {
-            missing.get_or_insert(session);
-            continue;
-        }
-        places
-            .cmd("ZADD")
+        pipe.cmd("ZADD")
             .arg(DOCS_KEY)
+            .arg("XX")
             .arg("GT")
-            .arg(*newest)
+            .arg(newest)
             .arg(session.to_string())
             .ignore();
     }
-    if !places.is_empty() {
-        link.run(|connection| places.exec(connection))?;
-    }
-    match missing {
-        // Deleted, or expired by its key lifetime while a room still had it
-        // open: say so rather than drop the edits as if stored.
-        Some(session) => Err(err(format!(
-            "session {session} has no record any more (deleted or expired); its updates were not stored"
-        ))),
-        None => Ok(()),
-    }
+    // EVALSHA: the script is sent only when the server does not know it
+    // (NOSCRIPT: the first time, and after a Redis restart; the places set
+    // meanwhile are set again, which changes nothing).
+    let appended: Vec<i64> = link.run(|connection| match pipe.query(connection) {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            script.load(connection)?;
+            pipe.query(connection)
+        }
+        other => other,
+    })?;
+    Ok(groups
+        .iter()
+        .zip(&appended)
+        .filter(|(_, appended)| **appended == 0)
+        .map(|(records, _)| records[0].session)
+        .collect())
 }
 
 impl UpdateSink for RedisStorage {
@@ -855,18 +753,35 @@ impl Storage for RedisStorage {
             after = "-".into();
             snapshot_seq = 0;
         }
-        let updates = self.read_log(id, &after)?;
+        let (updates, last) = self.read_log(id, &after)?;
         let history_bytes = self.meta_of(id)?.map_or(0, |meta| meta.history_bytes);
         Ok(StoredDocument {
             snapshot,
             snapshot_seq,
             updates,
             history_bytes,
+            // Where following the log goes on from ("0-0": the very start).
+            log_position: Some(if last == "-" { "0-0".into() } else { last }),
         })
     }
 
     fn update_log(&self, id: SessionId) -> StorageResult<Vec<LoggedUpdate>> {
-        self.read_log(id, "-")
+        Ok(self.read_log(id, "-")?.0)
+    }
+
+    /// Other instances may have stored entries after `position` that `state`
+    /// lacks: the snapshot says what it covers, and loading reads on from
+    /// there.
+    fn store_snapshot_at(&self, id: SessionId, state: &[u8], position: &str) -> StorageResult<u64> {
+        self.run(|connection| {
+            Script::new(SNAPSHOT_COVERING_SCRIPT)
+                .key(log_key(id))
+                .key(snap_key(id))
+                .key(meta_key(id))
+                .arg(state)
+                .arg(position)
+                .invoke(connection)
+        })
     }
 
     fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64> {
@@ -874,14 +789,17 @@ impl Storage for RedisStorage {
         // in the log first (or have failed: failed updates are not in the
         // room's document either, and the sync thread reports them).
         drop(self.wait_for_queued());
-        self.run(|connection| {
-            Script::new(SNAPSHOT_SCRIPT)
-                .key(log_key(id))
-                .key(snap_key(id))
-                .key(meta_key(id))
-                .arg(state)
-                .invoke(connection)
-        })
+        let last: Vec<(String, Fields)> = self.run(|connection| {
+            redis::cmd("XREVRANGE")
+                .arg(log_key(id))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query(connection)
+        })?;
+        let position = last.first().map_or("0-0", |(entry, _)| entry.as_str());
+        self.store_snapshot_at(id, state, position)
     }
 }
 
@@ -1062,23 +980,37 @@ mod tests {
     }
 
     #[test]
-    fn a_second_instance_is_refused_until_the_first_lets_go() {
+    fn a_snapshot_covers_up_to_its_position_and_never_replaces_a_newer_one() {
         let Some(server) = TestRedis::start() else {
             return;
         };
-        let first = RedisStorage::open(&server.url(), options()).unwrap();
-        let second = RedisStorage::open(&server.url(), options()).unwrap();
-        let claim = first.claim_sole_instance(Duration::ZERO).unwrap();
-        let refused = second
-            .claim_sole_instance(Duration::from_millis(600))
-            .err()
-            .expect("refused");
-        assert!(refused.0.contains("one instance per Redis"), "{refused}");
-        drop(claim);
-        assert!(
-            second.claim_sole_instance(Duration::ZERO).is_ok(),
-            "a released claim can be taken"
+        let storage = RedisStorage::open(&server.url(), options()).unwrap();
+        let id = session(&storage);
+        storage
+            .append_updates(vec![record(id, b"a"), record(id, b"b")])
+            .unwrap();
+        storage.sync_updates().unwrap();
+        let first = storage.load_document(id).unwrap();
+        let after_b = first.log_position.clone().unwrap();
+        // Another instance appends "c" after this one read up to "b".
+        storage.append_updates(vec![record(id, b"c")]).unwrap();
+        storage.sync_updates().unwrap();
+        assert_eq!(storage.store_snapshot_at(id, b"ab", &after_b).unwrap(), 2);
+        let loaded = storage.load_document(id).unwrap();
+        assert_eq!(loaded.snapshot.as_deref(), Some(&b"ab"[..]));
+        let after: Vec<&[u8]> = loaded.updates.iter().map(|u| u.update.as_slice()).collect();
+        assert_eq!(
+            after,
+            vec![&b"c"[..]],
+            "an entry the snapshot lacks was not read after it"
         );
+        // A newer snapshot wins; an older view arriving late is dropped.
+        let after_c = loaded.log_position.unwrap();
+        assert_eq!(storage.store_snapshot_at(id, b"abc", &after_c).unwrap(), 3);
+        assert_eq!(storage.store_snapshot_at(id, b"ab", &after_b).unwrap(), 0);
+        let loaded = storage.load_document(id).unwrap();
+        assert_eq!(loaded.snapshot.as_deref(), Some(&b"abc"[..]));
+        assert!(loaded.updates.is_empty());
     }
 
     #[test]

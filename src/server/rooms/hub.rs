@@ -214,6 +214,19 @@ impl Hub {
 
     /// Sends `command` to the session's room if it is loaded (a room that is
     /// not reads the session's record when it loads).
+    /// The other instances on the same storage (cluster mode), if any.
+    pub fn peers(&self) -> Option<&Arc<dyn super::Peers>> {
+        self.cx.peers.as_ref()
+    }
+
+    /// [`Hub::tell_loaded`] without waiting: dropped if the room's queue is full.
+    pub fn try_tell_loaded(&self, id: SessionId, command: RoomCommand) {
+        let room = lock(&self.rooms).get(&id).cloned();
+        if let Some(room) = room {
+            let _ = room.commands.try_send(command);
+        }
+    }
+
     pub async fn tell_loaded(&self, id: SessionId, command: RoomCommand) {
         let room = lock(&self.rooms).get(&id).cloned();
         if let Some(room) = room {

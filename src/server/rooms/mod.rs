@@ -101,9 +101,54 @@ pub enum RoomCommand {
     Delete,
     /// Record server events (JSON objects) in a notes document.
     Record(Vec<yrs::Any>),
+    /// Entries of the session's log read back from shared storage (cluster
+    /// mode): other instances' edits, and this one's own.
+    Logged(Vec<LoggedEntry>),
+    /// A presence frame another instance relayed to its connections.
+    PeerPresence(Bytes),
     Shutdown {
         done: oneshot::Sender<()>,
     },
+}
+
+/// An entry of a session's log shared by several instances, as a room gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEntry {
+    /// Where the log stands once this entry is in (see `Peers::follow`).
+    pub position: String,
+    /// Stored by another instance (new here), not by this one.
+    pub from_peer: bool,
+    /// A yrs v1 update.
+    pub update: Vec<u8>,
+}
+
+/// A change to a session's record that instances with the session open must
+/// act on (the instance that made it tells its own room directly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordChange {
+    Ended,
+    Reopened,
+    Deleted,
+}
+
+/// The other instances sharing this one's storage (cluster mode), as rooms
+/// and the session service use them. Not there with embedded storage.
+pub trait Peers: Send + Sync {
+    /// Follows a session's log from `position` on: its new entries come to
+    /// the loaded room as [`RoomCommand::Logged`]. Returns the ticket that
+    /// stops following.
+    fn follow(&self, id: SessionId, position: &str) -> u64;
+    fn unfollow(&self, id: SessionId, ticket: u64);
+    /// Relays a presence frame (a room's own connections') to the instances
+    /// with the session open. Lossy: clients renew their presence.
+    fn publish_presence(&self, id: SessionId, frame: &[u8]);
+    /// Tells the other instances a session's record changed.
+    fn publish_change(&self, id: SessionId, change: RecordChange);
+    /// Tells the others how many connections this instance has to a session.
+    fn publish_connections(&self, id: SessionId, count: usize);
+    /// How many connections the other live instances have to a session (0 if
+    /// that cannot be known now). Blocking: it asks Redis.
+    fn connections_elsewhere(&self, id: SessionId) -> usize;
 }
 
 /// Figures about a room that others read without asking it.

@@ -15,6 +15,12 @@
 //! - every lookup is a hash-map access, so the work is O(1) per entry;
 //! - states not renewed for [`STALE_AFTER_MS`] are removed, and a connection's
 //!   ids go with it, so memory follows the people actually there.
+//!
+//! In cluster mode, states of other instances' connections arrive already
+//! checked by their instance ([`Presence::apply_peer`]); they belong to no
+//! connection here, are forgotten once removed or stale, and give way to a
+//! connection here that announces the same id with a newer clock (a client
+//! that moved over; an echo of the state has the same clock).
 
 use super::{ConnId, Role};
 use crate::{
@@ -29,6 +35,10 @@ pub const STALE_AFTER_MS: u64 = 30_000;
 
 /// The JSON state of a client that has left.
 const REMOVED: &str = "null";
+
+/// The owner of states relayed by other instances (no connection here has
+/// this id: connection ids count up from 1).
+const PEER: ConnId = ConnId::MAX;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PresenceLimits {
@@ -122,6 +132,14 @@ impl Presence {
     /// allowance), and newer than what is known (y-protocols' clock rule).
     fn admits(&self, conn: ConnId, entry: &AwarenessEntry, limits: PresenceLimits) -> bool {
         match self.clients.get(&entry.client) {
+            // A client that was on another instance and moved here announces
+            // a newer state; stock clients also echo the states they were
+            // sent (same clock), which must not take them over.
+            Some(client) if client.owner == PEER && conn != PEER => {
+                !entry.is_removal()
+                    && entry.clock > client.clock
+                    && self.owned.get(&conn).map_or(0, Vec::len) < limits.max_clients
+            }
             Some(client) => {
                 client.owner == conn
                     && (entry.clock > client.clock
@@ -140,6 +158,10 @@ impl Presence {
         let state = (!entry.is_removal()).then(|| entry.json.as_str().into());
         match self.clients.get_mut(&entry.client) {
             Some(client) => {
+                if client.owner == PEER && conn != PEER {
+                    client.owner = conn;
+                    self.owned.entry(conn).or_default().push(entry.client);
+                }
                 client.clock = entry.clock;
                 client.state = state;
                 client.renewed_ms = now_ms;
@@ -154,7 +176,9 @@ impl Presence {
                         renewed_ms: now_ms,
                     },
                 );
-                self.owned.entry(conn).or_default().push(entry.client);
+                if conn != PEER {
+                    self.owned.entry(conn).or_default().push(entry.client);
+                }
             }
         }
     }
@@ -172,8 +196,45 @@ impl Presence {
         removal_frame(&removed)
     }
 
+    /// Applies presence another instance relayed (its connections' states,
+    /// already checked there): entries newer than what is known, except for
+    /// ids a connection here owns. Returns the frame to relay here.
+    pub fn apply_peer(&mut self, message: AwarenessMessage, now_ms: u64) -> Option<Vec<u8>> {
+        let mut accepted: Vec<AwarenessEntry> = Vec::new();
+        for entry in message.entries {
+            let newer = match self.clients.get(&entry.client) {
+                Some(client) if client.owner != PEER => false,
+                Some(client) => {
+                    entry.clock > client.clock
+                        || (entry.clock == client.clock
+                            && entry.is_removal()
+                            && client.state.is_some())
+                }
+                None => !entry.is_removal(),
+            };
+            if !newer {
+                continue;
+            }
+            if entry.is_removal() {
+                // Nothing of a peer's client is kept once it has gone.
+                self.clients.remove(&entry.client);
+            } else {
+                self.store(PEER, &entry, now_ms);
+            }
+            accepted.push(entry);
+        }
+        (!accepted.is_empty()).then(|| {
+            protocol::encode_awareness_entries(
+                accepted
+                    .iter()
+                    .map(|entry| (entry.client, entry.clock, entry.json.as_str())),
+            )
+        })
+    }
+
     /// Removes states not renewed for [`STALE_AFTER_MS`]; returns the removal
-    /// frame to relay, if any.
+    /// frame to relay, if any. A peer's stale client is forgotten entirely
+    /// (its instance may be gone, and with it the removal).
     pub fn expire_stale(&mut self, now_ms: u64) -> Option<Vec<u8>> {
         let mut removed = Vec::new();
         for (id, client) in &mut self.clients {
@@ -182,6 +243,8 @@ impl Presence {
                 removed.push((*id, client.clock));
             }
         }
+        self.clients
+            .retain(|_, client| client.owner != PEER || client.state.is_some());
         removal_frame(&removed)
     }
 
@@ -675,6 +738,68 @@ mod tests {
         assert_eq!(
             relay(&mut presence, 2, Role::Candidate, echo, 0, limits),
             Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_peers_states_are_relayed_joiners_get_them_and_they_go_when_removed_or_stale() {
+        let mut presence = Presence::default();
+        let ada = r#"{"role":"candidate","user":{"name":"Ada"}}"#;
+        let frame = presence.apply_peer(message(&[(50, 1, ada)]), 0);
+        assert_eq!(relayed(frame), vec![(50, 1, ada.to_owned())]);
+        assert_eq!(
+            relayed(presence.current_frame()),
+            vec![(50, 1, ada.to_owned())]
+        );
+        // The same state again (another instance's echo) changes nothing.
+        assert_eq!(presence.apply_peer(message(&[(50, 1, ada)]), 0), None);
+        // Removed by its instance: nothing of it is kept.
+        let removal = presence.apply_peer(message(&[(50, 1, REMOVED)]), 0);
+        assert_eq!(relayed(removal), vec![(50, 1, REMOVED.to_owned())]);
+        assert!(presence.is_empty(), "a removed peer client was kept");
+        // Not renewed (its instance died): removed for everyone here, forgotten.
+        presence.apply_peer(message(&[(51, 1, ada)]), 0);
+        let stale = presence.expire_stale(STALE_AFTER_MS + 1);
+        assert_eq!(relayed(stale), vec![(51, 1, REMOVED.to_owned())]);
+        assert!(presence.is_empty(), "a stale peer client was kept");
+    }
+
+    #[test]
+    fn a_local_echo_of_a_peers_state_takes_nothing_over_but_a_client_that_moved_here_does() {
+        let mut presence = Presence::default();
+        presence.apply_peer(message(&[(50, 3, ROLE_ONLY)]), 0);
+        // A stock client here echoes the state it was sent: ignored, and the
+        // peer's next state still gets through.
+        let echo = relay(
+            &mut presence,
+            1,
+            Role::Candidate,
+            message(&[(50, 3, ROLE_ONLY)]),
+            0,
+            LIMITS,
+        );
+        assert_eq!(echo, Ok(None));
+        let next = r#"{"role":"candidate","cursor":1}"#;
+        assert_eq!(
+            relayed(presence.apply_peer(message(&[(50, 4, next)]), 0)),
+            vec![(50, 4, next.to_owned())]
+        );
+        // The client itself reconnects here with a newer state: now it is
+        // this connection's, and the peer's word on it no longer counts.
+        let moved = relay(
+            &mut presence,
+            2,
+            Role::Candidate,
+            message(&[(50, 5, ROLE_ONLY)]),
+            0,
+            LIMITS,
+        );
+        assert_eq!(relayed(moved.unwrap()), vec![(50, 5, ROLE_ONLY.to_owned())]);
+        assert_eq!(presence.client_of(2), Some(50));
+        assert_eq!(presence.apply_peer(message(&[(50, 6, REMOVED)]), 0), None);
+        assert_eq!(
+            relayed(presence.current_frame()),
+            vec![(50, 5, ROLE_ONLY.to_owned())]
         );
     }
 }

@@ -19,6 +19,13 @@
 //! the session's history (4507), presence (see `presence`), and connections
 //! that cannot keep up (closed as too slow, their backlog dropped).
 //!
+//! Cluster mode (a log shared with other instances, see `Peers`): the
+//! session's log comes back to the room as [`RoomState::logged`] entries;
+//! other instances' edits are relayed to this room's connections and applied,
+//! this one's own only applied (they were relayed when stored). A snapshot
+//! says up to where in the log it covers. Presence is relayed both ways
+//! ([`Effect::Publish`], [`RoomState::peer_presence`]).
+//!
 //! Interviews: every connection has a role (the server's word, stamped into
 //! its presence); an ended session takes no update from anyone (4409) and its
 //! `meta.ended` flag is the server's to write (a client's overwrite is put
@@ -116,8 +123,18 @@ pub enum Effect {
     /// [`RoomState::stored`] before feeding anything else.
     Store(Vec<AuthoredUpdate>),
     /// Store this encoding of the whole document as the session's snapshot;
-    /// then call [`RoomState::snapshot_stored`].
-    Snapshot(Vec<u8>),
+    /// then call [`RoomState::snapshot_stored`]. With a shared log, `covers`
+    /// is the position in it the document includes everything up to.
+    Snapshot {
+        state: Vec<u8>,
+        covers: Option<String>,
+    },
+    /// Relay this presence frame to the other instances (cluster mode).
+    Publish(Bytes),
+    /// A peer's edit changed the document's ended flag: read the session's
+    /// record and call [`RoomState::set_ended`] (or [`RoomState::delete`])
+    /// with what it says.
+    CheckRecord,
     /// Ask every connection to ping its client.
     PingAll,
     /// The document's language changed (REST and storage follow it).
@@ -198,6 +215,16 @@ pub struct RoomState {
     language: Option<Language>,
     /// Updates stored and relayed but not yet applied to `doc` (module doc).
     unapplied: Vec<yrs::Update>,
+    /// Whether `unapplied` holds a connection's updates (not only peers'):
+    /// only those may have changed the ended flag against the room's word.
+    unapplied_from_here: bool,
+    /// With a log shared with other instances: the position in it up to
+    /// which the document holds every entry. None: the log is this room's.
+    log_position: Option<String>,
+    /// A store of this room's was reported failed: it may have reached the
+    /// log all the same, so this room's own logged entries are applied too
+    /// (else they are in the document already, and skipped).
+    own_store_in_doubt: bool,
     /// When `unapplied` is applied at the latest.
     apply_due: Option<Instant>,
     /// Size, history and snapshot accounting (see `rules`).
@@ -265,6 +292,9 @@ impl RoomState {
         let mut state = Self {
             id,
             kind,
+            unapplied_from_here: false,
+            log_position: stored.log_position.clone(),
+            own_store_in_doubt: false,
             lifecycle: if ended {
                 Lifecycle::Ended
             } else {
@@ -426,7 +456,90 @@ impl RoomState {
             snapshot_len,
         );
         self.doc = doc;
+        self.log_position = stored.log_position;
         self.unread = false;
+    }
+
+    /// Where in a shared log the document stands (see [`Effect::Snapshot`]);
+    /// None when the log is this room's alone.
+    pub fn log_position(&self) -> Option<&str> {
+        self.log_position.as_deref()
+    }
+
+    /// Entries of the session's log read back from shared storage, oldest
+    /// first. Other instances' edits are relayed to every connection here and
+    /// applied; this instance's own are in the document already, unless a
+    /// store reported failed reached the log after all: after a failure they
+    /// are applied too (not relayed: their senders send them again). Either
+    /// way the document then holds the log up to the last entry's position.
+    pub fn logged(
+        &mut self,
+        entries: Vec<super::LoggedEntry>,
+        now: Instant,
+        effects: &mut Effects,
+    ) {
+        if self.lifecycle == Lifecycle::Deleted || self.log_position.is_none() {
+            return;
+        }
+        let mut relayed = false;
+        for entry in entries {
+            self.log_position = Some(entry.position);
+            if !entry.from_peer && !self.own_store_in_doubt {
+                continue;
+            }
+            let decoded = match protocol::decode_update(&entry.update) {
+                Ok(decoded) => decoded,
+                Err(error) => {
+                    tracing::warn!(session = %self.id, %error, "a logged update did not decode; skipped");
+                    continue;
+                }
+            };
+            if entry.from_peer {
+                self.accounts.stored(1, entry.update.len());
+                effects.push_back(Effect::Broadcast {
+                    except: None,
+                    frame: protocol::encode_update(&entry.update).into(),
+                });
+                relayed = true;
+            }
+            self.unapplied.push(decoded);
+        }
+        if !self.unapplied.is_empty() && self.apply_due.is_none() {
+            self.apply_due = Some(now + APPLY_DELAY);
+        }
+        if relayed && self.snapshot_retry.is_none() && self.accounts.snapshot_due() {
+            self.start_snapshot(effects);
+        }
+    }
+
+    /// A presence frame another instance relayed to its connections: it goes
+    /// to every connection here, and joiners here are sent it too.
+    pub fn peer_presence(&mut self, frame: &[u8], wall_ms: u64, effects: &mut Effects) {
+        if self.lifecycle == Lifecycle::Deleted {
+            return;
+        }
+        let Ok(messages) = protocol::decode_frame(frame) else {
+            tracing::warn!(session = %self.id, "a peer's presence frame did not decode");
+            return;
+        };
+        for message in messages {
+            if let ClientMessage::Awareness(message) = message {
+                if let Some(relay) = self.presence.apply_peer(message, wall_ms) {
+                    effects.push_back(Effect::Broadcast {
+                        except: None,
+                        frame: relay.into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Relays a presence frame of this room's connections to the other
+    /// instances, if there are any.
+    fn publish_presence(&self, frame: &Bytes, effects: &mut Effects) {
+        if self.log_position.is_some() {
+            effects.push_back(Effect::Publish(frame.clone()));
+        }
     }
 
     pub fn lifecycle(&self) -> Lifecycle {
@@ -625,6 +738,7 @@ impl RoomState {
             stored.push(AuthoredUpdate { author, bytes });
             self.unapplied.push(decoded);
         }
+        self.unapplied_from_here = true;
         self.storing.push_back(Storing {
             from: Some(conn),
             frames,
@@ -652,6 +766,7 @@ impl RoomState {
             StoreOutcome::Failed => Some((close::INTERNAL_ERROR, "storage failure; reconnect")),
         };
         if let Some((code, reason)) = refusal {
+            self.own_store_in_doubt = true;
             // (The room's own updates are in its document already: a reload,
             // or the next correction, writes them again.)
             self.unapplied.truncate(batch.unapplied_before);
@@ -740,9 +855,11 @@ impl RoomState {
         }
         if now >= self.next_sweep {
             if let Some(frame) = self.presence.expire_stale(wall_ms) {
+                let frame = Bytes::from(frame);
+                self.publish_presence(&frame, effects);
                 effects.push_back(Effect::Broadcast {
                     except: None,
-                    frame: frame.into(),
+                    frame,
                 });
             }
             self.next_sweep = now + AWARENESS_SWEEP;
@@ -870,7 +987,10 @@ impl RoomState {
         self.apply_unapplied(effects);
         let state = self.doc.snapshot();
         self.snapshotting = Some(state.len());
-        effects.push_back(Effect::Snapshot(state));
+        effects.push_back(Effect::Snapshot {
+            state,
+            covers: self.log_position.clone(),
+        });
     }
 
     /// Applies the accepted updates not yet in the document, and publishes a
@@ -882,6 +1002,7 @@ impl RoomState {
         }
         // Taken, not drained: an idle room then keeps no buffer.
         let updates = std::mem::take(&mut self.unapplied);
+        let from_here = std::mem::take(&mut self.unapplied_from_here);
         let refused = self.doc.apply_all(updates, None);
         if let Some(first) = refused.first() {
             // Stored and relayed already: a reload skips them the same way.
@@ -891,7 +1012,16 @@ impl RoomState {
             self.language = Some(language);
             effects.push_back(Effect::Language(language));
         }
-        self.keep_ended_flag(effects);
+        if from_here {
+            self.keep_ended_flag(effects);
+        } else if self.kind == DocumentKind::Session
+            && self.doc.ended() != (self.lifecycle == Lifecycle::Ended)
+        {
+            // A peer's room wrote the flag: it acts on the session's record,
+            // which may have changed since this room read it (the peer's
+            // word on that may also have been lost on the way).
+            effects.push_back(Effect::CheckRecord);
+        }
     }
 
     /// Applies a connection's presence; false if it broke a limit and was closed.
@@ -922,9 +1052,11 @@ impl RoomState {
                 };
                 // To everyone, the sender included: y-websocket clients treat
                 // their own echoed presence as a sign the connection is alive.
+                let frame = Bytes::from(frame);
+                self.publish_presence(&frame, effects);
                 effects.push_back(Effect::Broadcast {
                     except: None,
-                    frame: frame.into(),
+                    frame,
                 });
                 true
             }
@@ -972,9 +1104,11 @@ impl RoomState {
             self.queue_event(event, now, effects);
         }
         if let Some(frame) = self.presence.remove_connection(conn) {
+            let frame = Bytes::from(frame);
+            self.publish_presence(&frame, effects);
             effects.push_back(Effect::Broadcast {
                 except: Some(conn),
-                frame: frame.into(),
+                frame,
             });
         }
         effects.push_back(Effect::Connections(self.connections.len()));
@@ -1014,11 +1148,18 @@ mod tests {
             snapshot_seq: 0,
             updates: Vec::new(),
             history_bytes: 0,
+            log_position: None,
         }
     }
 
     /// A loaded room (its first store done) with Alice and Bob connected.
     fn room_with(limits: Limits, now: Instant) -> RoomState {
+        room_from(empty_store(), limits, now)
+    }
+
+    /// A room loaded from `stored` (its first store done), with Alice and
+    /// Bob connected.
+    fn room_from(stored: StoredDocument, limits: Limits, now: Instant) -> RoomState {
         let mut fx = Effects::new();
         let mut room = RoomState::load(
             Loaded {
@@ -1028,7 +1169,7 @@ mod tests {
                 ended: false,
                 unread: false,
             },
-            empty_store(),
+            stored,
             Arc::new(limits),
             now,
             &mut fx,
@@ -1390,31 +1531,31 @@ mod tests {
         room.stored(StoreOutcome::Stored, now, &mut fx);
         assert!(take(&mut fx)
             .iter()
-            .any(|e| matches!(e, Effect::Snapshot(_))));
+            .any(|e| matches!(e, Effect::Snapshot { .. })));
         room.snapshot_stored(false, now);
         assert!(room.snapshot_failing());
         room.tick(now + SNAPSHOT_FIRST_BACKOFF / 2, 0, &mut fx);
         assert!(!take(&mut fx)
             .iter()
-            .any(|e| matches!(e, Effect::Snapshot(_))));
+            .any(|e| matches!(e, Effect::Snapshot { .. })));
         let first_retry = now + SNAPSHOT_FIRST_BACKOFF;
         room.tick(first_retry, 0, &mut fx);
         assert!(take(&mut fx)
             .iter()
-            .any(|e| matches!(e, Effect::Snapshot(_))));
+            .any(|e| matches!(e, Effect::Snapshot { .. })));
         room.snapshot_stored(false, first_retry);
         room.tick(first_retry + SNAPSHOT_FIRST_BACKOFF, 0, &mut fx);
         assert!(
             !take(&mut fx)
                 .iter()
-                .any(|e| matches!(e, Effect::Snapshot(_))),
+                .any(|e| matches!(e, Effect::Snapshot { .. })),
             "the second wait is twice the first"
         );
         let second_retry = first_retry + SNAPSHOT_FIRST_BACKOFF * 2;
         room.tick(second_retry, 0, &mut fx);
         assert!(take(&mut fx)
             .iter()
-            .any(|e| matches!(e, Effect::Snapshot(_))));
+            .any(|e| matches!(e, Effect::Snapshot { .. })));
         room.snapshot_stored(true, second_retry);
         assert!(!room.snapshot_failing());
     }
@@ -1819,7 +1960,7 @@ mod tests {
         fx.clear();
         // Never snapshotted while unread: its copy is partial.
         notes.shutdown(&mut fx);
-        assert!(!fx.iter().any(|e| matches!(e, Effect::Snapshot(_))));
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Snapshot { .. })));
         assert!(notes.needs_document());
         let mut stored = empty_store();
         stored.updates = [note, appended[0].bytes.clone()]
@@ -1893,6 +2034,154 @@ mod tests {
         assert!(
             (5..20).contains(&by_history),
             "recorded {by_history} events"
+        );
+    }
+
+    /// A room on a log shared with other instances (cluster mode), with
+    /// Alice and Bob connected.
+    fn shared_room(now: Instant) -> RoomState {
+        let stored = StoredDocument {
+            log_position: Some("5-0".into()),
+            ..empty_store()
+        };
+        room_from(stored, Limits::default(), now)
+    }
+
+    fn logged(position: &str, from_peer: bool, update: Vec<u8>) -> super::super::LoggedEntry {
+        super::super::LoggedEntry {
+            position: position.into(),
+            from_peer,
+            update,
+        }
+    }
+
+    #[test]
+    fn a_peers_logged_edits_reach_everyone_here_and_own_ones_are_not_sent_twice() {
+        let now = Instant::now();
+        let mut room = shared_room(now);
+        let mut fx = Effects::new();
+        room.logged(
+            vec![
+                logged("6-0", true, edit(77, "peer ")),
+                logged("7-0", false, edit(78, "own ")),
+            ],
+            now,
+            &mut fx,
+        );
+        let broadcasts: Vec<_> = take(&mut fx)
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Broadcast {
+                    except: None,
+                    frame,
+                } => Some(frame),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            broadcasts,
+            vec![Bytes::from(protocol::encode_update(&edit(77, "peer ")))],
+            "the peer's edit is relayed to everyone here, this instance's own is not"
+        );
+        // The room's own entries are in its document already (stored from it).
+        assert_eq!(room.document().code(), "peer ");
+        assert_eq!(room.log_position(), Some("7-0"));
+    }
+
+    #[test]
+    fn after_a_store_reported_failed_the_rooms_own_logged_entries_are_applied() {
+        let now = Instant::now();
+        let mut room = shared_room(now);
+        let mut fx = Effects::new();
+        let lost = edit(5, "maybe stored ");
+        room.frame(
+            ALICE,
+            frame_of(&protocol::encode_update(&lost)),
+            now,
+            0,
+            &mut fx,
+        );
+        assert!(take(&mut fx).iter().any(|e| matches!(e, Effect::Store(_))));
+        room.stored(StoreOutcome::Unavailable, now, &mut fx);
+        assert_eq!(
+            closes(&take(&mut fx)),
+            vec![(ALICE, close::TRY_AGAIN_LATER)]
+        );
+        assert_eq!(room.document().code(), "");
+        // It reached the log after all: the room now holds it, so a snapshot
+        // covering its position does not lose it.
+        room.logged(vec![logged("8-0", false, lost)], now, &mut fx);
+        assert!(
+            !take(&mut fx)
+                .iter()
+                .any(|e| matches!(e, Effect::Broadcast { .. })),
+            "an own entry was relayed"
+        );
+        assert_eq!(room.document().code(), "maybe stored ");
+    }
+
+    #[test]
+    fn a_snapshot_says_up_to_where_in_the_shared_log_it_covers() {
+        let now = Instant::now();
+        let mut room = shared_room(now);
+        let mut fx = Effects::new();
+        room.logged(vec![logged("9-3", true, edit(77, "x"))], now, &mut fx);
+        room.start_snapshot(&mut fx);
+        let covers = take(&mut fx).into_iter().find_map(|e| match e {
+            Effect::Snapshot { covers, .. } => Some(covers),
+            _ => None,
+        });
+        assert_eq!(covers, Some(Some("9-3".to_owned())));
+    }
+
+    #[test]
+    fn presence_is_published_to_peers_and_theirs_reaches_everyone_here() {
+        let now = Instant::now();
+        let mut room = shared_room(now);
+        let mut fx = Effects::new();
+        let own = protocol::encode_awareness_entries(
+            [(11u64, 1u32, r#"{"role":"candidate"}"#)].into_iter(),
+        );
+        room.frame(ALICE, frame_of(&own), now, 0, &mut fx);
+        assert!(
+            take(&mut fx)
+                .iter()
+                .any(|e| matches!(e, Effect::Publish(_))),
+            "Alice's presence was not published to the other instances"
+        );
+        let theirs = protocol::encode_awareness_entries(
+            [(99u64, 1u32, r#"{"role":"interviewer"}"#)].into_iter(),
+        );
+        room.peer_presence(&theirs, 0, &mut fx);
+        let effects = take(&mut fx);
+        assert!(effects
+            .iter()
+            .any(|e| matches!(e, Effect::Broadcast { except: None, .. })));
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Publish(_))),
+            "a peer's presence was published back"
+        );
+    }
+
+    #[test]
+    fn a_peers_edit_of_the_ended_flag_has_the_room_read_the_sessions_record() {
+        let now = Instant::now();
+        let mut room = shared_room(now);
+        let mut fx = Effects::new();
+        let peer = SessionDoc::from_updates([]).0;
+        let flag = peer.set_ended(true);
+        room.logged(vec![logged("6-0", true, flag)], now, &mut fx);
+        room.tick(now + APPLY_DELAY, 0, &mut fx);
+        let effects = take(&mut fx);
+        assert!(effects.contains(&Effect::CheckRecord), "{effects:?}");
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Store(_))),
+            "the room put a peer's ended flag back on its own word"
+        );
+        room.set_ended(true, &mut fx);
+        assert!(
+            take(&mut fx).is_empty(),
+            "the record agreed: nothing to write"
         );
     }
 }

@@ -7,7 +7,7 @@
 use super::{
     close,
     state::{AuthoredUpdate, Effect, Effects, Lifecycle, Loaded, RoomState, StoreOutcome},
-    JoinRefused, OutFrame, Outbound, RoomCommand, RoomHandle, RoomRegistry, RoomStats,
+    JoinRefused, OutFrame, Outbound, Peers, RoomCommand, RoomHandle, RoomRegistry, RoomStats,
 };
 use crate::{
     domain::{time::now_ms, Limits, SessionId, SessionMeta},
@@ -36,6 +36,9 @@ pub struct RoomContext {
     pub limits: Arc<Limits>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<StorageHealth>,
+    /// The other instances on the same storage (cluster mode); None with
+    /// embedded storage.
+    pub peers: Option<Arc<dyn Peers>>,
 }
 
 /// Forgets the room in the registry when its task ends however it ends, a
@@ -65,6 +68,8 @@ struct Room {
     outlets: Vec<(super::ConnId, Outbound)>,
     /// Reused for every input.
     effects: Effects,
+    /// The ticket of following the session's shared log (cluster mode).
+    following: Option<u64>,
 }
 
 /// Whether the room's task goes on after its effects were carried out.
@@ -151,6 +156,7 @@ impl Room {
                     snapshot_seq: 0,
                     updates: Vec::new(),
                     history_bytes: meta.history_bytes,
+                    log_position: None,
                 }
             } else {
                 storage.load_document(id)?
@@ -188,6 +194,7 @@ impl Room {
             stats,
             outlets: Vec::new(),
             effects: Effects::new(),
+            following: None,
         });
         // A new session's first update (its language) must be stored before
         // anyone can join: a failure here is a failure to load.
@@ -202,6 +209,7 @@ impl Room {
         }
         // Nobody is connected yet: what storing relayed goes to nobody.
         room.effects.clear();
+        room.follow_log();
         tracing::debug!(session = %id, "session loaded");
         Ok(room)
     }
@@ -269,10 +277,24 @@ impl Room {
         let storage = self.cx.storage.clone();
         let id = self.state.id();
         match blocking(move || storage.load_document(id)).await {
-            Ok(stored) => self.state.read_document(stored),
+            Ok(stored) => {
+                self.state.read_document(stored);
+                self.follow_log();
+            }
             Err(e) => {
                 self.cx.health.count_error();
                 tracing::error!(session = %id, error = %e, "reading the notes failed");
+            }
+        }
+    }
+
+    /// With a log shared with other instances, follows it from where the
+    /// room's document stands, so their edits reach this room.
+    fn follow_log(&mut self) {
+        if let (Some(peers), Some(position)) = (&self.cx.peers, self.state.log_position()) {
+            let ticket = peers.follow(self.state.id(), position);
+            if let Some(old) = self.following.replace(ticket) {
+                peers.unfollow(self.state.id(), old);
             }
         }
     }
@@ -308,6 +330,11 @@ impl Room {
             RoomCommand::SetEnded(ended) => self.state.set_ended(ended, &mut self.effects),
             RoomCommand::Delete => self.state.delete(&mut self.effects),
             RoomCommand::Record(events) => self.state.record_events(events, now, &mut self.effects),
+            RoomCommand::Logged(entries) => self.state.logged(entries, now, &mut self.effects),
+            RoomCommand::PeerPresence(frame) => {
+                self.state
+                    .peer_presence(&frame, now_ms(), &mut self.effects)
+            }
             RoomCommand::Shutdown { .. } => unreachable!("handled by run"),
         }
     }
@@ -357,7 +384,15 @@ impl Room {
                     let outcome = self.outcome(&stored);
                     self.state.stored(outcome, now, &mut self.effects);
                 }
-                Effect::Snapshot(snapshot) => Box::pin(self.store_snapshot(snapshot)).await,
+                Effect::Snapshot { state, covers } => {
+                    Box::pin(self.store_snapshot(state, covers)).await
+                }
+                Effect::Publish(frame) => {
+                    if let Some(peers) = &self.cx.peers {
+                        peers.publish_presence(self.state.id(), &frame);
+                    }
+                }
+                Effect::CheckRecord => Box::pin(self.check_record()).await,
                 Effect::PingAll => {
                     for (_, out) in &self.outlets {
                         let _ = out.try_send(OutFrame::Ping);
@@ -367,6 +402,9 @@ impl Room {
                 Effect::Record(events) => self.registry.clone().record(self.state.id(), events),
                 Effect::Connections(count) => {
                     self.stats.connections.store(count, Ordering::Relaxed);
+                    if let Some(peers) = &self.cx.peers {
+                        peers.publish_connections(self.state.id(), count);
+                    }
                 }
                 Effect::Unload if self.state.lifecycle() == Lifecycle::Deleted => {
                     // Nothing to keep: storage is gone already.
@@ -458,10 +496,14 @@ impl Room {
 
     /// Stores a snapshot (compaction for fast loading; the update log itself is
     /// kept for playback); `/api/health` reports failures while they last.
-    async fn store_snapshot(&mut self, snapshot: Vec<u8>) {
+    async fn store_snapshot(&mut self, snapshot: Vec<u8>, covers: Option<String>) {
         let storage = self.cx.storage.clone();
         let id = self.state.id();
-        let result = blocking(move || storage.store_snapshot(id, &snapshot)).await;
+        let result = blocking(move || match covers {
+            Some(position) => storage.store_snapshot_at(id, &snapshot, &position),
+            None => storage.store_snapshot(id, &snapshot),
+        })
+        .await;
         let was_failing = self.state.snapshot_failing();
         if let Err(e) = &result {
             self.cx.health.count_error();
@@ -471,6 +513,21 @@ impl Room {
             .snapshot_stored(result.is_ok(), std::time::Instant::now());
         if was_failing != self.state.snapshot_failing() {
             self.cx.health.snapshot_failing(!was_failing);
+        }
+    }
+
+    /// A peer's edit changed the ended flag: the session's record decides
+    /// (read now; a failed read leaves things as they are until the next).
+    async fn check_record(&mut self) {
+        let storage = self.cx.storage.clone();
+        let id = self.state.id();
+        match blocking(move || storage.session(id)).await {
+            Ok(Some(meta)) => self.state.set_ended(meta.ended, &mut self.effects),
+            Ok(None) => self.state.delete(&mut self.effects),
+            Err(e) => {
+                self.cx.health.count_error();
+                tracing::error!(session = %id, error = %e, "reading the session's record failed");
+            }
         }
     }
 
@@ -489,6 +546,9 @@ impl Room {
 
 impl Drop for Room {
     fn drop(&mut self) {
+        if let (Some(peers), Some(ticket)) = (&self.cx.peers, self.following) {
+            peers.unfollow(self.state.id(), ticket);
+        }
         // A room that goes away no longer counts as failing to snapshot.
         if self.state.snapshot_failing() {
             self.cx.health.snapshot_failing(false);
