@@ -162,17 +162,16 @@ pub async fn serve(
             config.session_ttl_secs.max(1).saturating_mul(2),
         )),
     };
-    let (storage, cluster, heard) = tokio::task::spawn_blocking(move || {
+    let (storage, cluster) = tokio::task::spawn_blocking(move || {
         let storage = RedisStorage::open(&url, options)?;
-        let (cluster, heard) = cluster::Cluster::start(&storage)?;
-        Ok::<_, crate::storage::StorageError>((storage, cluster, heard))
+        let cluster = cluster::Cluster::start(&storage)?;
+        Ok::<_, crate::storage::StorageError>((storage, cluster))
     })
     .await
     .map_err(std::io::Error::other)?
     .map_err(std::io::Error::other)?;
     tracing::info!("sessions are stored in Redis, shared with any other instance on it");
-    let peers = Some((cluster as Arc<dyn rooms::Peers>, heard));
-    serve_on(config, Arc::new(storage), peers, listener, shutdown).await
+    serve_on(config, Arc::new(storage), Some(cluster), listener, shutdown).await
 }
 
 /// [`serve`] on storage opened by the caller (tests use it to inject faults).
@@ -185,24 +184,23 @@ pub async fn serve_with(
     serve_on(config, storage, None, listener, shutdown).await
 }
 
-/// Serves on `storage`, shared with other instances (`peers`, and what is
-/// heard from them) in cluster mode.
+/// Serves on `storage`, shared with the other instances of `cluster` in
+/// cluster mode.
 async fn serve_on(
     config: Config,
     storage: Arc<dyn crate::storage::Storage>,
-    peers: Option<(
-        Arc<dyn rooms::Peers>,
-        tokio::sync::mpsc::Receiver<cluster::Heard>,
-    )>,
+    cluster: Option<Arc<cluster::Cluster>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let options = leptos_options(&config);
     let expiry_interval = Duration::from_secs(config.expiry_interval_secs.max(1));
-    let (peers, heard) = peers.unzip();
+    let peers = cluster
+        .clone()
+        .map(|cluster| cluster as Arc<dyn rooms::Peers>);
     let state = AppState::new(config, storage, peers, options);
-    if let Some(heard) = heard {
-        tokio::spawn(cluster::dispatch(heard, state.hub.clone()));
+    if let Some(cluster) = &cluster {
+        cluster.attach(&state.hub);
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let trimmer = tokio::spawn(memory::run(stop_rx.clone()));

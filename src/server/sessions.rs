@@ -208,14 +208,12 @@ impl SessionService {
             blocking(move || storage.change_session(id, &mut |meta| meta.ended = ended)).await?;
         if changed {
             self.hub.tell_loaded(id, RoomCommand::SetEnded(ended)).await;
-            if let Some(peers) = self.hub.peers() {
-                let change = if ended {
-                    RecordChange::Ended
-                } else {
-                    RecordChange::Reopened
-                };
-                peers.publish_change(id, change);
-            }
+            let change = if ended {
+                RecordChange::Ended
+            } else {
+                RecordChange::Reopened
+            };
+            self.tell_peers(id, change).await;
             tracing::info!(session = %id, ended, "interview ended or reopened");
         }
         Ok(changed)
@@ -237,11 +235,9 @@ impl SessionService {
         if let Some(notes) = notes {
             self.hub.tell_loaded(notes, RoomCommand::Delete).await;
         }
-        if let Some(peers) = self.hub.peers() {
-            peers.publish_change(id, RecordChange::Deleted);
-            if let Some(notes) = notes {
-                peers.publish_change(notes, RecordChange::Deleted);
-            }
+        self.tell_peers(id, RecordChange::Deleted).await;
+        if let Some(notes) = notes {
+            self.tell_peers(notes, RecordChange::Deleted).await;
         }
         tracing::info!(session = %id, "session deleted by an interviewer");
         Ok(existed)
@@ -290,7 +286,8 @@ impl SessionService {
             // A notes document is reachable only through its session.
             return Ok(None);
         }
-        let users = self.hub.connection_count_of(id) + self.connections_elsewhere(id).await;
+        let elsewhere = self.connections_elsewhere(id).await.unwrap_or(0);
+        let users = self.hub.connection_count_of(id) + elsewhere;
         // A session someone is connected to is alive whatever its stored activity says.
         if users == 0 && meta.is_expired(now_ms(), self.ttl_ms()) {
             return Ok(None);
@@ -304,16 +301,30 @@ impl SessionService {
         Ok(Some(SessionInfo { meta, users }))
     }
 
-    /// Connections other instances have to session `id` (cluster mode).
-    async fn connections_elsewhere(&self, id: SessionId) -> usize {
-        match self.hub.peers() {
-            Some(peers) => {
-                let peers = peers.clone();
-                blocking(move || Ok::<_, StorageError>(peers.connections_elsewhere(id)))
-                    .await
-                    .unwrap_or(0)
+    /// Connections other instances have to session `id` (cluster mode; 0
+    /// without), or None if that cannot be known now.
+    async fn connections_elsewhere(&self, id: SessionId) -> Option<usize> {
+        let Some(peers) = self.hub.peers().cloned() else {
+            return Some(0);
+        };
+        match blocking(move || peers.connections_elsewhere(id)).await {
+            Ok(count) => Some(count),
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "other instances' connections unknown");
+                None
             }
-            None => 0,
+        }
+    }
+
+    /// Tells the other instances (cluster mode) about a change to a
+    /// session's record. A failure is logged: their rooms still act on the
+    /// ended flag when it reaches them, and on a deletion when a store fails.
+    async fn tell_peers(&self, id: SessionId, change: RecordChange) {
+        let Some(peers) = self.hub.peers().cloned() else {
+            return;
+        };
+        if let Err(e) = blocking(move || peers.publish_change(id, change)).await {
+            tracing::warn!(session = %id, ?change, error = %e, "other instances were not told of a record change");
         }
     }
 
@@ -325,7 +336,8 @@ impl SessionService {
         let candidates = blocking(move || storage.sessions_inactive_since(cutoff)).await?;
         let mut deleted = 0;
         for id in candidates {
-            if self.hub.is_loaded(id) || self.connections_elsewhere(id).await > 0 {
+            // Unknown counts (Redis unreachable) spare the session for now.
+            if self.hub.is_loaded(id) || self.connections_elsewhere(id).await != Some(0) {
                 continue;
             }
             let storage = self.storage.clone();

@@ -1,5 +1,5 @@
-//! Redis storage: the [`Storage`] trait on a Redis server, the first part of
-//! cluster mode (issue 14).
+//! Redis storage: the [`Storage`] trait on a Redis server, which any number
+//! of pairpad instances may share (cluster mode, see `server::cluster`).
 //!
 //! Keys (a session's keys share the hash tag `{<id>}`, so Redis Cluster keeps
 //! them on one node and the Lua scripts below may touch them together):
@@ -18,17 +18,18 @@
 //! - `pp:docs`: ZSET of every session and notes document by last activity
 //!   (expiry reads it); `pp:notes`: SET of the notes documents among them;
 //!   `pp:instances`: how many instances have started (each one's number marks
-//!   its log entries).
-//!   These two are global keys, so they are only ever written in commands of
-//!   their own, never in a script with a session's keys.
+//!   its log entries). These are global keys, so they are only ever written in
+//!   commands of their own, never in a script with a session's keys.
+//! - Cluster mode adds `pp:{<id>}:users`, `pp:alive` and the channels
+//!   `pp:presence` and `pp:changes` (see `server::cluster`).
 //!
 //! Appends are queued to a writer thread that sends whatever is queued as one
 //! pipeline (one script call and one `pp:docs` update per session, so one AOF
-//! fsync for all of it), and counts what Redis acknowledged; [`UpdateSink::sync_updates`] waits for that
-//! acknowledgement. So with Redis an update is durable once
-//! `sync_updates` returns (given the server's AOF settings), not when
-//! `append_updates` does: [`UpdateSink::durable_on_append`] says so, and the
-//! server then relays only after the sync.
+//! fsync for all of it), and counts what Redis acknowledged;
+//! [`UpdateSink::sync_updates`] waits for that acknowledgement. So with Redis
+//! an update is durable once `sync_updates` returns (given the server's AOF
+//! settings), not when `append_updates` does: [`UpdateSink::durable_on_append`]
+//! says so, and the server then relays only after the sync.
 
 pub mod tail;
 
@@ -162,8 +163,9 @@ fn snap_key(id: SessionId) -> String {
     format!("pp:{{{id}}}:snap")
 }
 
-/// A Redis connection made on first use and again after a failure.
-struct Link {
+/// A Redis connection made on first use and again after a failure (cluster
+/// mode's other connections use it too).
+pub(crate) struct Link {
     client: redis::Client,
     connection: Option<Connection>,
     /// When connecting last failed: for [`RECONNECT_PAUSE`] after it calls
@@ -177,7 +179,7 @@ struct Link {
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 impl Link {
-    fn new(client: redis::Client) -> Self {
+    pub(crate) fn new(client: redis::Client) -> Self {
         Self {
             client,
             connection: None,
@@ -214,10 +216,9 @@ impl Link {
     /// Runs `work` on the connection; a failure drops the connection, since
     /// a reply may still be on its way (the next call reconnects). A
     /// connection kept from before that turns out dead (Redis restarted since)
-    /// is made again and `work` tried once more: the commands here are
-    /// idempotent or, for appends, harmless to repeat (a yrs update applied
-    /// twice changes nothing; the log then holds it twice).
-    fn run<T>(
+    /// is made again and `work` tried once more: for idempotent commands
+    /// (appends use [`Link::run_once`]).
+    pub(crate) fn run<T>(
         &mut self,
         mut work: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
     ) -> StorageResult<T> {
@@ -239,6 +240,22 @@ impl Link {
                 Err(err(e))
             }
         }
+    }
+
+    /// Runs `work` once; a failure drops the connection. For appends: sent
+    /// again after a dropped connection, part of them may have been stored
+    /// twice (harmless to the document, but counted twice against the
+    /// session's history); failed, their senders send them again.
+    fn run_once<T>(
+        &mut self,
+        work: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> StorageResult<T> {
+        let connection = self.get()?;
+        let result = work(connection);
+        if result.is_err() {
+            self.connection = None;
+        }
+        result.map_err(err)
     }
 }
 
@@ -537,7 +554,7 @@ fn write_records(
     // EVALSHA: the script is sent only when the server does not know it
     // (NOSCRIPT: the first time, and after a Redis restart; the places set
     // meanwhile are set again, which changes nothing).
-    let appended: Vec<i64> = link.run(|connection| match pipe.query(connection) {
+    let appended: Vec<i64> = link.run_once(|connection| match pipe.query(connection) {
         Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
             script.load(connection)?;
             pipe.query(connection)

@@ -6,7 +6,10 @@ use super::{
     RoomStats,
 };
 use crate::domain::{Language, SessionId, SessionMeta};
-use crate::server::{blocking::blocking, queue::QueueReceiver};
+use crate::server::{
+    blocking::blocking,
+    queue::{QueueReceiver, TrySendError},
+};
 use std::{
     collections::HashMap,
     net::IpAddr,
@@ -212,21 +215,24 @@ impl Hub {
         }))
     }
 
-    /// Sends `command` to the session's room if it is loaded (a room that is
-    /// not reads the session's record when it loads).
     /// The other instances on the same storage (cluster mode), if any.
     pub fn peers(&self) -> Option<&Arc<dyn super::Peers>> {
         self.cx.peers.as_ref()
     }
 
-    /// [`Hub::tell_loaded`] without waiting: dropped if the room's queue is full.
-    pub fn try_tell_loaded(&self, id: SessionId, command: RoomCommand) {
+    /// Hands `command` to the session's room without waiting: taken (or
+    /// nobody to take it: the session is not loaded here), or given back
+    /// because the room's queue is full.
+    pub fn offer(&self, id: SessionId, command: RoomCommand) -> Result<(), RoomCommand> {
         let room = lock(&self.rooms).get(&id).cloned();
-        if let Some(room) = room {
-            let _ = room.commands.try_send(command);
+        match room.map(|room| room.commands.try_send(command)) {
+            Some(Err(TrySendError::Full(command))) => Err(command),
+            _ => Ok(()),
         }
     }
 
+    /// Sends `command` to the session's room if it is loaded (a room that is
+    /// not reads the session's record when it loads).
     pub async fn tell_loaded(&self, id: SessionId, command: RoomCommand) {
         let room = lock(&self.rooms).get(&id).cloned();
         if let Some(room) = room {

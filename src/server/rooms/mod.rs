@@ -142,13 +142,18 @@ pub trait Peers: Send + Sync {
     /// Relays a presence frame (a room's own connections') to the instances
     /// with the session open. Lossy: clients renew their presence.
     fn publish_presence(&self, id: SessionId, frame: &[u8]);
-    /// Tells the other instances a session's record changed.
-    fn publish_change(&self, id: SessionId, change: RecordChange);
+    /// Tells the other instances a session's record changed. Blocking: it
+    /// waits for Redis.
+    fn publish_change(
+        &self,
+        id: SessionId,
+        change: RecordChange,
+    ) -> crate::storage::StorageResult<()>;
     /// Tells the others how many connections this instance has to a session.
     fn publish_connections(&self, id: SessionId, count: usize);
-    /// How many connections the other live instances have to a session (0 if
-    /// that cannot be known now). Blocking: it asks Redis.
-    fn connections_elsewhere(&self, id: SessionId) -> usize;
+    /// How many connections the other live instances have to a session.
+    /// Blocking: it asks Redis.
+    fn connections_elsewhere(&self, id: SessionId) -> crate::storage::StorageResult<usize>;
 }
 
 /// Figures about a room that others read without asking it.

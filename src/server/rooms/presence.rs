@@ -18,9 +18,11 @@
 //!
 //! In cluster mode, states of other instances' connections arrive already
 //! checked by their instance ([`Presence::apply_peer`]); they belong to no
-//! connection here, are forgotten once removed or stale, and give way to a
-//! connection here that announces the same id with a newer clock (a client
-//! that moved over; an echo of the state has the same clock).
+//! connection here, so nobody here can change or remove them (a clock is no
+//! proof of who sends it), and are forgotten once removed or stale. A client
+//! that moves here from another instance is announced again once that
+//! instance has removed its state (at once when it saw the client go, within
+//! [`STALE_AFTER_MS`] when it died).
 
 use super::{ConnId, Role};
 use crate::{
@@ -132,14 +134,6 @@ impl Presence {
     /// allowance), and newer than what is known (y-protocols' clock rule).
     fn admits(&self, conn: ConnId, entry: &AwarenessEntry, limits: PresenceLimits) -> bool {
         match self.clients.get(&entry.client) {
-            // A client that was on another instance and moved here announces
-            // a newer state; stock clients also echo the states they were
-            // sent (same clock), which must not take them over.
-            Some(client) if client.owner == PEER && conn != PEER => {
-                !entry.is_removal()
-                    && entry.clock > client.clock
-                    && self.owned.get(&conn).map_or(0, Vec::len) < limits.max_clients
-            }
             Some(client) => {
                 client.owner == conn
                     && (entry.clock > client.clock
@@ -158,10 +152,6 @@ impl Presence {
         let state = (!entry.is_removal()).then(|| entry.json.as_str().into());
         match self.clients.get_mut(&entry.client) {
             Some(client) => {
-                if client.owner == PEER && conn != PEER {
-                    client.owner = conn;
-                    self.owned.entry(conn).or_default().push(entry.client);
-                }
                 client.clock = entry.clock;
                 client.state = state;
                 client.renewed_ms = now_ms;
@@ -765,27 +755,30 @@ mod tests {
     }
 
     #[test]
-    fn a_local_echo_of_a_peers_state_takes_nothing_over_but_a_client_that_moved_here_does() {
+    fn nobody_here_can_change_or_remove_a_peers_state_until_its_instance_removes_it() {
         let mut presence = Presence::default();
         presence.apply_peer(message(&[(50, 3, ROLE_ONLY)]), 0);
-        // A stock client here echoes the state it was sent: ignored, and the
-        // peer's next state still gets through.
-        let echo = relay(
-            &mut presence,
-            1,
-            Role::Candidate,
-            message(&[(50, 3, ROLE_ONLY)]),
-            0,
-            LIMITS,
-        );
-        assert_eq!(echo, Ok(None));
+        // A stock client here echoes the state it was sent; a hostile one
+        // claims the id with a newer clock or removes it: all ignored.
+        for attempt in [(50, 3, ROLE_ONLY), (50, 9, ROLE_ONLY), (50, 9, REMOVED)] {
+            let sent = relay(
+                &mut presence,
+                1,
+                Role::Candidate,
+                message(&[attempt]),
+                0,
+                LIMITS,
+            );
+            assert_eq!(sent, Ok(None), "{attempt:?} was taken from a peer's client");
+        }
         let next = r#"{"role":"candidate","cursor":1}"#;
         assert_eq!(
             relayed(presence.apply_peer(message(&[(50, 4, next)]), 0)),
             vec![(50, 4, next.to_owned())]
         );
-        // The client itself reconnects here with a newer state: now it is
-        // this connection's, and the peer's word on it no longer counts.
+        // Its instance removes it (the client moved here): now the client
+        // announces itself here like anyone new.
+        presence.apply_peer(message(&[(50, 4, REMOVED)]), 0);
         let moved = relay(
             &mut presence,
             2,
@@ -797,9 +790,5 @@ mod tests {
         assert_eq!(relayed(moved.unwrap()), vec![(50, 5, ROLE_ONLY.to_owned())]);
         assert_eq!(presence.client_of(2), Some(50));
         assert_eq!(presence.apply_peer(message(&[(50, 6, REMOVED)]), 0), None);
-        assert_eq!(
-            relayed(presence.current_frame()),
-            vec![(50, 5, ROLE_ONLY.to_owned())]
-        );
     }
 }

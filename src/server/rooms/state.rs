@@ -215,9 +215,10 @@ pub struct RoomState {
     language: Option<Language>,
     /// Updates stored and relayed but not yet applied to `doc` (module doc).
     unapplied: Vec<yrs::Update>,
-    /// Whether `unapplied` holds a connection's updates (not only peers'):
-    /// only those may have changed the ended flag against the room's word.
+    /// Whether `unapplied` holds a connection's updates, and whether it holds
+    /// peers' (see `apply_unapplied`: who may have changed the ended flag).
     unapplied_from_here: bool,
+    unapplied_from_peers: bool,
     /// With a log shared with other instances: the position in it up to
     /// which the document holds every entry. None: the log is this room's.
     log_position: Option<String>,
@@ -293,6 +294,7 @@ impl RoomState {
             id,
             kind,
             unapplied_from_here: false,
+            unapplied_from_peers: false,
             log_position: stored.log_position.clone(),
             own_store_in_doubt: false,
             lifecycle: if ended {
@@ -483,7 +485,14 @@ impl RoomState {
         }
         let mut relayed = false;
         for entry in entries {
-            self.log_position = Some(entry.position);
+            // Forward only: an entry may come twice (a room reloaded meanwhile).
+            if self
+                .log_position
+                .as_deref()
+                .is_none_or(|at| stream_id_order(at) < stream_id_order(&entry.position))
+            {
+                self.log_position = Some(entry.position);
+            }
             if !entry.from_peer && !self.own_store_in_doubt {
                 continue;
             }
@@ -495,6 +504,7 @@ impl RoomState {
                 }
             };
             if entry.from_peer {
+                self.unapplied_from_peers = true;
                 self.accounts.stored(1, entry.update.len());
                 effects.push_back(Effect::Broadcast {
                     except: None,
@@ -767,6 +777,11 @@ impl RoomState {
         };
         if let Some((code, reason)) = refusal {
             self.own_store_in_doubt = true;
+            if outcome == StoreOutcome::Unavailable && self.log_position.is_some() {
+                // Perhaps the session is gone (deleted on another instance,
+                // and that word lost): its record says.
+                effects.push_back(Effect::CheckRecord);
+            }
             // (The room's own updates are in its document already: a reload,
             // or the next correction, writes them again.)
             self.unapplied.truncate(batch.unapplied_before);
@@ -1003,6 +1018,7 @@ impl RoomState {
         // Taken, not drained: an idle room then keeps no buffer.
         let updates = std::mem::take(&mut self.unapplied);
         let from_here = std::mem::take(&mut self.unapplied_from_here);
+        let from_peers = std::mem::take(&mut self.unapplied_from_peers);
         let refused = self.doc.apply_all(updates, None);
         if let Some(first) = refused.first() {
             // Stored and relayed already: a reload skips them the same way.
@@ -1012,15 +1028,16 @@ impl RoomState {
             self.language = Some(language);
             effects.push_back(Effect::Language(language));
         }
-        if from_here {
-            self.keep_ended_flag(effects);
-        } else if self.kind == DocumentKind::Session
-            && self.doc.ended() != (self.lifecycle == Lifecycle::Ended)
-        {
-            // A peer's room wrote the flag: it acts on the session's record,
-            // which may have changed since this room read it (the peer's
-            // word on that may also have been lost on the way).
+        let flag_differs = self.kind == DocumentKind::Session
+            && self.doc.ended() != (self.lifecycle == Lifecycle::Ended);
+        if from_peers && flag_differs {
+            // A peer's room may have written the flag: it acts on the
+            // session's record, which may have changed since this room read
+            // it (the peer's word on that may also have been lost on the
+            // way). The record decides, whoever else wrote the flag.
             effects.push_back(Effect::CheckRecord);
+        } else if from_here {
+            self.keep_ended_flag(effects);
         }
     }
 
@@ -1117,6 +1134,12 @@ impl RoomState {
         }
         true
     }
+}
+
+/// A Redis stream id ("<ms>-<n>") as something to compare (unparsable: first).
+fn stream_id_order(id: &str) -> (u64, u64) {
+    let (ms, n) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), n.parse().unwrap_or(0))
 }
 
 /// A participant joined or left, as recorded for the interview record.

@@ -31,6 +31,8 @@ const BLOCK: Duration = Duration::from_millis(200);
 const ROUND_COUNT: usize = 512;
 /// Pause after a failed read (Redis away) before trying again.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Pause before reading again entries a busy room could not take yet.
+const BUSY_PAUSE: Duration = Duration::from_millis(20);
 
 /// One entry of a session's log, as a follower sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,10 +79,12 @@ pub struct LogTail {
 
 impl LogTail {
     /// Starts the reader; `deliver` gets each session's new entries, oldest
-    /// first, on the reader's thread (it may block: reading waits for it).
+    /// first, on the reader's thread, and says whether it took them: entries
+    /// not taken (their room is busy) are read again, a little later, and
+    /// meanwhile other sessions' go on.
     pub fn start(
         client: redis::Client,
-        deliver: impl FnMut(SessionId, Vec<TailEntry>) + Send + 'static,
+        deliver: impl FnMut(SessionId, Vec<TailEntry>) -> bool + Send + 'static,
     ) -> StorageResult<Self> {
         let shared = Arc::new(Shared {
             follows: Mutex::new(Follows::default()),
@@ -149,7 +153,7 @@ type ReadReply = Option<Vec<(String, Vec<(String, Fields)>)>>;
 fn read_loop(
     client: redis::Client,
     shared: &Shared,
-    mut deliver: impl FnMut(SessionId, Vec<TailEntry>),
+    mut deliver: impl FnMut(SessionId, Vec<TailEntry>) -> bool,
 ) {
     let mut connection: Option<Connection> = None;
     // Logged once per outage, not every retry.
@@ -194,6 +198,7 @@ fn read_loop(
         if std::mem::take(&mut failing) {
             tracing::info!("redis: following session logs again");
         }
+        let mut refused = false;
         for (key, entries) in reply.unwrap_or_default() {
             let Some((id, _, ticket)) = keys.get(&key).map(|index| &wanted[*index]) else {
                 continue;
@@ -212,17 +217,20 @@ fn read_loop(
                     }
                 })
                 .collect();
-            {
-                let mut follows = shared.lock();
-                if let Some(follow) = follows.by_session.get_mut(id) {
-                    if follow.ticket == *ticket {
-                        follow.position = last;
-                    }
+            if !decoded.is_empty() && !deliver(*id, decoded) {
+                // Not taken: read again from where this round started.
+                refused = true;
+                continue;
+            }
+            let mut follows = shared.lock();
+            if let Some(follow) = follows.by_session.get_mut(id) {
+                if follow.ticket == *ticket {
+                    follow.position = last;
                 }
             }
-            if !decoded.is_empty() {
-                deliver(*id, decoded);
-            }
+        }
+        if refused {
+            std::thread::sleep(BUSY_PAUSE);
         }
     }
 }
@@ -330,6 +338,7 @@ mod tests {
         let (sent, received) = mpsc::channel();
         let tail = LogTail::start(here.client(), move |id, entries| {
             sent.send((id, entries)).unwrap();
+            true
         })
         .unwrap();
         tail.follow(meta.id, loaded.log_position.as_deref().unwrap());
