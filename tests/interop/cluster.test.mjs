@@ -1,6 +1,7 @@
 // Interop: cluster mode (issue 14). Two pairpad instances on one Redis serve
 // the same sessions. Stock Yjs clients on different instances converge, see
 // each other's presence (and its removal), and a joiner on either gets it all;
+// interviewers' notes and recorded joins cross instances;
 // REST on either instance sees every session and counts the people on both; a
 // Redis restart mid-typing loses nothing and both instances follow the logs
 // again by themselves; ending, reopening and deleting on one instance act on
@@ -111,6 +112,29 @@ describe('two instances on one Redis', { skip: skip ?? false }, () => {
     await waitFor(async () => (await two.getSession(session.id)).body.users === 2, {
       message: 'REST on two to count A gone'
     })
+  })
+
+  test("the interviewers' notes and a candidate's join reach interviewers on the other instance", async () => {
+    const session = await one.createSession('python')
+    const params = { key: session.interviewerKey }
+    const ivy = yClient(one, `${session.id}/notes`, { name: 'Ivy (notes, on one)', params })
+    const iris = yClient(two, `${session.id}/notes`, { name: 'Iris (notes, on two)', params })
+    track(ivy, iris)
+    await ivy.synced()
+    await iris.synced()
+    ivy.doc.getText('notes').insert(0, 'strong start\n')
+    await waitFor(() => iris.doc.getText('notes').toString() === 'strong start\n', {
+      message: "Iris (on two) to get Ivy's notes (on one)"
+    })
+    // A candidate joins on two and names themselves: two records the join in
+    // the notes, and Ivy on one sees it.
+    const [cam] = track(...await syncedClients(two, session.id, ['Cam on two']))
+    cam.awareness.setLocalStateField('user', { name: 'Cam' })
+    await waitFor(() => ivy.doc.getArray('events').toArray().some((e) => e.kind === 'join' && e.name === 'Cam'), {
+      timeout: 20_000,
+      message: () => `Ivy (on one) to see Cam's join; events: ${JSON.stringify(ivy.doc.getArray('events').toJSON())}`
+    })
+    assert.ok(!JSON.stringify(cam.doc.toJSON()).includes('strong start'), "the candidate's document holds the notes")
   })
 
   test('Redis restarted mid-typing: both instances reconnect by themselves and no edit is lost', async () => {
