@@ -207,13 +207,12 @@ impl SessionService {
         let changed =
             blocking(move || storage.change_session(id, &mut |meta| meta.ended = ended)).await?;
         if changed {
-            self.hub.tell_loaded(id, RoomCommand::SetEnded(ended)).await;
             let change = if ended {
                 RecordChange::Ended
             } else {
                 RecordChange::Reopened
             };
-            self.tell_peers(id, change).await;
+            self.announce(id, change).await;
             tracing::info!(session = %id, ended, "interview ended or reopened");
         }
         Ok(changed)
@@ -231,13 +230,9 @@ impl SessionService {
             Ok(existed)
         })
         .await?;
-        self.hub.tell_loaded(id, RoomCommand::Delete).await;
+        self.announce(id, RecordChange::Deleted).await;
         if let Some(notes) = notes {
-            self.hub.tell_loaded(notes, RoomCommand::Delete).await;
-        }
-        self.tell_peers(id, RecordChange::Deleted).await;
-        if let Some(notes) = notes {
-            self.tell_peers(notes, RecordChange::Deleted).await;
+            self.announce(notes, RecordChange::Deleted).await;
         }
         tracing::info!(session = %id, "session deleted by an interviewer");
         Ok(existed)
@@ -316,10 +311,13 @@ impl SessionService {
         }
     }
 
-    /// Tells the other instances (cluster mode) about a change to a
-    /// session's record. A failure is logged: their rooms still act on the
-    /// ended flag when it reaches them, and on a deletion when a store fails.
-    async fn tell_peers(&self, id: SessionId, change: RecordChange) {
+    /// Tells the room that has the session open here, and the other
+    /// instances (cluster mode), about a change to the session's record
+    /// (already stored). A failure to tell the others is logged: their rooms
+    /// still act on the ended flag when it reaches them, and on a deletion
+    /// when a store fails.
+    async fn announce(&self, id: SessionId, change: RecordChange) {
+        self.hub.tell_loaded(id, change.command()).await;
         let Some(peers) = self.hub.peers().cloned() else {
             return;
         };

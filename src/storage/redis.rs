@@ -85,7 +85,7 @@ return 1
 /// never replace a newer one. Returns the last entry number covered (0 if
 /// nothing was written: the session's record is gone, or the stored snapshot
 /// is newer). KEYS: log, snap, meta. ARGV: the document, the stream id.
-const SNAPSHOT_COVERING_SCRIPT: &str = r"
+const SNAPSHOT_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
 local function parse(id)
   local ms, n = string.match(id, '^(%d+)-(%d+)$')
@@ -161,6 +161,11 @@ fn seq_key(id: SessionId) -> String {
 }
 fn snap_key(id: SessionId) -> String {
     format!("pp:{{{id}}}:snap")
+}
+/// Every key of a session, in the order the append and refresh scripts take
+/// them: meta, log, seq, snap.
+fn session_keys(id: SessionId) -> [String; 4] {
+    [meta_key(id), log_key(id), seq_key(id), snap_key(id)]
 }
 
 /// A Redis connection made on first use and again after a failure (cluster
@@ -526,14 +531,12 @@ fn write_records(
         let session = records[0].session;
         let newest = records.iter().map(|r| r.at_ms).max().unwrap_or(0);
         let bytes: u64 = records.iter().map(|r| r.update.len() as u64).sum();
+        let keys = session_keys(session);
         let call = pipe
             .cmd("EVALSHA")
             .arg(script.get_hash())
-            .arg(4)
-            .arg(meta_key(session))
-            .arg(log_key(session))
-            .arg(seq_key(session))
-            .arg(snap_key(session))
+            .arg(keys.len())
+            .arg(&keys[..])
             .arg(newest)
             .arg(bytes)
             .arg(ttl_ms)
@@ -700,9 +703,7 @@ impl Storage for RedisStorage {
 
     fn delete_session(&self, id: SessionId) -> StorageResult<bool> {
         let member = id.to_string();
-        let deleted: i64 = self.run(|connection| {
-            connection.del(&[meta_key(id), log_key(id), seq_key(id), snap_key(id)])
-        })?;
+        let deleted: i64 = self.run(|connection| connection.del(&session_keys(id)[..]))?;
         self.run(|connection| {
             redis::pipe()
                 .zrem(DOCS_KEY, &member)
@@ -746,10 +747,7 @@ impl Storage for RedisStorage {
             // A session being opened is in use: its keys live on from now.
             self.run(|connection| {
                 Script::new(REFRESH_SCRIPT)
-                    .key(meta_key(id))
-                    .key(log_key(id))
-                    .key(seq_key(id))
-                    .key(snap_key(id))
+                    .key(&session_keys(id)[..])
                     .arg(self.ttl_ms)
                     .invoke::<i64>(connection)
             })?;
@@ -791,7 +789,7 @@ impl Storage for RedisStorage {
     /// there.
     fn store_snapshot_at(&self, id: SessionId, state: &[u8], position: &str) -> StorageResult<u64> {
         self.run(|connection| {
-            Script::new(SNAPSHOT_COVERING_SCRIPT)
+            Script::new(SNAPSHOT_SCRIPT)
                 .key(log_key(id))
                 .key(snap_key(id))
                 .key(meta_key(id))

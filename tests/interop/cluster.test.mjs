@@ -29,6 +29,33 @@ async function startCluster () {
   return { redis, one, two }
 }
 
+/**
+ * A appends `a<i> ` and B prepends `b<i> ` every `everyMs` while `incident()`
+ * happens (with `settleMs` of typing before and after it); then both must
+ * converge with every edit of both. Returns the converged text.
+ */
+async function typeThrough (a, b, { everyMs, settleMs, what }, incident) {
+  let typed = 0
+  const typing = setInterval(() => {
+    a.text.insert(a.text.length, `a${typed} `)
+    b.text.insert(0, `b${typed} `)
+    typed++
+  }, everyMs)
+  await sleep(settleMs)
+  await incident()
+  await sleep(settleMs)
+  clearInterval(typing)
+  await waitFor(() => a.text.toString() === b.text.toString(), {
+    timeout: 20_000,
+    message: () => `A and B to converge after ${what} (A ${a.text.length} chars, B ${b.text.length})`
+  })
+  const text = a.text.toString()
+  for (let i = 0; i < typed; i++) {
+    assert.ok(text.includes(`a${i} `) && text.includes(`b${i} `), `edit ${i} was lost`)
+  }
+  return text
+}
+
 /** Destroys the clients, then stops the instances and Redis. */
 async function stopCluster (cluster, clients) {
   for (const c of clients) c.destroy()
@@ -141,24 +168,7 @@ describe('two instances on one Redis', { skip: skip ?? false }, () => {
     const session = await one.createSession('javascript')
     const [a] = track(...await syncedClients(one, session.id, ['A on one']))
     const [b] = track(...await syncedClients(two, session.id, ['B on two']))
-    let typed = 0
-    const typing = setInterval(() => {
-      a.text.insert(a.text.length, `a${typed} `)
-      b.text.insert(0, `b${typed} `)
-      typed++
-    }, 20)
-    await sleep(400)
-    await redis.restart()
-    await sleep(600)
-    clearInterval(typing)
-    await waitFor(() => a.text.toString() === b.text.toString(), {
-      timeout: 20_000,
-      message: () => `A and B to converge after the restart (A ${a.text.length} chars, B ${b.text.length})`
-    })
-    const expected = a.text.toString()
-    for (let i = 0; i < typed; i++) {
-      assert.ok(expected.includes(`a${i} `) && expected.includes(`b${i} `), `edit ${i} was lost`)
-    }
+    const expected = await typeThrough(a, b, { everyMs: 20, settleMs: 500, what: 'the restart' }, () => redis.restart())
     // Both instances follow the log again: an edit on one reaches two.
     a.text.insert(0, 'after\n')
     await b.hasText('after\n' + expected, 10_000)
@@ -221,24 +231,7 @@ describe('behind a round-robin load balancer', { skip: skip ?? false }, () => {
     const b = yClient(balancer, session.id, { name: 'B' })
     await b.synced()
     track(a, b)
-    let typed = 0
-    const typing = setInterval(() => {
-      a.text.insert(a.text.length, `a${typed} `)
-      b.text.insert(0, `b${typed} `)
-      typed++
-    }, 15)
-    await sleep(600)
-    await one.stop('SIGKILL')
-    await sleep(600)
-    clearInterval(typing)
-    await waitFor(() => a.text.toString() === b.text.toString(), {
-      timeout: 20_000,
-      message: () => `A and B to converge after the kill (A ${a.text.length} chars, B ${b.text.length})`
-    })
-    const expected = a.text.toString()
-    for (let i = 0; i < typed; i++) {
-      assert.ok(expected.includes(`a${i} `) && expected.includes(`b${i} `), `edit ${i} was lost`)
-    }
+    const expected = await typeThrough(a, b, { everyMs: 15, settleMs: 600, what: 'the kill' }, () => one.stop('SIGKILL'))
     // Everything is in Redis: a fresh client (through the survivor) gets it all.
     const fresh = yClient(balancer, session.id, { name: 'fresh' })
     track(fresh)

@@ -111,12 +111,7 @@ fn deliver(hub: &OnceLock<Weak<Hub>>, runtime: &tokio::runtime::Handle, heard: H
             let _ = hub.offer(id, RoomCommand::PeerPresence(frame));
         }
         Heard::Change(id, change) => {
-            let command = match change {
-                RecordChange::Ended => RoomCommand::SetEnded(true),
-                RecordChange::Reopened => RoomCommand::SetEnded(false),
-                RecordChange::Deleted => RoomCommand::Delete,
-            };
-            if let Err(command) = hub.offer(id, command) {
+            if let Err(command) = hub.offer(id, change.command()) {
                 runtime.spawn(async move { hub.tell_loaded(id, command).await });
             }
         }

@@ -131,6 +131,17 @@ pub enum RecordChange {
     Deleted,
 }
 
+impl RecordChange {
+    /// What a room that has the session open is told.
+    pub fn command(self) -> RoomCommand {
+        match self {
+            RecordChange::Ended => RoomCommand::SetEnded(true),
+            RecordChange::Reopened => RoomCommand::SetEnded(false),
+            RecordChange::Deleted => RoomCommand::Delete,
+        }
+    }
+}
+
 /// The other instances sharing this one's storage (cluster mode), as rooms
 /// and the session service use them. Not there with embedded storage.
 pub trait Peers: Send + Sync {

@@ -1028,9 +1028,10 @@ impl RoomState {
             self.language = Some(language);
             effects.push_back(Effect::Language(language));
         }
-        let flag_differs = self.kind == DocumentKind::Session
-            && self.doc.ended() != (self.lifecycle == Lifecycle::Ended);
-        if from_peers && flag_differs {
+        if from_peers
+            && self.kind == DocumentKind::Session
+            && self.doc.ended() != (self.lifecycle == Lifecycle::Ended)
+        {
             // A peer's room may have written the flag: it acts on the
             // session's record, which may have changed since this room read
             // it (the peer's word on that may also have been lost on the

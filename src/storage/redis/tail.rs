@@ -47,6 +47,8 @@ pub struct TailEntry {
 
 /// Where each followed session's log is read from.
 struct Follow {
+    /// The log's key, made once (every round names it).
+    key: Arc<str>,
     position: String,
     /// Which `follow` call this is: a room that unloads stops only its own.
     ticket: u64,
@@ -110,6 +112,7 @@ impl LogTail {
         follows.by_session.insert(
             id,
             Follow {
+                key: log_key(id).into(),
                 position: position.to_owned(),
                 ticket,
             },
@@ -150,6 +153,14 @@ impl Drop for LogTail {
 /// A log's new entries as XREAD returns them: per key, (stream id, fields).
 type ReadReply = Option<Vec<(String, Vec<(String, Fields)>)>>;
 
+/// One followed log, as a round reads it.
+struct Wanted {
+    id: SessionId,
+    key: Arc<str>,
+    position: String,
+    ticket: u64,
+}
+
 fn read_loop(
     client: redis::Client,
     shared: &Shared,
@@ -160,7 +171,7 @@ fn read_loop(
     let mut failing = false;
     loop {
         // What to read this round (copied: following changes meanwhile).
-        let wanted: Vec<(SessionId, String, u64)> = {
+        let wanted: Vec<Wanted> = {
             let mut follows = shared.lock();
             while follows.by_session.is_empty() && !follows.stopping {
                 follows = shared
@@ -174,15 +185,15 @@ fn read_loop(
             follows
                 .by_session
                 .iter()
-                .map(|(id, follow)| (*id, follow.position.clone(), follow.ticket))
+                .map(|(id, follow)| Wanted {
+                    id: *id,
+                    key: follow.key.clone(),
+                    position: follow.position.clone(),
+                    ticket: follow.ticket,
+                })
                 .collect()
         };
-        let keys: HashMap<String, usize> = wanted
-            .iter()
-            .enumerate()
-            .map(|(index, (id, _, _))| (log_key(*id), index))
-            .collect();
-        let read = read_round(&client, &mut connection, &keys, &wanted);
+        let read = read_round(&client, &mut connection, &wanted);
         let reply = match read {
             Ok(reply) => reply,
             Err(e) => {
@@ -198,9 +209,11 @@ fn read_loop(
         if std::mem::take(&mut failing) {
             tracing::info!("redis: following session logs again");
         }
+        let by_key: HashMap<&str, &Wanted> =
+            wanted.iter().map(|wanted| (&*wanted.key, wanted)).collect();
         let mut refused = false;
         for (key, entries) in reply.unwrap_or_default() {
-            let Some((id, _, ticket)) = keys.get(&key).map(|index| &wanted[*index]) else {
+            let Some(&&Wanted { id, ticket, .. }) = by_key.get(key.as_str()) else {
                 continue;
             };
             let Some((last, _)) = entries.last() else {
@@ -217,14 +230,14 @@ fn read_loop(
                     }
                 })
                 .collect();
-            if !decoded.is_empty() && !deliver(*id, decoded) {
+            if !decoded.is_empty() && !deliver(id, decoded) {
                 // Not taken: read again from where this round started.
                 refused = true;
                 continue;
             }
             let mut follows = shared.lock();
-            if let Some(follow) = follows.by_session.get_mut(id) {
-                if follow.ticket == *ticket {
+            if let Some(follow) = follows.by_session.get_mut(&id) {
+                if follow.ticket == ticket {
                     follow.position = last;
                 }
             }
@@ -240,8 +253,7 @@ fn read_loop(
 fn read_round(
     client: &redis::Client,
     connection: &mut Option<Connection>,
-    keys: &HashMap<String, usize>,
-    wanted: &[(SessionId, String, u64)],
+    wanted: &[Wanted],
 ) -> StorageResult<ReadReply> {
     if connection.is_none() {
         let made = client
@@ -261,14 +273,12 @@ fn read_round(
         .arg("BLOCK")
         .arg(BLOCK.as_millis() as u64)
         .arg("STREAMS");
-    // Keys first, then their positions, in one order.
-    let mut order: Vec<(&String, usize)> = keys.iter().map(|(key, index)| (key, *index)).collect();
-    order.sort_unstable_by_key(|(_, index)| *index);
-    for (key, _) in &order {
-        command.arg(*key);
+    // Every key, then every position, in one order.
+    for wanted in wanted {
+        command.arg(&*wanted.key);
     }
-    for (_, index) in &order {
-        command.arg(&wanted[*index].1);
+    for wanted in wanted {
+        command.arg(&wanted.position);
     }
     command.query(connection).map_err(err)
 }
