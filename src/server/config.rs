@@ -18,9 +18,8 @@ pub struct Config {
 
     /// Store sessions in Redis instead of the embedded database, e.g.
     /// `redis://127.0.0.1:6379/0` or `redis+unix:///run/redis.sock`. The
-    /// server must have its append-only file on (see the README). For now one
-    /// pairpad instance per Redis: a second one refuses to start (the relay
-    /// between instances is not built yet).
+    /// server must have its append-only file on (see the README). Any number
+    /// of instances may share one Redis (cluster mode).
     #[arg(long, env = "PAIRPAD_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -28,6 +27,13 @@ pub struct Config {
     /// loses the edits since its last snapshot).
     #[arg(long, env = "PAIRPAD_REDIS_ACCEPT_NO_AOF")]
     pub redis_accept_no_aof: bool,
+
+    /// With Redis: seconds after which log entries a snapshot covers move
+    /// from the session's stream into its compact history (playback keeps
+    /// them). An instance that falls behind half this long checks what it
+    /// missed, so shorter only costs those checks.
+    #[arg(long, env = "PAIRPAD_REDIS_COMPACT_AFTER_SECS", default_value_t = 60)]
+    pub redis_compact_after_secs: u64,
 
     /// Directory of the built site (cargo-leptos output: pkg/, vendor/, ...).
     #[arg(long, env = "PAIRPAD_SITE_ROOT", default_value = "target/site")]

@@ -161,6 +161,7 @@ pub async fn serve(
         key_ttl: Some(Duration::from_secs(
             config.session_ttl_secs.max(1).saturating_mul(2),
         )),
+        compact_after: Duration::from_secs(config.redis_compact_after_secs),
     };
     let (storage, cluster) = tokio::task::spawn_blocking(move || {
         let storage = RedisStorage::open(&url, options)?;

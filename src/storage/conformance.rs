@@ -34,6 +34,7 @@ impl Backend for Redis {
                 RedisOptions {
                     require_aof: true,
                     key_ttl: None,
+                    compact_after: std::time::Duration::ZERO,
                 },
             )
             .expect("connects to the test server"),

@@ -9,12 +9,15 @@
 //! - `pp:{<id>}:log`: STREAM, the session's update log; each entry holds `s`
 //!   (its sequence number, from 1), `t` (ms timestamp), `a` (author), `o` (the
 //!   instance that stored it, see [`RedisStorage::instance`]) and `u` (the yrs
-//!   v1 update). Never trimmed while the session lives (playback). Instances
-//!   follow the logs of the sessions they have open ([`tail`]): that is how an
-//!   edit stored by one reaches the others.
+//!   v1 update). Instances follow the logs of the sessions they have open
+//!   ([`tail`]): that is how an edit stored by one reaches the others. Entries
+//!   a snapshot covers leave it for `hist` once they are a while old.
+//! - `pp:{<id>}:hist`: LIST, the session's compact history: the entries
+//!   compacted out of the log, in chunks (see [`history`]), for playback.
 //! - `pp:{<id>}:seq`: the last sequence number handed out.
 //! - `pp:{<id>}:snap`: HASH. `doc` holds the whole document as of entry `seq`
-//!   (stream id `id`); a snapshot only ever replaces an older one.
+//!   (stream id `id`); a snapshot only ever replaces an older one. `cid` is
+//!   the last stream id compacted into `hist` (never after `id`).
 //! - `pp:docs`: ZSET of every session and notes document by last activity
 //!   (expiry reads it); `pp:notes`: SET of the notes documents among them;
 //!   `pp:instances`: how many instances have started (each one's number marks
@@ -31,6 +34,7 @@
 //! settings), not when `append_updates` does: [`UpdateSink::durable_on_append`]
 //! says so, and the server then relays only after the sync.
 
+mod history;
 pub mod tail;
 
 use super::{
@@ -57,12 +61,15 @@ const INSTANCES_KEY: &str = "pp:instances";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Log entries read per XRANGE call.
 const READ_PAGE: usize = 4_096;
+/// How many times a read that pages through a log starts again when the log
+/// was compacted under it, before it gives up (compactions are minutes apart).
+const CONSISTENT_READ_TRIES: usize = 5;
 
 /// Appends one session's records, if the session exists; numbers each entry,
 /// moves the activity forward and counts the bytes. Returns 1 if appended.
 /// With a key lifetime, the session's keys live that long after this edit
 /// (not a record created without one: a notes document goes with its session).
-/// KEYS: meta, log, seq, snap. ARGV: newest ms, total bytes, lifetime ms (0:
+/// KEYS: meta, log, seq, snap, hist. ARGV: newest ms, total bytes, lifetime ms (0:
 /// forever), the storing instance, then (t, a, u) triples.
 const APPEND_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -105,6 +112,9 @@ if #entry > 0 then
   for i = 1, #fields, 2 do
     if fields[i] == 's' then seq = tonumber(fields[i + 1]) end
   end
+elseif old == ARGV[2] then
+  -- The same position again, its entry compacted meanwhile.
+  seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
 end
 redis.call('HSET', KEYS[2], 'seq', seq, 'id', ARGV[2], 'doc', ARGV[1])
 local ttl = redis.call('PTTL', KEYS[3])
@@ -122,7 +132,7 @@ return 1
 ";
 
 /// Gives a session's keys their lifetime again, if its record has one.
-/// KEYS: meta, log, seq, snap. ARGV: lifetime ms.
+/// KEYS: meta, log, seq, snap, hist. ARGV: lifetime ms.
 const REFRESH_SCRIPT: &str = r"
 if redis.call('PTTL', KEYS[1]) < 0 then return 0 end
 for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[1]) end
@@ -141,6 +151,11 @@ pub struct RedisOptions {
     /// pairpad's own expiry (which also spares sessions someone has open), so
     /// longer than the session TTL. None: kept until deleted (tests).
     pub key_ttl: Option<Duration>,
+    /// How old log entries a snapshot covers must be before they move into
+    /// the compact history. Followers that fell further behind than half of
+    /// this check for what they missed (see [`tail`]), so it is a cost, not a
+    /// correctness, trade: shorter keeps the stream smaller.
+    pub compact_after: Duration,
 }
 
 /// A hash's or a stream entry's fields, as Redis returns them.
@@ -162,10 +177,43 @@ fn seq_key(id: SessionId) -> String {
 fn snap_key(id: SessionId) -> String {
     format!("pp:{{{id}}}:snap")
 }
+fn hist_key(id: SessionId) -> String {
+    format!("pp:{{{id}}}:hist")
+}
 /// Every key of a session, in the order the append and refresh scripts take
-/// them: meta, log, seq, snap.
-fn session_keys(id: SessionId) -> [String; 4] {
-    [meta_key(id), log_key(id), seq_key(id), snap_key(id)]
+/// them: meta, log, seq, snap, hist.
+fn session_keys(id: SessionId) -> [String; 5] {
+    [
+        meta_key(id),
+        log_key(id),
+        seq_key(id),
+        snap_key(id),
+        hist_key(id),
+    ]
+}
+
+/// A stream entry's id, `<ms>-<seq>`, ordered as Redis orders them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// `text` as a stream id, if it is one ("0-0" is the very start).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (ms, seq) = text.split_once('-')?;
+        Some(Self {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
 }
 
 /// A Redis connection made on first use and again after a failure (cluster
@@ -300,6 +348,7 @@ pub struct RedisStorage {
     instance: u64,
     /// Lifetime of a session's keys after its last edit, in ms (0: forever).
     ttl_ms: u64,
+    compact_after: Duration,
     link: Mutex<Link>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -312,6 +361,7 @@ impl RedisStorage {
         let RedisOptions {
             require_aof,
             key_ttl,
+            compact_after,
         } = options;
         let ttl_ms = key_ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64);
         let client = redis::Client::open(url).map_err(err)?;
@@ -357,6 +407,7 @@ impl RedisStorage {
         Ok(Self {
             instance,
             ttl_ms,
+            compact_after,
             link: Mutex::new(link),
             shared,
             writer: Mutex::new(Some(writer)),
@@ -367,6 +418,12 @@ impl RedisStorage {
     /// that it can tell them from other instances' when it follows a log.
     pub fn instance(&self) -> u64 {
         self.instance
+    }
+
+    /// How old covered log entries get before they are compacted (followers
+    /// that lag half as long check for a gap).
+    pub fn compact_after(&self) -> Duration {
+        self.compact_after
     }
 
     /// The client this storage connects with (others connect the same way).
@@ -423,6 +480,96 @@ impl RedisStorage {
             }
         }
         Ok((updates, last))
+    }
+
+    /// The last stream id compacted out of `id`'s log (None: none yet). A
+    /// reader that pages through the log reads it before and after: if it
+    /// moved, entries left the log meanwhile, and the read is done again.
+    fn compacted_to(&self, id: SessionId) -> StorageResult<Option<String>> {
+        self.run(|connection| connection.hget(snap_key(id), "cid"))
+    }
+
+    /// Every entry compacted out of `id`'s log, oldest first.
+    fn read_history(&self, id: SessionId) -> StorageResult<Vec<LoggedUpdate>> {
+        let chunks: Vec<Vec<u8>> = self.run(|connection| connection.lrange(hist_key(id), 0, -1))?;
+        let mut entries = Vec::new();
+        for chunk in chunks {
+            entries.extend(history::decode(&chunk).map_err(err)?.entries);
+        }
+        Ok(entries)
+    }
+
+    /// Moves the log entries the stored snapshot covers into the compact
+    /// history once they are `compact_after` old (by Redis's clock, which
+    /// also made their ids), a chunk at a time. Returns how many moved.
+    fn compact(&self, id: SessionId) -> StorageResult<u64> {
+        let compact_after_ms = self.compact_after.as_millis() as u64;
+        let mut moved = 0;
+        loop {
+            let ((seconds, micros), covered): ((u64, u64), Option<String>) =
+                self.run(|connection| {
+                    redis::pipe()
+                        .cmd("TIME")
+                        .hget(snap_key(id), "id")
+                        .query(connection)
+                })?;
+            let Some(covered) = covered.as_deref().and_then(StreamId::parse) else {
+                return Ok(moved);
+            };
+            let now_ms = seconds * 1_000 + micros / 1_000;
+            let Some(old_ms) = now_ms.checked_sub(compact_after_ms) else {
+                return Ok(moved);
+            };
+            let bound = covered.min(StreamId {
+                ms: old_ms,
+                seq: u64::MAX,
+            });
+            let run: Vec<(String, Fields)> = self.run(|connection| {
+                redis::cmd("XRANGE")
+                    .arg(log_key(id))
+                    .arg("-")
+                    .arg(bound.to_string())
+                    .arg("COUNT")
+                    .arg(history::CHUNK_ENTRIES)
+                    .query(connection)
+            })?;
+            let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) else {
+                return Ok(moved);
+            };
+            let (first, last) = (first.clone(), last.clone());
+            let last_id = StreamId::parse(&last)
+                .ok_or_else(|| err(format!("log entry id {last:?} is not a stream id")))?;
+            let full = run.len() == history::CHUNK_ENTRIES;
+            let entries = run
+                .into_iter()
+                .map(|(entry_id, fields)| decode_entry(&entry_id, fields))
+                .collect::<StorageResult<Vec<_>>>()?;
+            let chunk = history::encode(last_id, &entries);
+            let removed: u64 = self.run(|connection| {
+                Script::new(history::COMPACT_SCRIPT)
+                    .key(log_key(id))
+                    .key(hist_key(id))
+                    .key(snap_key(id))
+                    .key(meta_key(id))
+                    .arg(&first)
+                    .arg(&last)
+                    .arg(&chunk)
+                    .arg(
+                        StreamId {
+                            seq: last_id.seq.saturating_add(1),
+                            ..last_id
+                        }
+                        .to_string(),
+                    )
+                    .invoke(connection)
+            })?;
+            // None moved: another instance is compacting this log (or the
+            // session went); it carries on.
+            if removed == 0 || !full {
+                return Ok(moved + removed);
+            }
+            moved += removed;
+        }
     }
 
     /// Waits until the writer has finished (stored or failed) every batch
@@ -752,43 +899,71 @@ impl Storage for RedisStorage {
                     .invoke::<i64>(connection)
             })?;
         }
-        let fields: Fields = self.run(|connection| connection.hgetall(snap_key(id)))?;
-        let mut snapshot = None;
-        let mut snapshot_seq = 0;
-        let mut after = "-".to_string();
-        for (field, value) in fields {
-            match field.as_str() {
-                "doc" => snapshot = Some(value),
-                "seq" => snapshot_seq = parse_number(&value, "snapshot seq")?,
-                "id" => after = String::from_utf8(value).map_err(err)?,
-                _ => {}
+        // The snapshot, then the log after it: if entries were compacted
+        // out of the log in between (a newer snapshot covers them), the
+        // log no longer starts where this snapshot ends: read again.
+        for _ in 0..CONSISTENT_READ_TRIES {
+            let fields: Fields = self.run(|connection| connection.hgetall(snap_key(id)))?;
+            let mut snapshot = None;
+            let mut snapshot_seq = 0;
+            let mut after = "-".to_string();
+            let mut compacted = None;
+            for (field, value) in fields {
+                match field.as_str() {
+                    "doc" => snapshot = Some(value),
+                    "seq" => snapshot_seq = parse_number(&value, "snapshot seq")?,
+                    "id" => after = String::from_utf8(value).map_err(err)?,
+                    "cid" => compacted = Some(String::from_utf8(value).map_err(err)?),
+                    _ => {}
+                }
             }
+            if snapshot.is_none() {
+                after = "-".into();
+                snapshot_seq = 0;
+            }
+            let (updates, last) = self.read_log(id, &after)?;
+            if self.compacted_to(id)? != compacted {
+                continue;
+            }
+            let history_bytes = self.meta_of(id)?.map_or(0, |meta| meta.history_bytes);
+            return Ok(StoredDocument {
+                snapshot,
+                snapshot_seq,
+                updates,
+                history_bytes,
+                // Where following the log goes on from ("0-0": the very start).
+                log_position: Some(if last == "-" { "0-0".into() } else { last }),
+            });
         }
-        if snapshot.is_none() {
-            after = "-".into();
-            snapshot_seq = 0;
-        }
-        let (updates, last) = self.read_log(id, &after)?;
-        let history_bytes = self.meta_of(id)?.map_or(0, |meta| meta.history_bytes);
-        Ok(StoredDocument {
-            snapshot,
-            snapshot_seq,
-            updates,
-            history_bytes,
-            // Where following the log goes on from ("0-0": the very start).
-            log_position: Some(if last == "-" { "0-0".into() } else { last }),
-        })
+        Err(err(format!(
+            "session {id}'s log kept being compacted while it was read"
+        )))
     }
 
+    /// The compact history, then the log: compacting moves entries from the
+    /// one to the other, so if it did meanwhile, read both again.
     fn update_log(&self, id: SessionId) -> StorageResult<Vec<LoggedUpdate>> {
-        Ok(self.read_log(id, "-")?.0)
+        for _ in 0..CONSISTENT_READ_TRIES {
+            let compacted = self.compacted_to(id)?;
+            let mut log = self.read_history(id)?;
+            let (updates, _) = self.read_log(id, "-")?;
+            if self.compacted_to(id)? == compacted {
+                log.extend(updates);
+                return Ok(log);
+            }
+        }
+        Err(err(format!(
+            "session {id}'s log kept being compacted while it was read"
+        )))
     }
 
     /// Other instances may have stored entries after `position` that `state`
     /// lacks: the snapshot says what it covers, and loading reads on from
     /// there.
+    /// A stored snapshot lets the log entries it covers go to the compact
+    /// history (done here, by whichever instance stored it).
     fn store_snapshot_at(&self, id: SessionId, state: &[u8], position: &str) -> StorageResult<u64> {
-        self.run(|connection| {
+        let seq = self.run(|connection| {
             Script::new(SNAPSHOT_SCRIPT)
                 .key(log_key(id))
                 .key(snap_key(id))
@@ -796,7 +971,15 @@ impl Storage for RedisStorage {
                 .arg(state)
                 .arg(position)
                 .invoke(connection)
-        })
+        })?;
+        if seq > 0 {
+            // The snapshot is stored whatever happens here: a failed
+            // compaction leaves the entries in the log for the next one.
+            if let Err(e) = self.compact(id) {
+                tracing::warn!(session = %id, error = %e, "compacting a session's log failed");
+            }
+        }
+        Ok(seq)
     }
 
     fn store_snapshot(&self, id: SessionId, state: &[u8]) -> StorageResult<u64> {
@@ -887,10 +1070,13 @@ mod tests {
         meta.id
     }
 
+    /// Compacting as soon as a snapshot allows, so every test here runs
+    /// over a log that was compacted.
     fn options() -> RedisOptions {
         RedisOptions {
             require_aof: true,
             key_ttl: None,
+            compact_after: Duration::ZERO,
         }
     }
 
@@ -1053,5 +1239,132 @@ mod tests {
             }
         )
         .is_ok());
+    }
+
+    /// `(stream length, history chunks)` of a session, as Redis holds them.
+    fn log_and_history_lengths(server: &TestRedis, id: SessionId) -> (u64, u64) {
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut connection = client.get_connection().unwrap();
+        redis::pipe()
+            .cmd("XLEN")
+            .arg(log_key(id))
+            .llen(hist_key(id))
+            .query(&mut connection)
+            .unwrap()
+    }
+
+    fn numbered_records(id: SessionId, range: std::ops::Range<u64>) -> Vec<UpdateRecord> {
+        range
+            .map(|n| UpdateRecord {
+                session: id,
+                at_ms: 1_000 + n * 7,
+                author: 10 + n % 3,
+                update: format!("update {n}").into_bytes(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entries_a_snapshot_covers_move_to_the_compact_history_and_readers_still_see_them_all() {
+        let Some(server) = TestRedis::start() else {
+            return;
+        };
+        let storage = RedisStorage::open(&server.url(), options()).unwrap();
+        let id = session(&storage);
+        storage.append_updates(numbered_records(id, 0..10)).unwrap();
+        storage.sync_updates().unwrap();
+        let before = storage.update_log(id).unwrap();
+        assert_eq!(before.len(), 10);
+        storage.store_snapshot(id, b"state of 10").unwrap();
+        assert_eq!(
+            log_and_history_lengths(&server, id),
+            (0, 1),
+            "covered entries stayed in the stream"
+        );
+        assert_eq!(
+            storage.update_log(id).unwrap(),
+            before,
+            "playback lost or changed entries that were compacted"
+        );
+        storage
+            .append_updates(numbered_records(id, 10..12))
+            .unwrap();
+        storage.sync_updates().unwrap();
+        let loaded = storage.load_document(id).unwrap();
+        assert_eq!(loaded.snapshot.as_deref(), Some(&b"state of 10"[..]));
+        assert_eq!(loaded.snapshot_seq, 10);
+        let after: Vec<u64> = loaded.updates.iter().map(|u| u.seq).collect();
+        assert_eq!(after, vec![11, 12]);
+        let whole: Vec<u64> = storage
+            .update_log(id)
+            .unwrap()
+            .iter()
+            .map(|u| u.seq)
+            .collect();
+        assert_eq!(whole, (1..=12).collect::<Vec<_>>());
+        // The same position snapshotted again keeps what it covers, though
+        // its entry left the stream.
+        let position = loaded.log_position.unwrap();
+        storage
+            .store_snapshot_at(id, b"state of 12", &position)
+            .unwrap();
+        assert_eq!(
+            storage
+                .store_snapshot_at(id, b"state of 12", &position)
+                .unwrap(),
+            12
+        );
+        assert_eq!(log_and_history_lengths(&server, id), (0, 2));
+        assert!(storage.delete_session(id).unwrap());
+        assert_eq!(log_and_history_lengths(&server, id), (0, 0));
+    }
+
+    #[test]
+    fn entries_younger_than_the_compaction_age_stay_in_the_stream() {
+        let Some(server) = TestRedis::start() else {
+            return;
+        };
+        let storage = RedisStorage::open(
+            &server.url(),
+            RedisOptions {
+                compact_after: Duration::from_secs(3_600),
+                ..options()
+            },
+        )
+        .unwrap();
+        let id = session(&storage);
+        storage.append_updates(numbered_records(id, 0..5)).unwrap();
+        storage.sync_updates().unwrap();
+        storage.store_snapshot(id, b"state").unwrap();
+        assert_eq!(log_and_history_lengths(&server, id), (5, 0));
+    }
+
+    #[test]
+    fn two_instances_compacting_one_log_at_once_fold_each_entry_once() {
+        let Some(server) = TestRedis::start() else {
+            return;
+        };
+        let one = RedisStorage::open(&server.url(), options()).unwrap();
+        let two = RedisStorage::open(&server.url(), options()).unwrap();
+        let id = session(&one);
+        // More than one chunk's worth, so each compaction takes several steps.
+        let total = history::CHUNK_ENTRIES as u64 * 3 + 17;
+        for start in (0..total).step_by(1_000) {
+            one.append_updates(numbered_records(id, start..(start + 1_000).min(total)))
+                .unwrap();
+        }
+        one.sync_updates().unwrap();
+        std::thread::scope(|scope| {
+            for storage in [&one, &two] {
+                scope.spawn(move || storage.store_snapshot(id, b"everything").unwrap());
+            }
+        });
+        let seqs: Vec<u64> = two.update_log(id).unwrap().iter().map(|u| u.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=total).collect::<Vec<_>>(),
+            "an entry was lost or folded twice"
+        );
+        assert_eq!(log_and_history_lengths(&server, id).0, 0);
     }
 }

@@ -7,7 +7,8 @@
 // again by themselves; ending, reopening and deleting on one instance act on
 // the other's clients; behind a plain round-robin load balancer, kill -9 of an
 // instance mid-typing loses nothing, its clients carry on through the other,
-// and its people stop counting.
+// and its people stop counting. Log entries compacted into the compact history
+// still load whole on the other instance and play back every update.
 
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -16,15 +17,18 @@ import { startRedis, redisMissing } from './support/redis.mjs'
 import { startBalancer } from './support/balancer.mjs'
 import { api, assertStatus } from './support/http.mjs'
 import { yClient, syncedClients, waitFor } from './support/clients.mjs'
+import { decodeHistory, replay } from './support/history.mjs'
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
 
 const skip = redisMissing()
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const INSTANCE_ARGS = ['--session-ip-connection-limit', '0']
 
-/** A Redis of the test's own and two pairpad instances on it. */
-async function startCluster () {
+/** A Redis of the test's own and two pairpad instances on it (with `extraArgs`). */
+async function startCluster (extraArgs = []) {
   const redis = await startRedis()
-  const args = ['--redis-url', redis.url, ...INSTANCE_ARGS]
+  const args = ['--redis-url', redis.url, ...INSTANCE_ARGS, ...extraArgs]
   const [one, two] = await Promise.all([startServer({ args }), startServer({ args })])
   return { redis, one, two }
 }
@@ -242,5 +246,52 @@ describe('behind a round-robin load balancer', { skip: skip ?? false }, () => {
       timeout: 20_000,
       message: 'REST on the survivor to count exactly the three clients it has'
     })
+  })
+})
+
+describe('compaction of a session\'s log', { skip: skip ?? false }, () => {
+  let cluster
+  const clients = []
+  // Entries move to the compact history as soon as a snapshot covers them.
+  before(async () => { cluster = await startCluster(['--redis-compact-after-secs', '0']) })
+  after(() => stopCluster(cluster, clients))
+
+  test('a compacted session loads whole on the other instance and plays back every update', async () => {
+    const { one, two, redis } = cluster
+    const redisSays = (...command) =>
+      Number(execFileSync('redis-cli', ['-s', join(redis.dir, 'redis.sock'), ...command]).toString().trim())
+    const session = await one.createSession('javascript')
+    const [a] = await syncedClients(one, session.id, ['A on one'])
+    const [b] = await syncedClients(two, session.id, ['B on two'])
+    clients.push(a, b)
+    // 100 updates of about 1 KB: past the 64 KiB after which a snapshot is due.
+    const UPDATES = 100
+    for (let i = 0; i < UPDATES; i++) {
+      a.text.insert(a.text.length, `line ${i} ${'x'.repeat(1_000)}\n`)
+      await sleep(5)
+    }
+    const log = `pp:{${session.id}}:log`
+    const hist = `pp:{${session.id}}:hist`
+    await waitFor(() => redisSays('LLEN', hist) >= 1 && redisSays('XLEN', log) < UPDATES, {
+      timeout: 20_000,
+      message: () => `entries to be compacted (stream ${redisSays('XLEN', log)} entries, history ${redisSays('LLEN', hist)} chunks)`
+    })
+    const text = a.text.toString()
+    await waitFor(() => b.text.toString() === text, { message: 'B on two to follow A through the compaction' })
+    b.text.insert(0, 'from two\n')
+    await a.hasText('from two\n' + text)
+
+    const [late] = await syncedClients(two, session.id, ['a joiner on two'])
+    clients.push(late)
+    assert.equal(late.text.toString(), 'from two\n' + text, 'a joiner on two did not get the whole document')
+
+    const history = decodeHistory(
+      await api(two, 'GET', `/api/sessions/${session.id}/history`, { key: session.interviewerKey }),
+      session,
+      'history of a compacted session'
+    )
+    assert.ok(history.count >= UPDATES + 1, `${history.count} updates in the history, fewer than the ${UPDATES + 1} typed`)
+    const replayed = replay(history.records, 'replaying a compacted history').getText('code').toString()
+    assert.equal(replayed, 'from two\n' + text, 'replaying the history does not give the document')
   })
 })

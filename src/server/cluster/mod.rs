@@ -49,7 +49,7 @@ impl Cluster {
         let instance = storage.instance();
         let client = storage.client();
         let hub: Arc<OnceLock<Weak<Hub>>> = Arc::new(OnceLock::new());
-        let tail = LogTail::start(client.clone(), {
+        let tail = LogTail::start(client.clone(), storage.compact_after(), {
             let hub = hub.clone();
             move |id, entries: Vec<TailEntry>| {
                 let Some(hub) = hub.get().and_then(Weak::upgrade) else {

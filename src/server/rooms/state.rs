@@ -40,7 +40,7 @@ use super::{
 };
 use crate::{
     domain::{Language, Limits, SessionId},
-    storage::StoredDocument,
+    storage::{redis::StreamId, StoredDocument},
     sync::{
         protocol::{self, AwarenessMessage, ClientMessage, ReceivedUpdate},
         schema::DocumentKind,
@@ -1137,10 +1137,9 @@ impl RoomState {
     }
 }
 
-/// A Redis stream id ("<ms>-<n>") as something to compare (unparsable: first).
-fn stream_id_order(id: &str) -> (u64, u64) {
-    let (ms, n) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), n.parse().unwrap_or(0))
+/// A shared log's position as something to compare (unparsable: first).
+fn stream_id_order(id: &str) -> StreamId {
+    StreamId::parse(id).unwrap_or_default()
 }
 
 /// A participant joined or left, as recorded for the interview record.

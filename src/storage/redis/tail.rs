@@ -10,18 +10,25 @@
 //! takes as no change. Entries are only ever read after Redis acknowledged
 //! them, so what is relayed from here is durable (given the AOF settings).
 //!
+//! Entries that a snapshot covers leave the log for the compact history
+//! after a while (see `super::history`). A follower that was caught up less
+//! than half that while ago cannot have missed any; one that may have (just
+//! followed, behind for a while, or cut off from Redis) compares its position
+//! with the last compacted id after its read, and takes what it missed from
+//! the history (whole chunks: a few entries may come twice).
+//!
 //! Sessions start to be read at the next round: a round blocks at most
 //! [`BLOCK`]. (One `XREAD` over many keys is one Redis slot only on Redis
 //! Cluster: a cluster client would read per slot; not done yet.)
 
-use super::{err, log_key, parse_number, Fields};
+use super::{err, hist_key, history, log_key, parse_number, snap_key, Fields, StreamId};
 use crate::{domain::SessionId, storage::StorageResult};
 use redis::Connection;
 use std::{
     collections::HashMap,
     sync::{Arc, Condvar, Mutex, MutexGuard},
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 /// How long one read waits for new entries (and so how late a newly
@@ -39,7 +46,8 @@ const BUSY_PAUSE: Duration = Duration::from_millis(20);
 pub struct TailEntry {
     /// Its stream id: where a follower that has it stands in the log.
     pub position: String,
-    /// The instance that stored it (see `RedisStorage::instance`).
+    /// The instance that stored it (see `RedisStorage::instance`); 0 for
+    /// an entry taken from the compact history (who stored it is not kept).
     pub origin: u64,
     /// A yrs v1 update.
     pub update: Vec<u8>,
@@ -52,6 +60,8 @@ struct Follow {
     position: String,
     /// Which `follow` call this is: a room that unloads stops only its own.
     ticket: u64,
+    /// When a round last read this log to its end (None: not yet).
+    caught_up_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -63,6 +73,9 @@ struct Follows {
 
 struct Shared {
     follows: Mutex<Follows>,
+    /// How long a follower may go without reaching the end of its log before
+    /// it checks whether entries it had not read were compacted.
+    lag_allowed: Duration,
     /// A session is followed (the reader waits on this while none is).
     changed: Condvar,
 }
@@ -83,13 +96,16 @@ impl LogTail {
     /// Starts the reader; `deliver` gets each session's new entries, oldest
     /// first, on the reader's thread, and says whether it took them: entries
     /// not taken (their room is busy) are read again, a little later, and
-    /// meanwhile other sessions' go on.
+    /// meanwhile other sessions' go on. `compact_after` is the storage's
+    /// (`RedisStorage::compact_after`).
     pub fn start(
         client: redis::Client,
+        compact_after: Duration,
         deliver: impl FnMut(SessionId, Vec<TailEntry>) -> bool + Send + 'static,
     ) -> StorageResult<Self> {
         let shared = Arc::new(Shared {
             follows: Mutex::new(Follows::default()),
+            lag_allowed: compact_after / 2,
             changed: Condvar::new(),
         });
         let reader_shared = shared.clone();
@@ -115,6 +131,7 @@ impl LogTail {
                 key: log_key(id).into(),
                 position: position.to_owned(),
                 ticket,
+                caught_up_at: None,
             },
         );
         drop(follows);
@@ -159,6 +176,8 @@ struct Wanted {
     key: Arc<str>,
     position: String,
     ticket: u64,
+    /// Whether it may have missed entries to compaction (checked after the read).
+    may_lag: bool,
 }
 
 fn read_loop(
@@ -171,7 +190,7 @@ fn read_loop(
     let mut failing = false;
     loop {
         // What to read this round (copied: following changes meanwhile).
-        let wanted: Vec<Wanted> = {
+        let (round_start, wanted) = {
             let mut follows = shared.lock();
             while follows.by_session.is_empty() && !follows.stopping {
                 follows = shared
@@ -182,7 +201,8 @@ fn read_loop(
             if follows.stopping {
                 return;
             }
-            follows
+            let round_start = Instant::now();
+            let wanted: Vec<Wanted> = follows
                 .by_session
                 .iter()
                 .map(|(id, follow)| Wanted {
@@ -190,12 +210,21 @@ fn read_loop(
                     key: follow.key.clone(),
                     position: follow.position.clone(),
                     ticket: follow.ticket,
+                    may_lag: follow.caught_up_at.is_none_or(|at| {
+                        round_start.saturating_duration_since(at) > shared.lag_allowed
+                    }),
                 })
-                .collect()
+                .collect();
+            (round_start, wanted)
         };
-        let read = read_round(&client, &mut connection, &wanted);
-        let reply = match read {
-            Ok(reply) => reply,
+        // The read, then (for followers that may lag) what was compacted
+        // before they read it.
+        let read = read_round(&client, &mut connection, &wanted).and_then(|reply| {
+            let connection = connection.as_mut().expect("made by the read");
+            Ok((reply, missed_entries(connection, &wanted)?))
+        });
+        let (reply, mut missed) = match read {
+            Ok(read) => read,
             Err(e) => {
                 connection = None;
                 if !failing {
@@ -209,43 +238,101 @@ fn read_loop(
         if std::mem::take(&mut failing) {
             tracing::info!("redis: following session logs again");
         }
-        let by_key: HashMap<&str, &Wanted> =
-            wanted.iter().map(|wanted| (&*wanted.key, wanted)).collect();
+        let mut read_by_key: HashMap<String, Vec<(String, Fields)>> =
+            reply.unwrap_or_default().into_iter().collect();
         let mut refused = false;
-        for (key, entries) in reply.unwrap_or_default() {
-            let Some(&&Wanted { id, ticket, .. }) = by_key.get(key.as_str()) else {
-                continue;
-            };
-            let Some((last, _)) = entries.last() else {
-                continue;
-            };
-            let last = last.clone();
-            let decoded: Vec<TailEntry> = entries
-                .into_iter()
-                .filter_map(|(position, fields)| match decode(&position, fields) {
+        for wanted in &wanted {
+            let mut entries = missed.remove(&wanted.id).unwrap_or_default();
+            let recovered_to = entries.last().map(|entry| entry.position.clone());
+            let read = read_by_key.remove(&*wanted.key).unwrap_or_default();
+            let read_to_end = read.len() < ROUND_COUNT;
+            let read_to = read.last().map(|(position, _)| position.clone());
+            entries.extend(read.into_iter().filter_map(|(position, fields)| {
+                match decode(&position, fields) {
                     Ok(entry) => Some(entry),
                     Err(e) => {
-                        tracing::error!(session = %id, error = %e, "redis: unreadable log entry skipped");
+                        tracing::error!(session = %wanted.id, error = %e, "redis: unreadable log entry skipped");
                         None
                     }
-                })
-                .collect();
-            if !decoded.is_empty() && !deliver(id, decoded) {
+                }
+            }));
+            if !entries.is_empty() && !deliver(wanted.id, entries) {
                 // Not taken: read again from where this round started.
                 refused = true;
                 continue;
             }
             let mut follows = shared.lock();
-            if let Some(follow) = follows.by_session.get_mut(&id) {
-                if follow.ticket == ticket {
-                    follow.position = last;
-                }
+            let Some(follow) = follows
+                .by_session
+                .get_mut(&wanted.id)
+                .filter(|follow| follow.ticket == wanted.ticket)
+            else {
+                continue;
+            };
+            if let Some(to) = [recovered_to, read_to]
+                .into_iter()
+                .flatten()
+                .max_by_key(|position| StreamId::parse(position))
+            {
+                follow.position = to;
+            }
+            if read_to_end {
+                follow.caught_up_at = Some(round_start);
             }
         }
         if refused {
             std::thread::sleep(BUSY_PAUSE);
         }
     }
+}
+
+/// For each wanted log that may lag: if entries after its position were
+/// compacted, the history chunks that hold them, as entries (oldest first;
+/// each carries its chunk's last id as position).
+fn missed_entries(
+    connection: &mut Connection,
+    wanted: &[Wanted],
+) -> StorageResult<HashMap<SessionId, Vec<TailEntry>>> {
+    let lagging: Vec<&Wanted> = wanted.iter().filter(|wanted| wanted.may_lag).collect();
+    let mut missed = HashMap::new();
+    if lagging.is_empty() {
+        return Ok(missed);
+    }
+    let mut pipe = redis::pipe();
+    for wanted in &lagging {
+        pipe.hget(snap_key(wanted.id), "cid");
+    }
+    let compacted: Vec<Option<String>> = pipe.query(connection).map_err(err)?;
+    for (wanted, compacted) in lagging.into_iter().zip(compacted) {
+        let position = StreamId::parse(&wanted.position).unwrap_or_default();
+        let Some(compacted) = compacted.as_deref().and_then(StreamId::parse) else {
+            continue;
+        };
+        if compacted <= position {
+            continue;
+        }
+        let chunks: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(hist_key(wanted.id))
+            .arg(0)
+            .arg(-1)
+            .query(connection)
+            .map_err(err)?;
+        let mut entries = Vec::new();
+        for chunk in chunks {
+            let chunk = history::decode(&chunk).map_err(err)?;
+            if chunk.last_id > position {
+                let at = chunk.last_id.to_string();
+                entries.extend(chunk.entries.into_iter().map(|entry| TailEntry {
+                    position: at.clone(),
+                    origin: 0,
+                    update: entry.update,
+                }));
+            }
+        }
+        tracing::info!(session = %wanted.id, entries = entries.len(), "redis: a follower caught up on compacted log entries");
+        missed.insert(wanted.id, entries);
+    }
+    Ok(missed)
 }
 
 /// One `XREAD BLOCK` over the wanted logs (made on a fresh connection after a
@@ -317,6 +404,7 @@ mod tests {
         RedisOptions {
             require_aof: true,
             key_ttl: None,
+            compact_after: std::time::Duration::ZERO,
         }
     }
 
@@ -332,21 +420,29 @@ mod tests {
         storage.sync_updates().unwrap();
     }
 
+    /// Two instances' storage on `server`, and a session created on the first.
+    fn two_instances_and_a_session(
+        server: &TestRedis,
+    ) -> (RedisStorage, RedisStorage, SessionMeta) {
+        let here = RedisStorage::open(&server.url(), options()).unwrap();
+        let there = RedisStorage::open(&server.url(), options()).unwrap();
+        let meta = SessionMeta::new(SessionId::new_random(), Language::Python, 1);
+        here.insert_session(&meta).unwrap();
+        (here, there, meta)
+    }
+
     #[test]
     fn a_follower_gets_what_another_instance_stores_after_its_load_in_order_with_its_origin() {
         let Some(server) = TestRedis::start() else {
             return;
         };
-        let here = RedisStorage::open(&server.url(), options()).unwrap();
-        let there = RedisStorage::open(&server.url(), options()).unwrap();
-        let meta = SessionMeta::new(SessionId::new_random(), Language::Python, 1);
-        here.insert_session(&meta).unwrap();
+        let (here, there, meta) = two_instances_and_a_session(&server);
         append(&there, meta.id, b"before");
         let loaded = here.load_document(meta.id).unwrap();
         assert_eq!(loaded.updates.len(), 1);
 
         let (sent, received) = mpsc::channel();
-        let tail = LogTail::start(here.client(), move |id, entries| {
+        let tail = LogTail::start(here.client(), here.compact_after(), move |id, entries| {
             sent.send((id, entries)).unwrap();
             true
         })
@@ -371,6 +467,41 @@ mod tests {
                 (&b"two"[..], here.instance())
             ],
             "not everything stored after the load, in order, with who stored it"
+        );
+    }
+
+    #[test]
+    fn a_follower_behind_a_compaction_gets_what_it_missed_from_the_history() {
+        let Some(server) = TestRedis::start() else {
+            return;
+        };
+        let (here, there, meta) = two_instances_and_a_session(&server);
+        let loaded = here.load_document(meta.id).unwrap();
+        // While this instance was not reading, another one stored three
+        // updates, snapshotted them and compacted them out of the log.
+        for update in [&b"one"[..], b"two", b"three"] {
+            append(&there, meta.id, update);
+        }
+        there.store_snapshot(meta.id, b"snapshot").unwrap();
+        assert!(there.load_document(meta.id).unwrap().updates.is_empty());
+
+        let (sent, received) = mpsc::channel();
+        let tail = LogTail::start(here.client(), here.compact_after(), move |_, entries| {
+            sent.send(entries).unwrap();
+            true
+        })
+        .unwrap();
+        tail.follow(meta.id, loaded.log_position.as_deref().unwrap());
+        append(&there, meta.id, b"four");
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        while got.len() < 4 {
+            let entries = received.recv_timeout(Duration::from_secs(10)).unwrap();
+            got.extend(entries.into_iter().map(|entry| entry.update));
+        }
+        assert_eq!(
+            got,
+            [&b"one"[..], b"two", b"three", b"four"].map(<[u8]>::to_vec),
+            "the follower missed what was compacted before it read it"
         );
     }
 }
