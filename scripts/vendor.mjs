@@ -1,20 +1,20 @@
-// Copies the front-end runtimes pairpad serves itself (Monaco's AMD build and
-// Pyodide's core files) from node_modules into public/vendor/, under paths that
+// Copies the front-end runtimes pairpad serves itself (Monaco's AMD build,
+// Pyodide's core files and Node's inspect for the JavaScript runner) from node_modules into public/vendor/, under paths that
 // carry their versions (so they can be cached forever), and writes .br and .gz
 // beside each text or wasm file so the server sends them precompressed.
 // cargo-leptos then copies public/ into the site. Nothing here touches the network.
 
-import { createRequire } from 'node:module';
 import { compressBeside } from './compress.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const require = createRequire(path.join(root, 'package.json'));
 const vendorDir = path.join(root, 'public', 'vendor');
 
+// The directory npm installed a direct dependency in (not require.resolve: a package whose
+// "exports" leave out package.json cannot be resolved that way).
 function packageDir(name) {
-  return path.dirname(require.resolve(`${name}/package.json`));
+  return path.join(root, 'node_modules', name);
 }
 
 function versionOf(name) {
@@ -60,4 +60,12 @@ vendor('pyodide', (from, to) => {
     fs.copyFileSync(path.join(from, file), path.join(to, file));
     compressBeside(path.join(to, file));
   }
+});
+
+// node-inspect-extracted: Node's util.inspect and util.format for browsers (one UMD file),
+// which the JavaScript runner loads to print values exactly as Node does.
+vendor('node-inspect-extracted', (from, to) => {
+  fs.mkdirSync(to, { recursive: true });
+  fs.copyFileSync(path.join(from, 'dist', 'inspect.js'), path.join(to, 'inspect.js'));
+  compressBeside(path.join(to, 'inspect.js'));
 });

@@ -11,6 +11,8 @@
 // server with small limits); sandbox escapes in run-sandbox.spec.mjs.
 
 import util from 'node:util';
+import { Console } from 'node:console';
+import { Writable } from 'node:stream';
 import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
 import { RUN_END, texts, openSession, presetName, setCode, editorText, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
 
@@ -63,6 +65,59 @@ test.describe('JavaScript', () => {
     expect(result.status, JSON.stringify(result.lines)).toBe('ok');
     expect(texts(result.lines)).toEqual(expected);
     expect(texts(result.lines, 'stderr')).toEqual([]);
+  });
+
+  test('console.table, nested collections, class instances and format specifiers print as in Node', async ({ page }) => {
+    // Node's own console writes the expected output (util.inspect is the same code in both).
+    const program = [
+      'console.table([{ a: 1, b: "x" }, { a: 2, c: [1, 2, 3, 4] }, 7]);',
+      'console.table({ row: { n: { deep: 1, more: 2, most: 3 } }, other: { n: 2 } });',
+      'console.table(new Map([["k", { v: 1 }], [2, "two"]]));',
+      'console.table(new Set(["s", 1]));',
+      'console.table([{ a: 1, b: 2 }, { a: 3 }], ["b"]);',
+      'console.log(new Map([["outer", new Map([["inner", new Set([1, new Set([2, [3, { four: 4 }]])])]])]]));',
+      'const ring = { name: "ring", list: [] }; ring.list.push({ back: ring }, ring); console.log(ring, [ring]);',
+      'class Animal { constructor() { this.legs = 4; } } class Dog extends Animal { #secret = 1; bark() {} }',
+      'console.log(new Dog(), [new Dog()], { pet: new Dog() }, Dog, Animal);',
+      'console.log("%o|%O", { a: [1, { b: 2 }] }, { a: [1, { b: 2 }] });',
+      'console.log("%d %i %f", "42.5", 7.9, "3.25x", "extra", 1);',
+      'console.log("%j %s %c%s %%", { j: [1] }, { s: 1 }, "color: red", "styled", Symbol("sym"));',
+      'console.log("%s %d", 10n, 10n, -0, [-0]);',
+      'console.dir({ a: { b: { c: { d: 1 } } } }, { depth: 0 });',
+      'console.assert(1 === 2, "%s is not %s", "one", "two"); console.assert(false);',
+    ].join('\n');
+    const expected = { stdout: [], stderr: [] };
+    const sink = (lines) => new Writable({
+      write(chunk, _, done) { lines.push(...String(chunk).replace(/\n$/, '').split('\n')); done(); },
+    });
+    const nodeConsole = new Console({ stdout: sink(expected.stdout), stderr: sink(expected.stderr), colorMode: false });
+    new Function('console', program)(nodeConsole);
+
+    const result = await run(page, program);
+    expect(result.status, JSON.stringify(result.lines)).toBe('ok');
+    expect(texts(result.lines, 'stdout')).toEqual(expected.stdout);
+    expect(texts(result.lines, 'stderr')).toEqual(expected.stderr);
+  });
+
+  test('an error with a cause prints as in Node, its frames in editor lines', async ({ page }) => {
+    const program = [
+      'function parse() { throw new TypeError("bad token", { cause: new RangeError("too long") }); }',
+      'try { parse(); } catch (e) { console.log(new Error("could not parse", { cause: e })); }',
+      'const quiet = new Error("no frames"); quiet.stack = "Error: no frames"; console.log([quiet]);',
+    ].join('\n');
+    const expected = [];
+    new Function('console', program)({ log: (...args) => expected.push(...util.format(...args).split('\n')) });
+    // Stacks differ between Node and a browser: compare without the frame lines (and Node's
+    // "... N lines matching cause stack trace ...", which longer stacks get).
+    const withoutFrames = (lines) => lines.filter((l) => !/^\s+(at |\.\.\. \d+ lines? matching)/.test(l));
+
+    const result = await run(page, program);
+    expect(result.status, JSON.stringify(result.lines)).toBe('ok');
+    const printed = texts(result.lines);
+    expect(withoutFrames(printed)).toEqual(withoutFrames(expected));
+    expect(printed, 'the cause\'s frames should be in editor lines').toContain('      at parse (editor.js:1:26)');
+    expect(printed, 'the error\'s frame should be in editor lines').toContain('    at editor.js:2:42 {');
+    expect(printed.join('\n'), 'runner frames leaked into a printed stack').not.toMatch(/js-worker|inspect\.js/);
   });
 
   test('a runtime error shows its type, message and editor line on stderr', async ({ page }) => {

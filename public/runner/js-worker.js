@@ -15,8 +15,10 @@
 //
 // Sandbox: before any user code runs, network, storage, messaging and nested-worker APIs are
 // deleted from the global object and its prototype chain (and from navigator); the CSP the
-// server sends with this file ("default-src 'none'; script-src 'unsafe-eval'") is the second
-// wall: no fetch/connect of any kind, no importScripts, no import().
+// server sends with this file ("default-src 'none'; script-src <host>/vendor/node-inspect-
+// extracted-<version>/inspect.js 'unsafe-eval'") is the second wall: no fetch/connect of any
+// kind, no script but Node's inspect (loaded before user code runs; importScripts is then
+// removed).
 'use strict';
 
 (() => {
@@ -36,7 +38,6 @@
   const apply = Reflect.apply;
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
-  const fnToString = Function.prototype.toString;
   const objToString = Object.prototype.toString;
   const hasOwn = Object.prototype.hasOwnProperty;
   const SOURCE_URL = 'editor.js';
@@ -98,59 +99,17 @@
   }
 
   // ---------------------------------------------------------------------------------------
-  // inspect(): a compact re-implementation of Node's util.inspect defaults
-  // (depth 2, breakLength 80, compact 3, maxArrayLength 100, single-quoted strings).
+  // Values printed as Node prints them, by Node's own util.inspect and util.format (npm
+  // node-inspect-extracted, served by pairpad; this worker's CSP allows that one file). It is
+  // loaded before the lockdown removes importScripts; a worker without it refuses runs.
   // ---------------------------------------------------------------------------------------
-  const MAX_ARRAY = 100;
-  const MAX_STRING = 10000;
-  const BREAK = 80;
-  const DEPTH = 2;
-  const IDENT = /^[a-zA-Z_][a-zA-Z_0-9]*$/;
-  const TypedArrayProto = Object.getPrototypeOf(Uint8Array.prototype);
-  const typedArrayTag = Object.getOwnPropertyDescriptor(TypedArrayProto, Symbol.toStringTag).get;
-
-  function strEscape(s) {
-    let quote = "'";
-    if (s.includes("'")) {
-      if (!s.includes('"')) quote = '"';
-      else if (!s.includes('`') && !s.includes('${')) quote = '`';
-    }
-    let out = '';
-    for (let i = 0; i < s.length; i++) {
-      const c = s[i];
-      const code = s.charCodeAt(i);
-      if (c === quote || c === '\\') out += '\\' + c;
-      else if (c === '\n') out += '\\n';
-      else if (c === '\t') out += '\\t';
-      else if (c === '\r') out += '\\r';
-      else if (c === '\b') out += '\\b';
-      else if (c === '\f') out += '\\f';
-      else if (c === '\v') out += '\\v';
-      else if (code < 0x20 || code === 0x7f) out += '\\x' + code.toString(16).padStart(2, '0').toUpperCase();
-      else out += c;
-    }
-    return quote + out + quote;
-  }
-
-  function formatPrimitive(v, nested) {
-    switch (typeof v) {
-      case 'string': {
-        if (!nested) return v;
-        let trailer = '';
-        if (v.length > MAX_STRING) {
-          trailer = `... ${v.length - MAX_STRING} more character${v.length - MAX_STRING > 1 ? 's' : ''}`;
-          v = v.slice(0, MAX_STRING);
-        }
-        return strEscape(v) + trailer;
-      }
-      case 'number': return Object.is(v, -0) ? '-0' : String(v);
-      case 'bigint': return `${v}n`;
-      case 'boolean': return String(v);
-      case 'undefined': return 'undefined';
-      case 'symbol': return v.toString();
-      default: return v === null ? 'null' : String(v);
-    }
-  }
+  const INSPECT_SCRIPT = '/vendor/node-inspect-extracted-3.3.3/inspect.js';
+  let util = null;
+  try {
+    G.importScripts(INSPECT_SCRIPT);
+    util = G.util;
+  } catch (_) { /* reported when a run is asked for */ }
+  delete G.util;
 
   function constructorName(obj) {
     let o = obj;
@@ -164,363 +123,62 @@
     return null;
   }
 
-  function formatFunctionBase(fn) {
-    let src = '';
-    try { src = fnToString.call(fn); } catch (_) { /* proxy */ }
-    const name = typeof fn.name === 'string' ? fn.name : '';
-    if (src.startsWith('class') && /^class\b/.test(src)) {
-      let s = `[class ${name || '(anonymous)'}`;
-      const sup = Object.getPrototypeOf(fn);
-      if (sup && sup !== Function.prototype && sup.name) s += ` extends ${sup.name}`;
-      return s + ']';
-    }
-    let type = 'Function';
-    const tag = fn[Symbol.toStringTag];
-    if (tag === 'AsyncFunction' || tag === 'GeneratorFunction' || tag === 'AsyncGeneratorFunction') type = tag;
-    return name ? `[${type}: ${name}]` : `[${type} (anonymous)]`;
-  }
-
-  function formatKey(key) {
-    if (typeof key === 'symbol') return `[${key.toString()}]`;
-    return IDENT.test(key) ? key : strEscape(key);
-  }
-
   function isError(v) {
     return v instanceof Error || objToString.call(v) === '[object Error]';
   }
 
-  function ownKeys(obj, skipIndices) {
-    const keys = [];
-    for (const k of Object.keys(obj)) {
-      if (skipIndices && /^(0|[1-9][0-9]*)$/.test(k)) continue;
-      keys.push(k);
-    }
-    for (const s of Object.getOwnPropertySymbols(obj)) {
-      const d = Object.getOwnPropertyDescriptor(obj, s);
-      if (d && d.enumerable) keys.push(s);
-    }
-    return keys;
-  }
-
-  function formatProperty(ctx, obj, key, depth, arrayEntry) {
-    const d = Object.getOwnPropertyDescriptor(obj, key);
-    let str;
-    if (!d) str = 'undefined';
-    else if (hasOwn.call(d, 'value')) {
-      ctx.indent += 2;
-      str = formatValue(ctx, d.value, depth + 1, true);
-      ctx.indent -= 2;
-    } else if (d.get) str = d.set ? '[Getter/Setter]' : '[Getter]';
-    else str = d.set ? '[Setter]' : 'undefined';
-    return arrayEntry ? str : `${formatKey(key)}: ${str}`;
-  }
-
-  function isBelowBreakLength(ctx, output, start, base) {
-    let total = output.length + start;
-    if (total + output.length > BREAK) return false;
-    for (const s of output) {
-      total += s.length;
-      if (total > BREAK) return false;
-    }
-    return base === '' || !base.includes('\n');
-  }
-
-  function groupArrayElements(ctx, output, value, more) {
-    let totalLength = 0;
-    let maxLength = 0;
-    let outputLength = output.length;
-    if (more) outputLength--;
-    const sep = 2;
-    const dataLen = new Array(outputLength);
-    for (let i = 0; i < outputLength; i++) {
-      const len = output[i].length;
-      dataLen[i] = len;
-      totalLength += len + sep;
-      if (maxLength < len) maxLength = len;
-    }
-    const actualMax = maxLength + sep;
-    if (actualMax * 3 + ctx.indent < BREAK && (totalLength / actualMax > 5 || maxLength <= 6)) {
-      const averageBias = Math.sqrt(actualMax - totalLength / output.length);
-      const biasedMax = Math.max(actualMax - 3 - averageBias, 1);
-      const columns = Math.min(
-        Math.round(Math.sqrt(2.5 * biasedMax * outputLength) / biasedMax),
-        Math.floor((BREAK - ctx.indent) / actualMax),
-        3 * 4,
-        15,
-      );
-      if (columns <= 1) return output;
-      const tmp = [];
-      const maxLineLength = [];
-      for (let i = 0; i < columns; i++) {
-        let lineLength = 0;
-        for (let j = i; j < outputLength; j += columns) if (dataLen[j] > lineLength) lineLength = dataLen[j];
-        maxLineLength.push(lineLength + sep);
-      }
-      let padStart = true;
-      if (value !== undefined) {
-        for (let i = 0; i < outputLength; i++) {
-          if (typeof value[i] !== 'number' && typeof value[i] !== 'bigint') { padStart = false; break; }
-        }
-      }
-      for (let i = 0; i < outputLength; i += columns) {
-        const max = Math.min(i + columns, outputLength);
-        let str = '';
-        let j = i;
-        for (; j < max - 1; j++) {
-          const cell = `${output[j]}, `;
-          str += padStart ? cell.padStart(maxLineLength[j - i], ' ') : cell.padEnd(maxLineLength[j - i], ' ');
-        }
-        str += padStart ? output[j].padStart(maxLineLength[j - i] - sep, ' ') : output[j];
-        tmp.push(str);
-      }
-      if (more) tmp.push(output[outputLength]);
-      return tmp;
-    }
-    return output;
-  }
-
-  function reduceToSingleString(ctx, output, base, braces, isArrayLike, depth, value, more) {
-    const entries = output.length;
-    if (isArrayLike && entries > 6) output = groupArrayElements(ctx, output, value, more);
-    if (ctx.currentDepth - depth < 3 && entries === output.length) {
-      const start = output.length + ctx.indent + braces[0].length + base.length + 10;
-      if (isBelowBreakLength(ctx, output, start, base)) {
-        const joined = output.join(', ');
-        if (!joined.includes('\n')) return `${base ? `${base} ` : ''}${braces[0]} ${joined} ${braces[1]}`;
-      }
-    }
-    const ind = '\n' + ' '.repeat(ctx.indent);
-    return `${base ? `${base} ` : ''}${braces[0]}${ind}  ${output.join(`,${ind}  `)}${ind}${braces[1]}`;
-  }
-
-  function errorToString(err, nested) {
+  // An error's name and message, then the user's frames, as V8 writes a stack.
+  function errorToString(err) {
     let name = 'Error';
     let message = '';
     try { name = String(err.name); } catch (_) { /* ignore */ }
     try { message = String(err.message); } catch (_) { /* ignore */ }
     const head = message ? `${name}: ${message}` : name;
-    if (nested) return `[${head}]`;
     const frames = userFrames(err);
     return frames.length ? head + '\n' + frames.map((f) => '    at ' + f.text).join('\n') : head;
   }
 
-  function formatValue(ctx, value, depth, nested) {
-    if (value === null || (typeof value !== 'object' && typeof value !== 'function')) {
-      return formatPrimitive(value, nested);
-    }
-    const seenAt = ctx.seen.indexOf(value);
-    if (seenAt !== -1) {
-      let idx = ctx.circular.get(value);
-      if (idx === undefined) {
-        idx = ctx.circular.size + 1;
-        ctx.circular.set(value, idx);
-      }
-      return `[Circular *${idx}]`;
-    }
-    return formatRaw(ctx, value, depth, nested);
-  }
-
-  function formatRaw(ctx, value, depth, nested) {
-    let ctor = null;
-    try { ctor = constructorName(value); } catch (_) { /* proxy trap */ }
-    let tag = '';
-    try { tag = objToString.call(value).slice(8, -1); } catch (_) { /* ignore */ }
-    let base = '';
-    let braces;
-    let output = [];
-    let isArrayLike = false;
-    let more = false;
-    let keys;
-    const prefix = (fallback, size) => {
-      const name = ctor === null ? `[${fallback}: null prototype]` : ctor;
-      return size === undefined ? `${name} ` : `${name}(${size}) `;
+  // Errors print with their stacks cut to the user's frames in editor lines, as uncaught ones
+  // do: while `format` runs, each error among `values` (and its causes) has that as its own
+  // `stack`; afterwards the original is put back.
+  function withUserStacks(values, format) {
+    const swapped = [];
+    const swap = (err, depth) => {
+      if (depth > 16 || err === null || typeof err !== 'object' || !isError(err)) return;
+      if (swapped.some((s) => s.err === err)) return;
+      try {
+        const own = Object.getOwnPropertyDescriptor(err, 'stack');
+        if (own && !own.configurable) return;
+        const stack = errorToString(err);
+        Object.defineProperty(err, 'stack', { value: stack, configurable: true, writable: true });
+        swapped.push({ err, own });
+        swap(err.cause, depth + 1);
+        if (Array.isArray(err.errors)) err.errors.forEach((e) => swap(e, depth + 1));
+      } catch (_) { /* a proxy or a getter that throws: printed as it is */ }
     };
-
-    if (depth > DEPTH && typeof value !== 'function' && !isError(value)) {
-      if (Array.isArray(value)) return '[Array]';
-      return `[${ctor || tag || 'Object'}]`;
-    }
-
-    ctx.seen.push(value);
-    ctx.currentDepth = depth;
+    values.forEach((v) => swap(v, 0));
     try {
-      if (Array.isArray(value)) {
-        isArrayLike = true;
-        const p = ctor === 'Array' ? '' : prefix('Array', value.length);
-        braces = [`${p}[`, ']'];
-        more = formatArrayEntries(ctx, value, depth, output);
-        keys = ownKeys(value, true);
-      } else if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
-        isArrayLike = true;
-        const name = typedArrayTag.call(value) || ctor;
-        braces = [`${name}(${value.length}) [`, ']'];
-        const n = Math.min(value.length, MAX_ARRAY);
-        for (let i = 0; i < n; i++) output.push(formatPrimitive(value[i], true));
-        if (value.length > n) { output.push(`... ${value.length - n} more item${value.length - n > 1 ? 's' : ''}`); more = true; }
-        keys = ownKeys(value, true);
-      } else if (value instanceof Map) {
-        braces = [`${prefix('Map', value.size)}{`, '}'];
-        ctx.indent += 2;
-        let i = 0;
-        for (const [k, v] of value) {
-          if (i++ >= MAX_ARRAY) { output.push(`... ${value.size - MAX_ARRAY} more items`); break; }
-          output.push(`${formatValue(ctx, k, depth + 1, true)} => ${formatValue(ctx, v, depth + 1, true)}`);
-        }
-        ctx.indent -= 2;
-        keys = ownKeys(value);
-      } else if (value instanceof Set) {
-        braces = [`${prefix('Set', value.size)}{`, '}'];
-        ctx.indent += 2;
-        let i = 0;
-        for (const v of value) {
-          if (i++ >= MAX_ARRAY) { output.push(`... ${value.size - MAX_ARRAY} more items`); break; }
-          output.push(formatValue(ctx, v, depth + 1, true));
-        }
-        ctx.indent -= 2;
-        keys = ownKeys(value);
-      } else {
-        keys = ownKeys(value);
-        braces = ['{', '}'];
-        if (typeof value === 'function') {
-          base = formatFunctionBase(value);
-          if (keys.length === 0) return base;
-        } else if (isError(value)) {
-          base = errorToString(value, nested);
-          keys = keys.filter((k) => k !== 'stack' && k !== 'message');
-          if (keys.length === 0) return base;
-        } else if (value instanceof RegExp) {
-          base = RegExp.prototype.toString.call(value);
-          if (keys.length === 0) return base;
-        } else if (value instanceof Date) {
-          base = Number.isNaN(value.getTime()) ? 'Invalid Date' : value.toISOString();
-          if (keys.length === 0) return base;
-        } else if (value instanceof Promise) {
-          braces = [`${prefix('Promise')}{`, '}'];
-          output.push('<state unknown>');
-        } else if (value instanceof WeakMap || value instanceof WeakSet) {
-          braces = [`${prefix(tag)}{`, '}'];
-          output.push('<items unknown>');
-        } else if (value instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && value instanceof SharedArrayBuffer)) {
-          braces = [`${prefix(tag)}{`, '}'];
-          const bytes = new Uint8Array(value, 0, Math.min(value.byteLength, 50));
-          let hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
-          if (value.byteLength > 50) hex += ` ... ${value.byteLength - 50} more bytes`;
-          output.push(`[Uint8Contents]: <${hex}>`, `byteLength: ${value.byteLength}`);
-        } else if (value instanceof Number || value instanceof String || value instanceof Boolean ||
-                   value instanceof Symbol || value instanceof BigInt) {
-          const prim = value.valueOf();
-          const t = value instanceof Number ? 'Number' : value instanceof String ? 'String'
-            : value instanceof Boolean ? 'Boolean' : value instanceof Symbol ? 'Symbol' : 'BigInt';
-          base = `[${t}: ${formatPrimitive(prim, true)}]`;
-          if (value instanceof String) keys = keys.filter((k) => !/^(0|[1-9][0-9]*)$/.test(String(k)));
-          if (keys.length === 0) return base;
-        } else if (ctor === 'Object') {
-          if (tag === 'Arguments') braces = ['[Arguments] [', ']'];
-          else if (tag !== 'Object' && tag) braces = [`Object [${tag}] {`, '}'];
-        } else {
-          let name = ctor === null ? '[Object: null prototype]' : ctor;
-          if (tag && tag !== 'Object' && tag !== ctor) name += ` [${tag}]`;
-          braces = [`${name} {`, '}'];
-        }
-      }
-      for (const k of keys) output.push(formatProperty(ctx, value, k, depth));
-    } finally {
-      ctx.seen.pop();
-    }
-
-    if (braces[0].endsWith('{') && output.length === 0 && base === '') {
-      const res = `${braces[0]}}`;
-      return withRef(ctx, value, res);
-    }
-    if (output.length === 0 && isArrayLike) return withRef(ctx, value, `${braces[0]}]`);
-    const res = reduceToSingleString(ctx, output, base, braces, isArrayLike, depth, isArrayLike ? value : undefined, more);
-    return withRef(ctx, value, res);
-  }
-
-  function withRef(ctx, value, res) {
-    const idx = ctx.circular.get(value);
-    return idx === undefined ? res : `<ref *${idx}> ${res}`;
-  }
-
-  function formatArrayEntries(ctx, arr, depth, output) {
-    const len = arr.length;
-    let holes = 0;
-    let shown = 0;
-    for (let i = 0; i < len && shown < MAX_ARRAY; i++) {
-      if (!hasOwn.call(arr, i)) { holes++; continue; }
-      if (holes) { output.push(`<${holes} empty item${holes > 1 ? 's' : ''}>`); shown++; holes = 0; }
-      if (shown >= MAX_ARRAY) break;
-      output.push(formatProperty(ctx, arr, String(i), depth, true));
-      shown++;
-    }
-    if (holes && shown < MAX_ARRAY) { output.push(`<${holes} empty item${holes > 1 ? 's' : ''}>`); shown++; holes = 0; }
-    let counted = 0;
-    for (const s of output) {
-      const m = /^<(\d+) empty items?>$/.exec(s);
-      counted += m ? Number(m[1]) : 1;
-    }
-    if (counted < len) {
-      output.push(`... ${len - counted} more item${len - counted > 1 ? 's' : ''}`);
-      return true;
-    }
-    return false;
-  }
-
-  function inspect(value, nested) {
-    const ctx = { seen: [], circular: new Map(), indent: 0, currentDepth: 0 };
-    try {
-      return formatValue(ctx, value, 0, nested);
+      return format();
     } catch (e) {
       return `[value could not be inspected: ${e && e.message ? e.message : e}]`;
+    } finally {
+      for (const { err, own } of swapped.reverse()) {
+        try {
+          if (own) Object.defineProperty(err, 'stack', own);
+          else delete err.stack;
+        } catch (_) { /* left as printed */ }
+      }
     }
   }
 
-  // console.log-style formatting with %s %d %i %f %j %o %O %c %%.
+  // console.log's formatting: util.format (%s %d %i %f %j %o %O %c %%).
   function formatArgs(args) {
-    let out = '';
-    let a = 0;
-    if (typeof args[0] === 'string' && args.length > 1 && args[0].includes('%')) {
-      const f = args[0];
-      a = 1;
-      let last = 0;
-      for (let i = 0; i < f.length - 1; i++) {
-        if (f[i] !== '%') continue;
-        const c = f[i + 1];
-        let rep;
-        if (c === '%') { out += f.slice(last, i) + '%'; last = i + 2; i++; continue; }
-        if (a >= args.length) continue;
-        const v = args[a];
-        switch (c) {
-          case 's':
-            rep = typeof v === 'string' ? v : typeof v === 'bigint' ? `${v}n`
-              : (typeof v === 'object' && v !== null) ? inspect(v, true) : formatPrimitive(v, false);
-            break;
-          case 'd': case 'i':
-            if (typeof v === 'bigint') rep = `${v}n`;
-            else if (typeof v === 'symbol' || (typeof v === 'object' && v !== null)) rep = 'NaN';
-            else rep = formatPrimitive(c === 'i' ? parseInt(v, 10) : Number(v), false);
-            break;
-          case 'f': rep = typeof v === 'symbol' ? 'NaN' : formatPrimitive(parseFloat(v), false); break;
-          case 'j':
-            try { rep = JSON.stringify(v); } catch (_) { rep = '[Circular]'; }
-            break;
-          case 'o': case 'O': rep = inspect(v, true); break;
-          case 'c': rep = ''; break;
-          default: continue;
-        }
-        out += f.slice(last, i) + rep;
-        last = i + 2;
-        i++;
-        a++;
-      }
-      out += f.slice(last);
-      if (a < args.length) out += ' ';
-    }
-    for (let i = a; i < args.length; i++) {
-      if (i > a) out += ' ';
-      out += typeof args[i] === 'string' ? args[i] : inspect(args[i], false);
-    }
-    return out;
+    return withUserStacks(args, () => apply(util.formatWithOptions, util, [{}].concat(args)));
+  }
+
+  // One value as util.inspect shows it.
+  function inspect(value, options) {
+    return withUserStacks([value], () => util.inspect(value, options));
   }
 
   // ---------------------------------------------------------------------------------------
@@ -565,9 +223,9 @@
       try { message = String(err.message); } catch (_) { /* ignore */ }
       const frames = userFrames(err);
       const first = frames.find((f) => f.line !== null);
-      return { type, message, line: first ? first.line : null, text: errorToString(err, false) };
+      return { type, message, line: first ? first.line : null, text: errorToString(err) };
     }
-    const text = inspect(err, true);
+    const text = inspect(err);
     return { type: 'Uncaught', message: text, line: null, text };
   }
 
@@ -752,10 +410,12 @@
         const frames = userFrames(new Error()).map((f) => '    at ' + f.text);
         emit(2, [['Trace' + (a.length ? ': ' + formatArgs(a) : ''), ...frames].join('\n')]);
       },
-      dir: (v) => emit(1, [inspect(v, true)]),
+      dir: (v, options) => emit(1, [inspect(v, { customInspect: false, ...options })]),
       dirxml: (...a) => emit(1, a),
       assert: (cond, ...a) => {
-        if (!cond) emit(2, a.length ? ['Assertion failed:', ...a] : ['Assertion failed']);
+        if (cond) return;
+        a[0] = `Assertion failed${a.length === 0 ? '' : `: ${a[0]}`}`;
+        emit(2, a);
       },
       count: (label = 'default') => {
         const n = (counts.get(String(label)) || 0) + 1;
@@ -778,7 +438,7 @@
       group: (...a) => { if (a.length) emit(1, a); groupIndent += '  '; },
       groupCollapsed: (...a) => { if (a.length) emit(1, a); groupIndent += '  '; },
       groupEnd: () => { groupIndent = groupIndent.slice(2); },
-      table: (data) => emit(1, [table(data)]),
+      table: (data, properties) => emit(1, [table(data, properties)]),
       clear: () => {},
     };
     G.console = con;
@@ -847,35 +507,69 @@
     };
   }
 
-  // console.table for arrays / objects of rows, in Node's box style.
-  function table(data) {
+  // console.table as Node's console does it (lib/internal/console/constructor.js and
+  // cli_table.js): the same columns, cell formatting and alignment. Iterators are not
+  // previewed (browsers have no way to): they print as objects.
+  function table(data, properties) {
     if (data === null || typeof data !== 'object') return formatArgs([data]);
-    const rowKeys = data instanceof Map ? [...data.keys()] : Object.keys(data);
-    const rows = data instanceof Map ? [...data.values()] : rowKeys.map((k) => data[k]);
-    const cols = [];
-    let hasValues = false;
-    for (const r of rows) {
-      if (r !== null && typeof r === 'object') {
-        for (const k of Object.keys(r)) if (!cols.includes(k)) cols.push(k);
-      } else hasValues = true;
-    }
-    const header = ['(index)', ...cols, ...(hasValues ? ['Values'] : [])];
-    const body = rows.map((r, i) => {
-      const cells = [String(rowKeys[i])];
-      for (const c of cols) {
-        cells.push(r !== null && typeof r === 'object' && hasOwn.call(r, c) ? inspect(r[c], true) : '');
-      }
-      if (hasValues) cells.push(r !== null && typeof r === 'object' ? '' : inspect(r, true));
-      return cells;
-    });
-    const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)) + 2);
-    const center = (s, w) => {
-      const left = Math.floor((w - s.length) / 2);
-      return ' '.repeat(left) + s + ' '.repeat(w - s.length - left);
+    const cell = (v) => {
+      const depth = v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 2 ? -1 : 0;
+      return inspect(v, { depth, maxArrayLength: 3, breakLength: Infinity });
     };
-    const line = (l, m, r) => l + widths.map((w) => '─'.repeat(w)).join(m) + r;
-    const row = (cells) => '│' + cells.map((c, i) => center(c, widths[i])).join('│') + '│';
-    return [line('┌', '┬', '┐'), row(header), line('├', '┼', '┤'), ...body.map(row), line('└', '┴', '┘')].join('\n');
+    const indices = (length) => Array.from({ length }, (_, i) => cell(i));
+    if (data instanceof Map) {
+      const keys = [];
+      const values = [];
+      for (const [k, v] of data) { keys.push(cell(k)); values.push(cell(v)); }
+      return renderTable(['(iteration index)', 'Key', 'Values'], [indices(keys.length), keys, values]);
+    }
+    if (data instanceof Set) {
+      const values = [...data].map(cell);
+      return renderTable(['(iteration index)', 'Values'], [indices(values.length), values]);
+    }
+    const columns = new Map();
+    let hasPrimitives = false;
+    const primitives = [];
+    const rowKeys = Object.keys(data);
+    rowKeys.forEach((rowKey, i) => {
+      const item = data[rowKey];
+      const primitive = item === null || (typeof item !== 'function' && typeof item !== 'object');
+      if (properties === undefined && primitive) {
+        hasPrimitives = true;
+        primitives[i] = cell(item);
+        return;
+      }
+      for (const key of properties || Object.keys(item)) {
+        if (!columns.has(key)) columns.set(key, []);
+        columns.get(key)[i] = (primitive && properties) || !hasOwn.call(item, key) ? '' : cell(item[key]);
+      }
+    });
+    const head = ['(index)', ...columns.keys()];
+    const values = [rowKeys, ...columns.values()];
+    if (hasPrimitives) { head.push('Values'); values.push(primitives); }
+    return renderTable(head, values);
+  }
+
+  function renderTable(head, columns) {
+    const width = (s) => util.getStringWidth(s);
+    const widths = head.map(width);
+    const longest = Math.max(...columns.map((c) => c.length));
+    const rows = [];
+    head.forEach((_, i) => {
+      for (let j = 0; j < longest; j++) {
+        rows[j] = rows[j] || [];
+        const value = hasOwn.call(columns[i], j) ? columns[i][j] : '';
+        rows[j][i] = value;
+        widths[i] = Math.max(widths[i], width(value));
+      }
+    });
+    const divider = widths.map((w) => '─'.repeat(w + 2));
+    // Cells are left-aligned, as current Node releases print them (older ones centred them).
+    const row = (cells) => '│ ' + cells.map((c, i) => c + ' '.repeat(widths[i] - width(c))).join(' │ ') + ' │';
+    return [
+      '┌' + divider.join('┬') + '┐', row(head), '├' + divider.join('┼') + '┤',
+      ...rows.map(row), '└' + divider.join('┴') + '┘',
+    ].join('\n');
   }
 
   async function run(msg) {
@@ -931,9 +625,11 @@
     const msg = ev.data;
     if (used || !msg || msg.type !== 'run') return;
     used = true; // one run per worker: the page starts a fresh worker for the next one
-    if (left.length) {
+    if (left.length || !util) {
+      const message = left.length ? `could not remove: ${left.join(', ')}`
+        : `could not load the output formatter ${INSPECT_SCRIPT}`;
       post({ type: 'done', id: msg.id, status: 'error', truncated: false, durationMs: 0,
-        error: { type: 'SandboxError', message: `could not remove: ${left.join(', ')}`, line: null } });
+        error: { type: 'SandboxError', message, line: null } });
       return;
     }
     run(msg).catch((e) => {
