@@ -396,7 +396,7 @@ test('Run pressed while Python is still loading runs once it is ready', async ({
   expect(result.lines).toEqual([{ stream: 'stdout', text: 'ran after loading' }]);
 });
 
-test('a run is shown to everyone in the session with the name of who ran it', async ({
+test('a run is shown to everyone in the session with the name of who ran it, streaming while it goes', async ({
   browser,
   browserLog,
   request,
@@ -445,13 +445,35 @@ test('a run is shown to everyone in the session with the name of who ran it', as
     expect(await outputLines(ada)).toEqual(his.lines);
     expect(texts(his.lines, 'stderr')[0]).toMatch(/^Uncaught TypeError: /);
 
+    // Ada's next run prints, then keeps going: Bob watches its output stream
+    // while it runs, and sees how it ended once she stops it.
+    await setCode(ada, 'console.log("streaming to Bob");\nlet n = 0;\nsetInterval(() => console.log(`tick ${n++}`), 50);');
+    await startRun(ada);
+    await expect(bob.getByTestId('run-status'), "Bob does not see Ada's run going").toHaveText(
+      'Ada is running JavaScript…',
+      RUN_END,
+    );
+    await expect(bob.getByTestId('output').locator('.line').first()).toHaveText('streaming to Bob', RUN_END);
+    await expect(bob.getByTestId('output').locator('.line').filter({ hasText: 'tick 3' })).toHaveCount(1, RUN_END);
+    await expect(ada.getByTestId('run-status'), 'the run ended before Bob saw its output').toHaveAttribute(
+      'data-status',
+      'running',
+    );
+    await ada.getByTestId('stop-button').click();
+    const stopped = await runEnded(ada);
+    expect(stopped.status).toBe('stopped');
+    await expect(bob.getByTestId('run-status')).toHaveAttribute('data-status', 'stopped', RUN_END);
+    await expect.poll(() => outputLines(bob), { message: "Bob's panel does not show the stopped run's record" }).toEqual(
+      stopped.lines,
+    );
+
     // Someone who joins later sees the latest run too.
     const cyd = await person('Cyd');
     await expect(cyd.getByTestId('run-status'), 'a late joiner does not see the latest run').toHaveText(
-      /^Bob ran JavaScript · failed in \d+ ms$/,
+      /^Ada ran JavaScript · stopped in \d+ ms$/,
       RUN_END,
     );
-    expect(await outputLines(cyd)).toEqual(his.lines);
+    expect(await outputLines(cyd)).toEqual(stopped.lines);
   } finally {
     for (const context of contexts) await context.close();
   }

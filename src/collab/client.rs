@@ -12,7 +12,10 @@ use super::{
     text_ops::{ops_from_delta, utf16_len, EditorChange, TextOp},
 };
 use crate::{
-    domain::{run::RunRecord, Language},
+    domain::{
+        run::{LiveRun, RunRecord},
+        Language,
+    },
     sync::{
         protocol::{self, decode_frame, ClientMessage, FrameError},
         SessionDoc,
@@ -111,6 +114,10 @@ fn cursor_key(cursor: &CursorState, typed: u32) -> u32 {
 /// What the server adds to an update's own size when it checks the limit is
 /// the update's length; an update carries a few dozen bytes besides its text.
 const UPDATE_OVERHEAD: usize = 64;
+/// Most bytes of our awareness state (JSON): below the server's default cap
+/// on a state (`domain::limits::DEFAULT_MAX_AWARENESS_STATE_BYTES`), with room
+/// for a cursor, so a run's output in it never gets the state refused.
+const PRESENCE_STATE_BUDGET: usize = 3 * 1024;
 
 /// At least what a run record adds to the document: its JSON, which is never
 /// shorter than the binary encoding the document stores (field names and
@@ -168,6 +175,7 @@ impl CollabClient {
             },
             cursor: None,
             role: None,
+            run: None,
         };
         let mut client = Self {
             doc,
@@ -447,6 +455,20 @@ impl CollabClient {
         effects
     }
 
+    /// Announces the run we have going (with the end of its output so far),
+    /// or that it ended (`None`).
+    pub fn set_live_run(&mut self, run: Option<LiveRun>) -> Effects {
+        if run == self.presence.run {
+            return Effects::default();
+        }
+        self.presence.run = run;
+        self.publish_presence();
+        Effects {
+            send: self.local_presence_frame().into_iter().collect(),
+            ..Effects::default()
+        }
+    }
+
     /// Picks a colour nobody else present uses, if ours is taken (colours come
     /// from random ids, so two people can start with the same one).
     pub fn ensure_distinct_color(&mut self) -> Effects {
@@ -606,6 +628,7 @@ impl CollabClient {
                         }),
                         is_local: id == me,
                         interviewer: presence.role.as_deref() == Some("interviewer"),
+                        run: presence.run,
                     })
                 })
                 .collect();
@@ -613,9 +636,26 @@ impl CollabClient {
         peers
     }
 
+    /// Sets our awareness state from `presence`. The server refuses states
+    /// over a few KiB: a run's output in it is cut until the state fits.
     fn publish_presence(&mut self) {
-        if let Ok(json) = serde_json::to_string(&self.presence) {
-            self.awareness.set_local_state_raw(json);
+        loop {
+            let Ok(json) = serde_json::to_string(&self.presence) else {
+                return;
+            };
+            if json.len() <= PRESENCE_STATE_BUDGET {
+                self.awareness.set_local_state_raw(json);
+                return;
+            }
+            let Some(run) = self.presence.run.take() else {
+                return;
+            };
+            let bytes: usize = run.output.iter().map(|chunk| chunk.text.len()).sum();
+            if bytes > 0 {
+                let mut smaller = LiveRun::new(&run.id, run.language, &run.output, bytes / 2);
+                smaller.truncated = true;
+                self.presence.run = Some(smaller);
+            }
         }
     }
 
@@ -978,6 +1018,43 @@ mod tests {
         let received = exchange(&mut alice, &mut bob, recorded);
         assert!(received.iter().any(|e| e.runs_changed));
         assert_eq!(bob.latest_run(), Some(run));
+    }
+
+    #[test]
+    fn a_run_in_progress_streams_to_everyone_through_presence_within_its_budget() {
+        use crate::domain::run::{OutputChunk, Stream};
+        let mut alice = CollabClient::new(1, "Alice", clock);
+        let mut bob = CollabClient::new(2, "Bob", clock);
+        let lines: String = (0..2_000).map(|n| format!("line {n}\u{1}\n")).collect();
+        let output = vec![OutputChunk {
+            stream: Stream::Stdout,
+            text: lines,
+        }];
+        let live = LiveRun::new("1-1", Language::Python, &output, usize::MAX);
+        let announced = alice.set_live_run(Some(live));
+        exchange(&mut alice, &mut bob, announced);
+        let seen = bob
+            .peers()
+            .into_iter()
+            .find(|peer| peer.name == "Alice")
+            .and_then(|peer| peer.run)
+            .expect("Bob sees Alice's run going");
+        assert_eq!(seen.id, "1-1");
+        assert!(seen.truncated);
+        assert!(
+            seen.output[0].text.ends_with("line 1999\u{1}\n"),
+            "not the end of the output"
+        );
+        let state = serde_json::to_string(&alice.presence).unwrap();
+        assert!(
+            state.len() <= PRESENCE_STATE_BUDGET,
+            "{} bytes",
+            state.len()
+        );
+
+        let ended = alice.set_live_run(None);
+        exchange(&mut alice, &mut bob, ended);
+        assert!(bob.peers().iter().all(|peer| peer.run.is_none()));
     }
 
     #[test]

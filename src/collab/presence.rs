@@ -1,8 +1,9 @@
 //! Presence: what each participant announces through awareness (name, colour,
-//! cursor as document-anchored positions) and how we read others' states, which
-//! are untrusted input.
+//! cursor as document-anchored positions, the run they have going) and how we
+//! read others' states, which are untrusted input.
 
-use serde::{Deserialize, Serialize};
+use crate::domain::run::LiveRun;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Number of participant colours (CSS classes `pp-peer-0` .. `pp-peer-11`).
 pub const PALETTE_SIZE: u8 = 12;
@@ -26,6 +27,19 @@ pub struct PresenceState {
     /// overwrites what a client writes); ours repeats what the server told us.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// The run this participant has going, with the end of its output so far.
+    /// One that does not parse is taken as none (the rest of the state holds).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_run"
+    )]
+    pub run: Option<LiveRun>,
+}
+
+fn lenient_run<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<LiveRun>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +64,8 @@ pub struct Peer {
     pub is_local: bool,
     /// The server says this participant holds the interviewer key.
     pub interviewer: bool,
+    /// Their run in progress, if they have one going.
+    pub run: Option<LiveRun>,
 }
 
 impl CursorState {
@@ -84,6 +100,7 @@ pub fn parse_state(json: &str) -> Option<PresenceState> {
     let mut state: PresenceState = serde_json::from_str(json).ok()?;
     state.user.name = clean_name(&state.user.name);
     state.user.color %= PALETTE_SIZE;
+    state.run = state.run.map(LiveRun::tamed);
     Some(state)
 }
 
@@ -105,6 +122,9 @@ mod tests {
         let state = parse_state(r#"{"user":{"name":"\u0000Eve","color":200}}"#).unwrap();
         assert_eq!(state.user.name, "Eve");
         assert!(state.user.color < PALETTE_SIZE);
+        let state = parse_state(r#"{"user":{"name":"Eve","color":1},"run":{"id":7}}"#).unwrap();
+        assert_eq!(state.user.name, "Eve", "a bad run hid the participant");
+        assert_eq!(state.run, None);
     }
 
     #[test]

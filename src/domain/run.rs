@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 pub const MAX_SHARED_OUTPUT_BYTES: usize = 256 * 1024;
 /// Runs kept in the document (older ones are dropped).
 pub const MAX_RECORDED_RUNS: u32 = 20;
+/// Most output a run in progress shows the others (bytes of text, its last
+/// ones): it travels in the runner's presence, which the server caps at a few
+/// KiB, and is replaced by the whole record when the run ends.
+pub const LIVE_OUTPUT_BYTES: usize = 2_048;
 
 /// Which stream a piece of output came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -113,6 +117,71 @@ impl RunRecord {
     }
 }
 
+/// A run in progress as its runner's presence announces it, so everyone
+/// watches its output stream: the end of its output so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRun {
+    /// The id its record will have.
+    pub id: String,
+    pub language: Language,
+    pub output: Vec<OutputChunk>,
+    /// Earlier output is not shown (there was more than fits).
+    pub truncated: bool,
+}
+
+impl LiveRun {
+    /// The last `budget` bytes (at most [`LIVE_OUTPUT_BYTES`]) of `output`,
+    /// whole lines where it can.
+    pub fn new(id: &str, language: Language, output: &[OutputChunk], budget: usize) -> Self {
+        let mut budget = budget.min(LIVE_OUTPUT_BYTES);
+        let mut kept = Vec::new();
+        let mut truncated = false;
+        for chunk in output.iter().rev() {
+            if chunk.text.len() <= budget {
+                budget -= chunk.text.len();
+                kept.push(chunk.clone());
+                continue;
+            }
+            truncated = true;
+            let mut start = chunk.text.len() - budget;
+            while !chunk.text.is_char_boundary(start) {
+                start += 1;
+            }
+            // Start at a line if one starts in what is kept.
+            let tail = &chunk.text[start..];
+            let tail = if chunk.text.as_bytes()[start - 1] == b'\n' {
+                tail
+            } else {
+                tail.find('\n').map_or(tail, |i| &tail[i + 1..])
+            };
+            if !tail.is_empty() {
+                kept.push(OutputChunk {
+                    stream: chunk.stream,
+                    text: tail.to_owned(),
+                });
+            }
+            break;
+        }
+        kept.reverse();
+        Self {
+            id: id.chars().take(64).collect(),
+            language,
+            output: kept,
+            truncated,
+        }
+    }
+
+    /// A live run another participant announced, cut to what anyone would
+    /// announce (their presence is untrusted input).
+    pub fn tamed(self) -> Self {
+        let budget = LIVE_OUTPUT_BYTES;
+        let truncated = self.truncated;
+        let mut live = Self::new(&self.id, self.language, &self.output, budget);
+        live.truncated |= truncated;
+        live
+    }
+}
+
 /// Output as lines for display: each line keeps the stream it came from; a
 /// chunk without a trailing newline continues on the next chunk of the same
 /// stream. Only the last `max_lines` lines are returned, with how many were left out.
@@ -142,6 +211,33 @@ pub fn output_lines(chunks: &[OutputChunk], max_lines: usize) -> (Vec<(Stream, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_run_keeps_the_last_whole_lines_that_fit() {
+        let output = vec![
+            chunk(Stream::Stdout, "first line\nsecond line\n"),
+            chunk(Stream::Stderr, "warning\n"),
+            chunk(Stream::Stdout, "last"),
+        ];
+        let all = LiveRun::new("r1", Language::Python, &output, 1_000);
+        assert_eq!(all.output, output);
+        assert!(!all.truncated);
+
+        let end = LiveRun::new("r1", Language::Python, &output, 30);
+        assert_eq!(
+            end.output,
+            vec![
+                chunk(Stream::Stdout, "second line\n"),
+                chunk(Stream::Stderr, "warning\n"),
+                chunk(Stream::Stdout, "last")
+            ]
+        );
+        assert!(end.truncated);
+        let huge = vec![chunk(Stream::Stdout, &"é".repeat(5_000))];
+        let capped = LiveRun::new("r2", Language::Python, &huge, usize::MAX).tamed();
+        assert!(capped.output[0].text.len() <= LIVE_OUTPUT_BYTES);
+        assert!(capped.truncated);
+    }
 
     fn record(output: Vec<OutputChunk>) -> RunRecord {
         RunRecord {

@@ -13,7 +13,7 @@ use crate::{
     },
     domain::{
         close_codes as close,
-        run::{RunRecord, RunStatus},
+        run::{LiveRun, RunRecord, RunStatus, LIVE_OUTPUT_BYTES},
         Language,
     },
     interop::{
@@ -33,6 +33,9 @@ use std::{
 
 /// How often we re-announce our presence (y-protocols renews every 15 s).
 const PRESENCE_RENEW_MS: u32 = 15_000;
+/// How often a run in progress announces the end of its output to the others
+/// (through our presence: at most a few KiB, a few times a second).
+const LIVE_RUN_EVERY_MS: u32 = 250;
 /// Others' presence not renewed within this is dropped.
 const PRESENCE_TIMEOUT_MS: u64 = 30_000;
 /// How long a join/leave notice stays.
@@ -334,6 +337,7 @@ impl Engine {
             self.run_limits,
             on_output,
         );
+        self.announce_live_run();
         let weak = self.this.clone();
         spawn_local(async move {
             let outcome = run.await;
@@ -408,6 +412,75 @@ impl Engine {
                 )));
             }
         }
+        // After the record: the others replace what they watched with it.
+        let ended = self.client.set_live_run(None);
+        self.apply(ended);
+    }
+
+    /// Tells the others about our run in progress with the end of its output
+    /// so far, and again every [`LIVE_RUN_EVERY_MS`] while it goes.
+    fn announce_live_run(&mut self) {
+        let live = self.signals.run_view.with_untracked(|view| {
+            view.as_ref()
+                .filter(|view| view.local && view.status == RunStatus::Running)
+                .map(|view| LiveRun::new(&view.id, view.language, &view.output, LIVE_OUTPUT_BYTES))
+        });
+        let Some(live) = live else {
+            return;
+        };
+        let effects = self.client.set_live_run(Some(live));
+        self.apply(effects);
+        let weak = self.this.clone();
+        browser::set_timeout(
+            move || with_engine(&weak, |engine| engine.announce_live_run()),
+            LIVE_RUN_EVERY_MS,
+        );
+    }
+
+    /// Shows another participant's run while it goes, as their presence
+    /// announces it (never over our own run, nor over its record once that
+    /// arrived); a run shown as going that nobody announces any more gives way
+    /// to the latest record.
+    fn show_live_run(&mut self) {
+        if self.signals.running.get_untracked() {
+            return;
+        }
+        let recorded = self.client.latest_run().map(|run| run.id);
+        let live = self
+            .client
+            .peers()
+            .into_iter()
+            .filter(|peer| !peer.is_local)
+            .find_map(|peer| Some((peer.name, peer.run?)))
+            .filter(|(_, run)| recorded.as_deref() != Some(run.id.as_str()));
+        let Some((by, run)) = live else {
+            let watching = self.signals.run_view.with_untracked(|view| {
+                view.as_ref()
+                    .is_some_and(|view| !view.local && view.status == RunStatus::Running)
+            });
+            if watching {
+                let latest = self.client.latest_run().map(RunView::from_record);
+                self.signals.run_view.set(latest);
+            }
+            return;
+        };
+        let view = RunView {
+            id: run.id,
+            by,
+            language: run.language,
+            status: RunStatus::Running,
+            duration_ms: 0,
+            output: run.output,
+            truncated: run.truncated,
+            local: false,
+        };
+        if self
+            .signals
+            .run_view
+            .with_untracked(|shown| shown.as_ref() != Some(&view))
+        {
+            self.signals.run_view.set(Some(view));
+        }
     }
 
     fn show_latest_run(&mut self) {
@@ -417,10 +490,13 @@ impl Engine {
         if self.signals.running.get_untracked() {
             return; // never replace our own streaming output
         }
-        let shown = self
-            .signals
-            .run_view
-            .with_untracked(|v| v.as_ref().map(|v| v.id.clone()));
+        // Replaced unless it is this record already (a run we watched going
+        // is replaced by its record).
+        let shown = self.signals.run_view.with_untracked(|v| {
+            v.as_ref()
+                .filter(|v| v.status != RunStatus::Running || v.local)
+                .map(|v| v.id.clone())
+        });
         if shown.as_deref() != Some(latest.id.as_str()) {
             self.signals
                 .run_view
@@ -609,6 +685,7 @@ impl Engine {
         }
         if effects.presence_changed {
             self.refresh_participants();
+            self.show_live_run();
         } else if !effects.text_deltas.is_empty() || reload {
             // Someone typed: carets after their edit moved, and theirs shows
             // its label (see `Peer::cursor_key`).
