@@ -311,28 +311,57 @@ fn missed_entries(
         if compacted <= position {
             continue;
         }
-        let chunks: Vec<Vec<u8>> = redis::cmd("LRANGE")
-            .arg(hist_key(wanted.id))
-            .arg(0)
-            .arg(-1)
-            .query(connection)
-            .map_err(err)?;
         let mut entries = Vec::new();
-        for chunk in chunks {
-            let chunk = history::decode(&chunk).map_err(err)?;
-            if chunk.last_id > position {
-                let at = chunk.last_id.to_string();
-                entries.extend(chunk.entries.into_iter().map(|entry| TailEntry {
-                    position: at.clone(),
-                    origin: 0,
-                    update: entry.update,
-                }));
-            }
+        for chunk in chunks_after(connection, wanted.id, position)? {
+            let at = chunk.last_id.to_string();
+            entries.extend(chunk.entries.into_iter().map(|entry| TailEntry {
+                position: at.clone(),
+                origin: 0,
+                update: entry.update,
+            }));
         }
         tracing::info!(session = %wanted.id, entries = entries.len(), "redis: a follower caught up on compacted log entries");
         missed.insert(wanted.id, entries);
     }
     Ok(missed)
+}
+
+/// History chunks read from the end at a time.
+const HISTORY_PAGE: isize = 4;
+
+/// The history chunks of session `id` that end after `position`, oldest
+/// first. They are the last ones of the list: it is read from its end, a few
+/// at a time, until a chunk ends at or before `position` (a chunk appended
+/// meanwhile shifts the pages, which can only bring a chunk twice).
+fn chunks_after(
+    connection: &mut Connection,
+    id: SessionId,
+    position: StreamId,
+) -> StorageResult<Vec<history::Chunk>> {
+    let key = hist_key(id);
+    let mut chunks = Vec::new();
+    let mut end: isize = -1;
+    loop {
+        let page: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(&key)
+            .arg(end - HISTORY_PAGE + 1)
+            .arg(end)
+            .query(connection)
+            .map_err(err)?;
+        for bytes in page.iter().rev() {
+            let chunk = history::decode(bytes).map_err(err)?;
+            if chunk.last_id <= position {
+                chunks.reverse();
+                return Ok(chunks);
+            }
+            chunks.push(chunk);
+        }
+        if page.len() < HISTORY_PAGE as usize {
+            chunks.reverse();
+            return Ok(chunks);
+        }
+        end -= HISTORY_PAGE;
+    }
 }
 
 /// One `XREAD BLOCK` over the wanted logs (made on a fresh connection after a
@@ -477,12 +506,14 @@ mod tests {
         };
         let (here, there, meta) = two_instances_and_a_session(&server);
         let loaded = here.load_document(meta.id).unwrap();
-        // While this instance was not reading, another one stored three
-        // updates, snapshotted them and compacted them out of the log.
-        for update in [&b"one"[..], b"two", b"three"] {
+        // While this instance was not reading, another one stored six
+        // updates, snapshotting after each: six chunks of compact history
+        // (more than one page of them), nothing left in the log.
+        let missed = [&b"one"[..], b"two", b"three", b"four", b"five", b"six"];
+        for update in missed {
             append(&there, meta.id, update);
+            there.store_snapshot(meta.id, update).unwrap();
         }
-        there.store_snapshot(meta.id, b"snapshot").unwrap();
         assert!(there.load_document(meta.id).unwrap().updates.is_empty());
 
         let (sent, received) = mpsc::channel();
@@ -492,15 +523,16 @@ mod tests {
         })
         .unwrap();
         tail.follow(meta.id, loaded.log_position.as_deref().unwrap());
-        append(&there, meta.id, b"four");
+        append(&there, meta.id, b"seven");
         let mut got: Vec<Vec<u8>> = Vec::new();
-        while got.len() < 4 {
+        while got.len() < 7 {
             let entries = received.recv_timeout(Duration::from_secs(10)).unwrap();
             got.extend(entries.into_iter().map(|entry| entry.update));
         }
+        let mut expected: Vec<Vec<u8>> = missed.map(<[u8]>::to_vec).to_vec();
+        expected.push(b"seven".to_vec());
         assert_eq!(
-            got,
-            [&b"one"[..], b"two", b"three", b"four"].map(<[u8]>::to_vec),
+            got, expected,
             "the follower missed what was compacted before it read it"
         );
     }
