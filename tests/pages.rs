@@ -175,8 +175,13 @@ async fn static_files_revalidate_with_304_and_carry_cache_policies() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        csp, "default-src 'none'; script-src 'unsafe-eval'",
-        "user code may not load or connect"
+        csp,
+        format!(
+            "default-src 'none'; script-src {}{} 'unsafe-eval'",
+            server.addr,
+            pairpad::server::headers::INSPECT_SCRIPT
+        ),
+        "user code may not connect, nor load any script but Node's inspect"
     );
     assert_eq!(
         worker.headers()["cross-origin-embedder-policy"],
