@@ -441,36 +441,40 @@ impl Engine {
     /// announces it (never over our own run, nor over its record once that
     /// arrived); a run shown as going that nobody announces any more gives way
     /// to the latest record.
-    fn show_live_run(&mut self) {
+    fn show_live_run(&mut self, peers: &[Peer]) {
         if self.signals.running.get_untracked() {
             return;
         }
-        let recorded = self.client.latest_run().map(|run| run.id);
-        let live = self
-            .client
-            .peers()
-            .into_iter()
+        let live = peers
+            .iter()
             .filter(|peer| !peer.is_local)
-            .find_map(|peer| Some((peer.name, peer.run?)))
-            .filter(|(_, run)| recorded.as_deref() != Some(run.id.as_str()));
-        let Some((by, run)) = live else {
-            let watching = self.signals.run_view.with_untracked(|view| {
+            .find_map(|peer| Some((&peer.name, peer.run.as_ref()?)));
+        // The latest record is read only when a run is announced or shown as
+        // going: presence changes with every caret move.
+        let watching = || {
+            self.signals.run_view.with_untracked(|view| {
                 view.as_ref()
                     .is_some_and(|view| !view.local && view.status == RunStatus::Running)
-            });
-            if watching {
-                let latest = self.client.latest_run().map(RunView::from_record);
-                self.signals.run_view.set(latest);
+            })
+        };
+        if live.is_none() && !watching() {
+            return;
+        }
+        let latest = self.client.latest_run();
+        let live = live.filter(|(_, run)| latest.as_ref().is_none_or(|record| record.id != run.id));
+        let Some((by, run)) = live else {
+            if watching() {
+                self.signals.run_view.set(latest.map(RunView::from_record));
             }
             return;
         };
         let view = RunView {
-            id: run.id,
-            by,
+            id: run.id.clone(),
+            by: by.clone(),
             language: run.language,
             status: RunStatus::Running,
             duration_ms: 0,
-            output: run.output,
+            output: run.output.clone(),
             truncated: run.truncated,
             local: false,
         };
@@ -685,7 +689,6 @@ impl Engine {
         }
         if effects.presence_changed {
             self.refresh_participants();
-            self.show_live_run();
         } else if !effects.text_deltas.is_empty() || reload {
             // Someone typed: carets after their edit moved, and theirs shows
             // its label (see `Peer::cursor_key`).
@@ -773,6 +776,7 @@ impl Engine {
         }
         self.known_participants = now;
         self.signals.participants.set(participants);
+        self.show_live_run(&peers);
     }
 
     fn notify(&mut self, text: String) {
