@@ -17,9 +17,9 @@ use super::{
     state::AppState,
 };
 use crate::{
-    domain::{SessionId, SessionMeta},
+    domain::{Limits, SessionId, SessionMeta},
     sync::{
-        protocol::{decode_client_frame, FrameError},
+        protocol::{decode_client_frame, ClientMessage, FrameError},
         schema::DocumentKind,
     },
 };
@@ -32,11 +32,12 @@ use axum::{
     response::{IntoResponse, Response},
     Extension,
 };
+use bytes::Bytes;
 use futures_util::SinkExt;
 use std::{
-    future::{poll_fn, Future},
+    future::Future,
     net::IpAddr,
-    pin::pin,
+    pin::Pin,
     sync::{atomic::Ordering, Arc},
     task::Poll,
     time::{Duration, Instant},
@@ -61,15 +62,20 @@ struct Refusal(u16, String);
 /// server's biggest memory cost, so the task captures only this (not the whole
 /// `AppState`) and holds its socket once.
 struct ConnectionContext {
+    /// The hub also holds the server's limits and metrics.
     hub: Arc<Hub>,
-    metrics: Arc<Metrics>,
-    rates: BudgetRates,
-    max_frame_bytes: usize,
-    max_messages_per_frame: usize,
-    max_outbound_bytes: usize,
-    pong_timeout: Duration,
     /// Which document the connection syncs (what its updates may hold).
     kind: DocumentKind,
+}
+
+impl ConnectionContext {
+    fn limits(&self) -> &Limits {
+        self.hub.limits()
+    }
+
+    fn metrics(&self) -> &Metrics {
+        self.hub.metrics()
+    }
 }
 
 /// Where a connection was admitted: the document's record, the role and the
@@ -141,35 +147,53 @@ async fn serve(
     let limits = &state.limits;
     let cx = ConnectionContext {
         hub: state.hub.clone(),
-        metrics: state.metrics.clone(),
-        rates: BudgetRates::new(limits),
-        max_frame_bytes: limits.max_frame_bytes,
-        max_messages_per_frame: limits.max_messages_per_frame,
-        max_outbound_bytes: limits.max_outbound_bytes,
-        pong_timeout: limits.pong_timeout,
         kind,
     };
+    // axum's task for the socket holds the socket and everything this
+    // callback captures for as long as the connection lives; the rest of the
+    // connection's state goes into one boxed future sized for what it holds.
+    let pending = Box::new(Pending { cx, admission });
     ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .on_upgrade(move |mut socket| async move {
-            let _task = cx.hub.track_task();
-            let refusal = match admission {
-                // Boxed: the connection's state lives in one allocation sized
-                // for what it holds, not in the upgrade future's layout.
-                Ok(admitted) => Box::pin(run_connection(&mut socket, &cx, admitted)).await,
-                Err(refusal) => {
-                    cx.metrics
-                        .ws_connections_rejected
-                        .fetch_add(1, Ordering::Relaxed);
-                    Some(refusal)
-                }
-            };
-            if let Some(Refusal(code, reason)) = refusal {
-                Box::pin(close_with(&mut socket, code, &reason)).await;
-            }
+            Box::pin(connect(&mut socket, pending)).await;
         })
+}
+
+/// What an upgraded socket starts with: the connection's context and whether
+/// it was admitted.
+struct Pending {
+    cx: ConnectionContext,
+    admission: Result<Box<Admission>, Refusal>,
+}
+
+/// Runs an upgraded connection, or refuses it, and closes it with the code
+/// and reason the server ends it with, if any.
+async fn connect(socket: &mut WebSocket, pending: Box<Pending>) {
+    // Unboxed in a call of its own, so the box is freed now rather than when
+    // the connection ends.
+    let Pending { cx, admission } = unbox(pending);
+    let _task = cx.hub.track_task();
+    let refusal = match admission {
+        Ok(admitted) => run_connection(socket, &cx, admitted).await,
+        Err(refusal) => {
+            cx.metrics()
+                .ws_connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            Some(refusal)
+        }
+    };
+    if let Some(Refusal(code, reason)) = refusal {
+        Box::pin(close_with(socket, code, &reason)).await;
+    }
+}
+
+/// Moves a value out of its box and frees the box (taking a box is the point).
+#[allow(clippy::boxed_local)]
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
 
 /// Boxed: the upgrade future keeps the admission until the connection runs,
@@ -269,121 +293,215 @@ async fn run_connection(
 ) -> Option<Refusal> {
     // The IP slot is held until the connection ends; the session's record only
     // until the room has it (10,000 idle connections would keep 10,000 copies).
-    let Admission { meta, role, slot } = *admitted;
+    // An async fn keeps its arguments for as long as it runs: so the admission
+    // comes boxed, and is unboxed (the box freed) at once.
+    let Admission { meta, role, slot } = unbox(admitted);
     let session = meta.id;
     let conn = cx.hub.next_conn_id();
-    let (outbound, mut to_client) = outbound_queue(cx.max_outbound_bytes);
-    let join = cx.hub.join(&meta, conn, slot.ip(), role, outbound);
-    let joined = Box::pin(join).await;
-    drop(meta);
-    let room = match joined {
-        Ok(room) => room,
-        Err(refused) => {
-            cx.metrics
-                .ws_connections_rejected
-                .fetch_add(1, Ordering::Relaxed);
-            return Some(Refusal(refused.code, refused.reason));
-        }
+    let (room, to_client) = match Box::pin(join_room(cx, meta, conn, slot.ip(), role)).await {
+        Ok(joined) => joined,
+        Err(refusal) => return Some(refusal),
     };
-    cx.metrics
+    cx.metrics()
         .ws_connections_opened
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%session, conn, "connection joined");
-    let closing = shuttle(socket, cx, session, conn, &room, &mut to_client).await;
-    let _ = room.commands.send(RoomCommand::Leave { conn }).await;
+    let rates = BudgetRates::new(cx.limits());
+    let mut link = Link {
+        cx,
+        session,
+        conn,
+        room,
+        to_client,
+        rates,
+        budget: ConnectionBudget::new(&rates, Instant::now()),
+        unanswered_ping: None,
+    };
+    let closing = shuttle(socket, &mut link).await;
+    let _ = link.room.commands.send(RoomCommand::Leave { conn }).await;
     tracing::debug!(%session, conn, "connection left");
     drop(slot);
     closing
 }
 
-async fn shuttle(
-    socket: &mut WebSocket,
+/// Joins the session's room; returns it and the connection's outgoing queue.
+/// Its own (boxed) future, so the session's record is held only while joining.
+async fn join_room(
     cx: &ConnectionContext,
+    meta: SessionMeta,
+    conn: ConnId,
+    ip: IpAddr,
+    role: Role,
+) -> Result<(RoomHandle, QueueReceiver<OutFrame>), Refusal> {
+    let (outbound, to_client) = outbound_queue(cx.limits().max_outbound_bytes);
+    match cx.hub.join(&meta, conn, ip, role, outbound).await {
+        Ok(room) => Ok((room, to_client)),
+        Err(refused) => {
+            cx.metrics()
+                .ws_connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            Err(Refusal(refused.code, refused.reason))
+        }
+    }
+}
+
+/// A joined connection: what the loop between its socket and its room keeps.
+/// One place for all of it, so the loop's future holds a pointer rather than
+/// a copy of each (an async fn keeps every argument for as long as it runs).
+struct Link<'a> {
+    cx: &'a ConnectionContext,
     session: SessionId,
     conn: ConnId,
-    room: &RoomHandle,
-    to_client: &mut QueueReceiver<OutFrame>,
-) -> Option<Refusal> {
-    let mut budget = ConnectionBudget::new(&cx.rates, Instant::now());
-    // When a ping went unanswered since: anything from the client answers it.
-    let mut unanswered_ping: Option<Instant> = None;
+    room: RoomHandle,
+    to_client: QueueReceiver<OutFrame>,
+    rates: BudgetRates,
+    budget: ConnectionBudget,
+    /// When a ping went unanswered since: anything from the client answers it.
+    unanswered_ping: Option<Instant>,
+}
+
+/// What the loop does next, decided without awaiting anything.
+enum Step {
+    Send(Message),
+    Forward(Vec<ClientMessage>),
+    Continue,
+    /// The connection ends, closed by the server (with a code) or not.
+    End(Option<Refusal>),
+}
+
+/// Shuttles frames between the socket and the room until either side ends.
+async fn shuttle(socket: &mut WebSocket, link: &mut Link<'_>) -> Option<Refusal> {
     loop {
-        tokio::select! {
+        let step = tokio::select! {
             // Outgoing first, so a busy client still hears the room promptly.
             biased;
-            out = to_client.recv() => match out {
-                Some(OutFrame::Binary(bytes)) => {
-                    if send_within(socket, Message::Binary(bytes)).await.is_err() {
-                        return None;
-                    }
+            out = link.to_client.recv() => link.outgoing(out),
+            incoming = socket.recv() => link.incoming(incoming),
+        };
+        match step {
+            Step::Send(message) => {
+                if SendWithin::new(socket, message).await.is_err() {
+                    return None;
                 }
-                Some(OutFrame::Ping) => match unanswered_ping {
-                    Some(since) if since.elapsed() >= cx.pong_timeout => {
-                        tracing::debug!(session = %session, conn, "closed: no pong");
-                        return Some(Refusal(close::TIMED_OUT, format!("no answer to ping within {} s", cx.pong_timeout.as_secs())));
-                    }
-                    Some(_) => {}
-                    None => {
-                        if send_within(socket, Message::Ping(Default::default())).await.is_err() {
-                            return None;
-                        }
-                        unanswered_ping = Some(Instant::now());
-                    }
-                },
-                Some(OutFrame::Close(code, reason)) => return Some(Refusal(code, reason)),
-                // The room went away.
-                None => return Some(Refusal(close::TRY_AGAIN_LATER, "connection reset by the server; reconnect".into())),
-            },
-            incoming = socket.recv() => {
-                unanswered_ping = None;
-                match incoming {
-                    None => return None,
-                    Some(Err(e)) => {
-                        let text = e.to_string();
-                        if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-                            return Some(Refusal(close::MESSAGE_TOO_BIG, format!("frame larger than {} bytes", cx.max_frame_bytes)));
-                        }
-                        return None;
-                    }
-                    Some(Ok(Message::Binary(bytes))) => {
-                        cx.metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
-                        let now = Instant::now();
-                        if let Err(overspent) = budget.charge_bytes(&cx.rates, bytes.len(), now) {
-                            tracing::warn!(session = %session, conn, %overspent, "closed");
-                            return Some(Refusal(close::POLICY_VIOLATION, overspent.to_string()));
-                        }
-                        let decoded = decode_client_frame(&bytes, cx.max_messages_per_frame, cx.kind);
-                        drop(bytes); // not held across the await below
-                        let messages = match decoded {
-                            Ok(messages) => messages,
-                            Err(e) => {
-                                cx.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(session = %session, conn, error = %e, "closed: refused frame");
-                                let code = match e {
-                                    FrameError::TooManyMessages(_) => close::POLICY_VIOLATION,
-                                    FrameError::Unsupported(_) => close::UNSUPPORTED_CONTENT,
-                                    _ => close::INVALID_PAYLOAD,
-                                };
-                                return Some(Refusal(code, refusal_reason(&e)));
-                            }
-                        };
-                        if let Err(overspent) = budget.charge_messages(&cx.rates, &messages, now) {
-                            tracing::warn!(session = %session, conn, %overspent, "closed");
-                            return Some(Refusal(close::POLICY_VIOLATION, overspent.to_string()));
-                        }
-                        if room.commands.send(RoomCommand::Frame { conn, messages }).await.is_err() {
-                            return Some(Refusal(close::GOING_AWAY, "session closed".into()));
-                        }
-                    }
-                    Some(Ok(Message::Text(_))) => {
-                        cx.metrics.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
-                        return Some(Refusal(close::UNSUPPORTED_DATA, "text frames are not supported; send binary y-websocket messages".into()));
-                    }
-                    Some(Ok(Message::Close(_))) => return None,
-                    Some(Ok(_)) => {} // ping/pong: answered by the library
+            }
+            Step::Forward(messages) => {
+                let frame = RoomCommand::Frame {
+                    conn: link.conn,
+                    messages,
+                };
+                if link.room.commands.send(frame).await.is_err() {
+                    return Some(Refusal(close::GOING_AWAY, "session closed".into()));
                 }
-            },
+            }
+            Step::Continue => {}
+            Step::End(closing) => return closing,
         }
+    }
+}
+
+impl Link<'_> {
+    /// What to do with the room's next frame for the client (`None`: the room
+    /// went away).
+    fn outgoing(&mut self, out: Option<OutFrame>) -> Step {
+        match out {
+            Some(OutFrame::Binary(bytes)) => Step::Send(Message::Binary(bytes)),
+            Some(OutFrame::Ping) => match self.unanswered_ping {
+                Some(since) if since.elapsed() >= self.cx.limits().pong_timeout => {
+                    tracing::debug!(session = %self.session, conn = self.conn, "closed: no pong");
+                    let within = self.cx.limits().pong_timeout.as_secs();
+                    Step::End(Some(Refusal(
+                        close::TIMED_OUT,
+                        format!("no answer to ping within {within} s"),
+                    )))
+                }
+                Some(_) => Step::Continue,
+                None => {
+                    self.unanswered_ping = Some(Instant::now());
+                    Step::Send(Message::Ping(Default::default()))
+                }
+            },
+            Some(OutFrame::Close(code, reason)) => Step::End(Some(Refusal(code, reason))),
+            None => Step::End(Some(Refusal(
+                close::TRY_AGAIN_LATER,
+                "connection reset by the server; reconnect".into(),
+            ))),
+        }
+    }
+
+    /// What to do with what the client sent (`None`: it went away).
+    fn incoming(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Step {
+        self.unanswered_ping = None;
+        match incoming {
+            None | Some(Ok(Message::Close(_))) => Step::End(None),
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if text.contains("too long")
+                    || text.contains("too big")
+                    || text.contains("Space limit")
+                {
+                    let limit = self.cx.limits().max_frame_bytes;
+                    return Step::End(Some(Refusal(
+                        close::MESSAGE_TOO_BIG,
+                        format!("frame larger than {limit} bytes"),
+                    )));
+                }
+                Step::End(None)
+            }
+            Some(Ok(Message::Binary(bytes))) => match self.take_frame(bytes) {
+                Ok(messages) => Step::Forward(messages),
+                Err(refusal) => Step::End(Some(refusal)),
+            },
+            Some(Ok(Message::Text(_))) => {
+                self.cx
+                    .metrics()
+                    .ws_protocol_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                Step::End(Some(Refusal(
+                    close::UNSUPPORTED_DATA,
+                    "text frames are not supported; send binary y-websocket messages".into(),
+                )))
+            }
+            Some(Ok(_)) => Step::Continue, // ping/pong: answered by the library
+        }
+    }
+
+    /// Charges a binary frame from the client to its budget and decodes it:
+    /// the messages to hand to the room, or why the connection is closed.
+    fn take_frame(&mut self, bytes: Bytes) -> Result<Vec<ClientMessage>, Refusal> {
+        let Self {
+            cx,
+            session,
+            conn,
+            rates,
+            budget,
+            ..
+        } = self;
+        cx.metrics()
+            .ws_messages_received
+            .fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        if let Err(overspent) = budget.charge_bytes(rates, bytes.len(), now) {
+            tracing::warn!(session = %session, conn, %overspent, "closed");
+            return Err(Refusal(close::POLICY_VIOLATION, overspent.to_string()));
+        }
+        let messages = decode_client_frame(&bytes, cx.limits().max_messages_per_frame, cx.kind)
+            .map_err(|e| {
+                cx.metrics()
+                    .ws_protocol_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(session = %session, conn, error = %e, "closed: refused frame");
+                let code = match e {
+                    FrameError::TooManyMessages(_) => close::POLICY_VIOLATION,
+                    FrameError::Unsupported(_) => close::UNSUPPORTED_CONTENT,
+                    _ => close::INVALID_PAYLOAD,
+                };
+                Refusal(code, refusal_reason(&e))
+            })?;
+        if let Err(overspent) = budget.charge_messages(rates, &messages, now) {
+            tracing::warn!(session = %session, conn, %overspent, "closed");
+            return Err(Refusal(close::POLICY_VIOLATION, overspent.to_string()));
+        }
+        Ok(messages)
     }
 }
 
@@ -409,40 +527,62 @@ fn truncate_reason(mut text: String) -> String {
     text
 }
 
-/// Sends one frame, giving up after [`WRITE_TIMEOUT`]. Most sends complete at
-/// once; only one that waits on a full socket gets a (boxed) timer, so idle
-/// connections carry none.
-async fn send_within(socket: &mut WebSocket, message: Message) -> Result<(), axum::Error> {
-    let mut sending = pin!(send_frame(socket, message));
-    let first = poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
-    match first {
-        Poll::Ready(result) => result,
-        Poll::Pending => match Box::pin(tokio::time::timeout(WRITE_TIMEOUT, sending)).await {
-            Ok(result) => result,
-            Err(_) => Err(axum::Error::new("the client stopped reading")),
-        },
+/// Sends one frame, giving up after [`WRITE_TIMEOUT`]. A future of its own
+/// rather than an async fn, to stay small inside every connection's task: most
+/// sends complete at once, and only one that waits on a full socket gets a
+/// (boxed) timer, so idle connections carry none.
+struct SendWithin<'a> {
+    socket: &'a mut WebSocket,
+    unsent: Option<Message>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<'a> SendWithin<'a> {
+    fn new(socket: &'a mut WebSocket, message: Message) -> Self {
+        Self {
+            socket,
+            unsent: Some(message),
+            deadline: None,
+        }
     }
 }
 
-/// Sends one frame. Written against `Sink` directly rather than with
+impl Future for SendWithin<'_> {
+    type Output = Result<(), axum::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(result) = poll_send(this.socket, &mut this.unsent, cx) {
+            return Poll::Ready(result);
+        }
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_TIMEOUT)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(axum::Error::new("the client stopped reading"))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Drives sending one frame: hands `unsent` to the socket once it is ready,
+/// then flushes. Written against `Sink` directly rather than with
 /// `socket.send(..)`, whose future keeps the message twice across its awaits:
 /// that made every idle connection's task over 100 bytes bigger.
-fn send_frame(
+fn poll_send(
     socket: &mut WebSocket,
-    message: Message,
-) -> impl Future<Output = Result<(), axum::Error>> + '_ {
-    let mut unsent = Some(message);
-    poll_fn(move |cx| {
-        if let Some(message) = unsent.take() {
-            match socket.poll_ready_unpin(cx) {
-                Poll::Pending => {
-                    unsent = Some(message);
-                    return Poll::Pending;
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => socket.start_send_unpin(message)?,
+    unsent: &mut Option<Message>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Result<(), axum::Error>> {
+    if let Some(message) = unsent.take() {
+        match socket.poll_ready_unpin(cx) {
+            Poll::Pending => {
+                *unsent = Some(message);
+                return Poll::Pending;
             }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => socket.start_send_unpin(message)?,
         }
-        socket.poll_flush_unpin(cx)
-    })
+    }
+    socket.poll_flush_unpin(cx)
 }

@@ -5,9 +5,10 @@ use super::{
     task, ConnId, JoinRefused, Outbound, Role, RoomCommand, RoomContext, RoomHandle, RoomRegistry,
     RoomStats,
 };
-use crate::domain::{Language, SessionId, SessionMeta};
+use crate::domain::{Language, Limits, SessionId, SessionMeta};
 use crate::server::{
     blocking::blocking,
+    metrics::Metrics,
     queue::{QueueReceiver, TrySendError},
 };
 use std::{
@@ -80,6 +81,15 @@ impl Hub {
             shutting_down: AtomicBool::new(false),
             cx,
         }
+    }
+
+    /// The server's limits (rooms and connections share them).
+    pub fn limits(&self) -> &Limits {
+        &self.cx.limits
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.cx.metrics
     }
 
     fn stats_of(&self, id: SessionId) -> Option<Arc<RoomStats>> {
