@@ -8,12 +8,14 @@
 //!   timers, the connections' outgoing queues and storage.
 //! - [`presence`] and [`rules`]: the presence table and the size, history,
 //!   admission and snapshot rules the state consults.
+//! - [`room_doc`]: the room's document, packed into its encoding while quiet.
 //!
 //! This module itself holds the vocabulary shared by the hub, the room task and
 //! the WebSocket endpoint: connection ids, outgoing frames, commands, stats.
 
 pub mod hub;
 pub mod presence;
+pub mod room_doc;
 pub mod rules;
 pub mod state;
 pub mod task;

@@ -12,7 +12,8 @@
 //!   control and hidden formatting characters before anyone sees them;
 //! - a state's top-level `role` is the server's word: the role of the
 //!   connection that owns it (a client's own claim is overwritten);
-//! - every lookup is a hash-map access, so the work is O(1) per entry;
+//! - every lookup of an entry's id is a hash-map access, so the work is O(1)
+//!   per entry (who owns how many ids is counted once per message);
 //! - states not renewed for [`STALE_AFTER_MS`] are removed, and a connection's
 //!   ids go with it, so memory follows the people actually there.
 //!
@@ -68,8 +69,11 @@ struct Client {
 #[derive(Default)]
 pub struct Presence {
     clients: HashMap<u64, Client>,
-    /// The ids each connection owns (a handful each).
-    owned: HashMap<ConnId, Vec<u64>>,
+    /// Which connection owns which ids, in the order they were announced: a
+    /// handful per connection, so a list is much smaller than a map of lists
+    /// (thousands of rooms stay loaded), and it is only scanned once per
+    /// message or departure.
+    owned: Vec<(ConnId, u64)>,
 }
 
 impl Presence {
@@ -88,8 +92,10 @@ impl Presence {
     ) -> Result<Applied, PresenceError> {
         // Only entries it may set count: stock clients echo others' states,
         // which the server has stamped with a role (a little longer than sent).
+        let mut owned_by_sender = self.owned_by(conn);
         if message.entries.iter().any(|entry| {
-            entry.json.len() > limits.max_state_bytes && self.admits(conn, entry, limits)
+            entry.json.len() > limits.max_state_bytes
+                && self.admits(conn, owned_by_sender, entry, limits)
         }) {
             return Err(PresenceError::StateTooLarge(limits.max_state_bytes));
         }
@@ -98,8 +104,11 @@ impl Presence {
         let mut rewritten = false;
         let mut announced: Option<Announced> = None;
         for mut entry in message.entries {
-            if !self.admits(conn, &entry, limits) {
+            if !self.admits(conn, owned_by_sender, &entry, limits) {
                 continue;
+            }
+            if !self.clients.contains_key(&entry.client) {
+                owned_by_sender += 1;
             }
             if !entry.is_removal() {
                 let seen = examine(&entry.json, role, learn_name && announced.is_none());
@@ -132,7 +141,13 @@ impl Presence {
 
     /// Whether `conn` may set this entry: its own id (or a new one within its
     /// allowance), and newer than what is known (y-protocols' clock rule).
-    fn admits(&self, conn: ConnId, entry: &AwarenessEntry, limits: PresenceLimits) -> bool {
+    fn admits(
+        &self,
+        conn: ConnId,
+        owned_by_conn: usize,
+        entry: &AwarenessEntry,
+        limits: PresenceLimits,
+    ) -> bool {
         match self.clients.get(&entry.client) {
             Some(client) => {
                 client.owner == conn
@@ -141,10 +156,7 @@ impl Presence {
                             && entry.is_removal()
                             && client.state.is_some()))
             }
-            None => {
-                !entry.is_removal()
-                    && self.owned.get(&conn).map_or(0, Vec::len) < limits.max_clients
-            }
+            None => !entry.is_removal() && owned_by_conn < limits.max_clients,
         }
     }
 
@@ -167,7 +179,7 @@ impl Presence {
                     },
                 );
                 if conn != PEER {
-                    self.owned.entry(conn).or_default().push(entry.client);
+                    self.owned.push((conn, entry.client));
                 }
             }
         }
@@ -176,7 +188,17 @@ impl Presence {
     /// Forgets a connection's ids; returns the removal frame to relay for
     /// those that still had a state.
     pub fn remove_connection(&mut self, conn: ConnId) -> Option<Vec<u8>> {
-        let ids = self.owned.remove(&conn)?;
+        let mut ids = Vec::new();
+        self.owned.retain(|&(owner, id)| {
+            let mine = owner == conn;
+            if mine {
+                ids.push(id);
+            }
+            !mine
+        });
+        if ids.is_empty() {
+            return None;
+        }
         let removed: Vec<(u64, u32)> = ids
             .into_iter()
             .filter_map(|id| self.clients.remove(&id).map(|client| (id, client)))
@@ -251,7 +273,18 @@ impl Presence {
     /// The first awareness client id `conn` announced: for a stock client, its
     /// document's client id.
     pub fn client_of(&self, conn: ConnId) -> Option<u64> {
-        self.owned.get(&conn)?.first().copied()
+        self.owned
+            .iter()
+            .find(|(owner, _)| *owner == conn)
+            .map(|&(_, id)| id)
+    }
+
+    /// How many ids `conn` owns.
+    fn owned_by(&self, conn: ConnId) -> usize {
+        self.owned
+            .iter()
+            .filter(|(owner, _)| *owner == conn)
+            .count()
     }
 
     /// Client ids known (with or without a state).

@@ -35,6 +35,7 @@
 use super::{
     close,
     presence::{Announced, Applied, Presence, PresenceError, PresenceLimits},
+    room_doc::{RoomDoc, PACK_CHECK},
     rules::{self, Accounts, Refusal},
     ConnId, Role, OUTBOUND_CAPACITY,
 };
@@ -210,7 +211,8 @@ pub struct RoomState {
     lifecycle: Lifecycle,
     /// Shared: every room keeps them, and thousands may be loaded.
     limits: Arc<Limits>,
-    doc: SessionDoc,
+    /// Packed while the room does not use it (see `room_doc`).
+    doc: RoomDoc,
     /// The language last published (see [`Effect::Language`]).
     language: Option<Language>,
     /// Updates stored and relayed but not yet applied to `doc` (module doc).
@@ -248,6 +250,7 @@ pub struct RoomState {
     empty_since: Option<Instant>,
     next_sweep: Instant,
     next_ping: Instant,
+    next_pack_check: Instant,
     /// Join and leave events not handed to the notes document yet, and when
     /// they are due to be.
     participant_events: Vec<yrs::Any>,
@@ -305,7 +308,7 @@ impl RoomState {
             next_ping: now + limits.ping_interval,
             limits,
             language: doc.language(),
-            doc,
+            doc: RoomDoc::new(doc),
             unapplied: Vec::new(),
             apply_due: None,
             accounts,
@@ -318,6 +321,7 @@ impl RoomState {
             snapshot_retry: None,
             empty_since: Some(now),
             next_sweep: now + AWARENESS_SWEEP,
+            next_pack_check: now + PACK_CHECK,
             participant_events: Vec::new(),
             events_due: None,
         };
@@ -325,7 +329,7 @@ impl RoomState {
             if state.language.is_none() {
                 // A new session: its language (chosen at creation) goes into
                 // the document, where it syncs and persists like any edit.
-                let update = state.doc.set_language(language);
+                let update = state.doc.get().set_language(language);
                 state.language = Some(language);
                 state.store_own(update, effects);
             }
@@ -353,8 +357,8 @@ impl RoomState {
     /// changed it (or the room has not written it yet).
     fn keep_ended_flag(&mut self, effects: &mut Effects) {
         let ended = self.lifecycle == Lifecycle::Ended;
-        if self.kind == DocumentKind::Session && self.doc.ended() != ended {
-            let update = self.doc.set_ended(ended);
+        if self.kind == DocumentKind::Session && self.doc.get().ended() != ended {
+            let update = self.doc.get().set_ended(ended);
             self.store_own(update, effects);
         }
     }
@@ -434,7 +438,7 @@ impl RoomState {
             return;
         }
         self.apply_unapplied(effects);
-        let update = self.doc.record_events(events);
+        let update = self.doc.get().record_events(events);
         self.store_own(update, effects);
     }
 
@@ -457,7 +461,7 @@ impl RoomState {
             bytes_since_snapshot,
             snapshot_len,
         );
-        self.doc = doc;
+        self.doc = RoomDoc::new(doc);
         self.log_position = stored.log_position;
         self.unread = false;
     }
@@ -578,7 +582,7 @@ impl RoomState {
     /// except through sync).
     pub fn document(&mut self) -> &SessionDoc {
         self.apply_unapplied(&mut Effects::new());
-        &self.doc
+        self.doc.get()
     }
 
     /// When [`Self::tick`] next has something to do.
@@ -591,6 +595,7 @@ impl RoomState {
             retry_at,
             self.events_due,
             Some(self.next_ping),
+            Some(self.next_pack_check),
         ]
         .into_iter()
         .flatten()
@@ -625,7 +630,7 @@ impl RoomState {
             name: None,
             client: 0,
         });
-        let step1 = protocol::encode_sync_step1(&self.doc.state_vector());
+        let step1 = protocol::encode_sync_step1(&self.doc.get().state_vector());
         effects.push_back(Effect::Send {
             to: conn,
             frame: step1.into(),
@@ -660,7 +665,7 @@ impl RoomState {
             match message {
                 ClientMessage::SyncStep1(remote) => {
                     self.apply_unapplied(effects);
-                    let step2 = protocol::encode_sync_step2(&self.doc.diff(&remote));
+                    let step2 = protocol::encode_sync_step2(&self.doc.get().diff(&remote));
                     effects.push_back(Effect::Send {
                         to: conn,
                         frame: step2.into(),
@@ -768,6 +773,10 @@ impl RoomState {
             debug_assert!(false, "stored() without a store");
             return;
         };
+        if self.storing.is_empty() {
+            // Idle is the common case: hold no buffer.
+            self.storing = VecDeque::new();
+        }
         let refusal = match outcome {
             StoreOutcome::Stored => None,
             StoreOutcome::Unavailable => {
@@ -883,6 +892,10 @@ impl RoomState {
             effects.push_back(Effect::PingAll);
             self.next_ping = now + self.limits.ping_interval;
         }
+        if now >= self.next_pack_check {
+            self.next_pack_check = now + PACK_CHECK;
+            self.pack_document_if_quiet();
+        }
         let retry_due = self.snapshot_retry.is_some_and(|(at, _)| now >= at);
         let unload_due = self
             .empty_since
@@ -897,6 +910,20 @@ impl RoomState {
             // Not asked again until the task answers (`unload_refused`).
             self.empty_since = None;
             effects.push_back(Effect::Unload);
+        }
+    }
+
+    /// Packs the session's document if the room has not used it since the
+    /// last check (see `room_doc`). Not a notes document (it unloads within a
+    /// second of its last event anyway), one not read yet, or one with
+    /// accepted updates still to apply or a snapshot out.
+    fn pack_document_if_quiet(&mut self) {
+        if self.kind == DocumentKind::Session
+            && !self.unread
+            && self.unapplied.is_empty()
+            && self.snapshotting.is_none()
+        {
+            self.doc.pack_if_unused();
         }
     }
 
@@ -1019,18 +1046,23 @@ impl RoomState {
         let updates = std::mem::take(&mut self.unapplied);
         let from_here = std::mem::take(&mut self.unapplied_from_here);
         let from_peers = std::mem::take(&mut self.unapplied_from_peers);
-        let refused = self.doc.apply_all(updates, None);
+        let refused = self.doc.get().apply_all(updates, None);
         if let Some(first) = refused.first() {
             // Stored and relayed already: a reload skips them the same way.
             tracing::warn!(session = %self.id, count = refused.len(), error = %first, "stored updates did not apply");
         }
-        if let Some(language) = self.doc.language().filter(|l| Some(*l) != self.language) {
+        if let Some(language) = self
+            .doc
+            .get()
+            .language()
+            .filter(|l| Some(*l) != self.language)
+        {
             self.language = Some(language);
             effects.push_back(Effect::Language(language));
         }
         if from_peers
             && self.kind == DocumentKind::Session
-            && self.doc.ended() != (self.lifecycle == Lifecycle::Ended)
+            && self.doc.get().ended() != (self.lifecycle == Lifecycle::Ended)
         {
             // A peer's room may have written the flag: it acts on the
             // session's record, which may have changed since this room read
@@ -1385,16 +1417,26 @@ mod tests {
     fn a_sync_request_is_answered_with_the_stored_document() {
         let now = Instant::now();
         let mut room = room_with(Limits::default(), now);
+        store_edit_from_alice(&mut room, &edit(7, "x = 1"), now);
+        assert_eq!(synced_by_bob(&mut room, now), "x = 1");
+    }
+
+    /// Alice sends `update`, and it is stored.
+    fn store_edit_from_alice(room: &mut RoomState, update: &[u8], now: Instant) {
         let mut fx = Effects::new();
         room.frame(
             ALICE,
-            frame_of(&protocol::encode_update(&edit(7, "x = 1"))),
+            frame_of(&protocol::encode_update(update)),
             now,
             0,
             &mut fx,
         );
         room.stored(StoreOutcome::Stored, now, &mut fx);
-        take(&mut fx);
+    }
+
+    /// Bob's view of the room after asking for everything (SyncStep1).
+    fn synced_by_bob(room: &mut RoomState, now: Instant) -> String {
+        let mut fx = Effects::new();
         let request = protocol::encode_sync_step1(&yrs::StateVector::default());
         room.frame(BOB, frame_of(&request), now, 0, &mut fx);
         let effects = take(&mut fx);
@@ -1404,13 +1446,35 @@ mod tests {
         let Some(ClientMessage::SyncStep2(answer)) = decode_frame(frame).unwrap().pop() else {
             panic!("not a SyncStep2")
         };
-        let replica = yrs::Doc::new();
-        let code = replica.get_or_insert_text(crate::sync::document::CODE);
-        replica
-            .transact_mut()
-            .apply_update(Update::decode_v1(&answer.bytes).unwrap())
-            .unwrap();
-        assert_eq!(code.get_string(&replica.transact()), "x = 1");
+        let replica = SessionDoc::new();
+        replica.apply(&answer.bytes).unwrap();
+        replica.code()
+    }
+
+    #[test]
+    fn a_quiet_room_packs_its_document_and_still_serves_and_takes_edits() {
+        let now = Instant::now();
+        let mut room = room_with(Limits::default(), now);
+        let mut fx = Effects::new();
+        store_edit_from_alice(&mut room, &edit(7, "x = 1"), now);
+        let mut at = now;
+        for _ in 0..3 {
+            at += PACK_CHECK;
+            room.tick(at, 0, &mut fx);
+        }
+        take(&mut fx);
+        assert!(room.doc.is_packed(), "nothing used it for a whole check");
+        assert_eq!(synced_by_bob(&mut room, at), "x = 1");
+        assert!(!room.doc.is_packed(), "decoded to answer Bob");
+
+        room.tick(at + PACK_CHECK, 0, &mut fx);
+        room.tick(at + PACK_CHECK * 2, 0, &mut fx);
+        take(&mut fx);
+        assert!(room.doc.is_packed());
+        store_edit_from_alice(&mut room, &edit(8, "y = 2\n"), at);
+        let code = room.document().code();
+        assert!(code.contains("x = 1") && code.contains("y = 2"), "{code:?}");
+        assert_eq!(synced_by_bob(&mut room, at), code);
     }
 
     #[test]

@@ -423,6 +423,9 @@ impl Room {
                 }
             }
         }
+        // Drained: an idle room keeps no buffer (a fresh one costs an
+        // allocation per command, thousands of idle rooms 256 bytes each).
+        self.effects = Effects::new();
         next
     }
 
