@@ -16,6 +16,7 @@ const BLOCKING_THREADS: usize = 4;
 fn main() -> std::process::ExitCode {
     use clap::Parser;
     let config = pairpad::server::config::Config::parse();
+    pairpad::server::memory::use_one_arena();
     init_tracing(&config);
     let mut builder = match config.worker_threads {
         0 | 1 => tokio::runtime::Builder::new_current_thread(),

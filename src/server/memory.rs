@@ -1,4 +1,12 @@
-//! Gives freed heap memory back to the operating system now and then.
+//! How the server's heap is kept small: one malloc arena, and freed heap
+//! memory given back to the operating system now and then.
+//!
+//! glibc gives each thread that allocates under contention an arena of its own
+//! (up to eight per core), and memory freed in one arena serves no other. Here
+//! one async thread does nearly all allocation and a few blocking threads do
+//! storage calls: one shared arena settled 10,000 idle connections about
+//! 2 MiB smaller, and glibc's per-thread caches still keep most allocations
+//! off its lock.
 //!
 //! glibc's malloc keeps freed memory inside its arenas for reuse. After a burst
 //! (thousands of clients connecting and syncing at once) that is megabytes the
@@ -11,6 +19,18 @@ use tokio::sync::watch;
 
 /// How often free heap memory is returned.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Limits malloc to one arena. Called at start-up, before other threads exist.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn use_one_arena() {
+    // SAFETY: mallopt only sets an allocator parameter; it takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn use_one_arena() {}
 
 /// Trims every [`TRIM_INTERVAL`]; returns when `stop` turns true.
 pub async fn run(stop: watch::Receiver<bool>) {
