@@ -228,11 +228,30 @@ class EditorHandle {
     this.monaco.editor.setTheme(theme === 'dark' ? 'vs-dark' : 'vs');
   }
 
-  /** Draws others' carets and selections: json [{id, name, color, anchor, head}]. */
+  /**
+   * Draws others' carets and selections: json [{id, name, color, anchor, head, key}].
+   *
+   * Called on every presence change and every edit (offsets shift), so up to a
+   * hundred times a second while two people type: the latest list is drawn once
+   * per animation frame, and only what changed touches the DOM (each write
+   * makes the browser lay the editor out again).
+   */
   setPeers(peersJson) {
+    this.pendingPeers = peersJson;
+    if (this.peersFrame) return;
+    this.peersFrame = requestAnimationFrame(() => {
+      this.peersFrame = 0;
+      const json = this.pendingPeers;
+      if (json !== this.drawnPeers && !this.disposed) {
+        this.drawnPeers = json;
+        this.drawPeers(JSON.parse(json));
+      }
+    });
+  }
+
+  drawPeers(peers) {
     const monaco = this.monaco;
     const model = this.model;
-    const peers = JSON.parse(peersJson);
     const decorations = [];
     const live = new Set();
     for (const peer of peers) {
@@ -271,8 +290,10 @@ class EditorHandle {
         this.editor.addContentWidget(widget);
       }
       // textContent, never HTML: names come from other participants.
-      widget.node.textContent = peer.name;
-      widget.node.className = `pp-peer-label pp-peer-${color}`;
+      if (widget.node.textContent !== peer.name) widget.node.textContent = peer.name;
+      const className = `pp-peer-label pp-peer-${color}`;
+      if (widget.node.className !== className) widget.node.className = className;
+      const moved = !head.equals(widget.position);
       widget.position = head;
       // Their own move or keystroke (not someone else's edit shifting their
       // offsets, nor a presence renewal) brings the label back.
@@ -280,7 +301,7 @@ class EditorHandle {
         widget.key = peer.key;
         this.showLabel(widget, LABEL_SHOWN_MS);
       }
-      this.editor.layoutContentWidget(widget);
+      if (moved) this.editor.layoutContentWidget(widget);
     }
     for (const [id, widget] of this.peerWidgets) {
       if (!live.has(id)) {
@@ -294,7 +315,7 @@ class EditorHandle {
 
   /** Shows a name label, fading it `ms` later (never, while hovered). */
   showLabel(widget, ms) {
-    widget.node.dataset.state = 'shown';
+    if (widget.node.dataset.state !== 'shown') widget.node.dataset.state = 'shown';
     clearTimeout(widget.fadeTimer);
     if (widget.hovered) return;
     widget.fadeTimer = setTimeout(() => {
@@ -324,6 +345,8 @@ class EditorHandle {
   }
 
   dispose() {
+    this.disposed = true;
+    cancelAnimationFrame(this.peersFrame);
     for (const widget of this.peerWidgets.values()) {
       clearTimeout(widget.fadeTimer);
       this.editor.removeContentWidget(widget);
