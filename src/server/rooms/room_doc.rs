@@ -6,8 +6,8 @@
 //! and most loaded sessions are idle most of the time (a tab left open, a
 //! candidate reading the task). With thousands of sessions loaded that is
 //! megabytes. So a room packs a document it has not used since the last
-//! [`RoomDoc::pack_if_unused`] (called every [`PACK_CHECK`]) and decodes it
-//! again at the next edit or sync. Only documents up to [`PACK_AT_MOST`] are
+//! [`RoomDoc::pack_if_unused`] (called at every presence sweep, 5 s apart) and
+//! decodes it again at the next edit or sync. Only documents up to [`PACK_AT_MOST`] are
 //! packed: decoding one takes well under a millisecond, while decoding a large
 //! one would delay the keystroke that wakes it.
 //!
@@ -17,11 +17,6 @@
 //! continue its own clock.
 
 use crate::sync::document::SessionDoc;
-use std::time::Duration;
-
-/// How often a room checks whether its document was used since the last
-/// check: a document is packed after one to two of these without use.
-pub const PACK_CHECK: Duration = Duration::from_secs(10);
 
 /// The largest encoding packed, in bytes.
 pub const PACK_AT_MOST: usize = 64 * 1024;

@@ -35,7 +35,7 @@
 use super::{
     close,
     presence::{Announced, Applied, Presence, PresenceError, PresenceLimits},
-    room_doc::{RoomDoc, PACK_CHECK},
+    room_doc::RoomDoc,
     rules::{self, Accounts, Refusal},
     ConnId, Role, OUTBOUND_CAPACITY,
 };
@@ -250,7 +250,6 @@ pub struct RoomState {
     empty_since: Option<Instant>,
     next_sweep: Instant,
     next_ping: Instant,
-    next_pack_check: Instant,
     /// Join and leave events not handed to the notes document yet, and when
     /// they are due to be.
     participant_events: Vec<yrs::Any>,
@@ -321,7 +320,6 @@ impl RoomState {
             snapshot_retry: None,
             empty_since: Some(now),
             next_sweep: now + AWARENESS_SWEEP,
-            next_pack_check: now + PACK_CHECK,
             participant_events: Vec::new(),
             events_due: None,
         };
@@ -595,7 +593,6 @@ impl RoomState {
             retry_at,
             self.events_due,
             Some(self.next_ping),
-            Some(self.next_pack_check),
         ]
         .into_iter()
         .flatten()
@@ -887,14 +884,12 @@ impl RoomState {
                 });
             }
             self.next_sweep = now + AWARENESS_SWEEP;
+            // On the sweep's timer: checking costs idle rooms no extra wake-up.
+            self.pack_document_if_quiet();
         }
         if now >= self.next_ping {
             effects.push_back(Effect::PingAll);
             self.next_ping = now + self.limits.ping_interval;
-        }
-        if now >= self.next_pack_check {
-            self.next_pack_check = now + PACK_CHECK;
-            self.pack_document_if_quiet();
         }
         let retry_due = self.snapshot_retry.is_some_and(|(at, _)| now >= at);
         let unload_due = self
@@ -914,7 +909,7 @@ impl RoomState {
     }
 
     /// Packs the session's document if the room has not used it since the
-    /// last check (see `room_doc`). Not a notes document (it unloads within a
+    /// last sweep (see `room_doc`). Not a notes document (it unloads within a
     /// second of its last event anyway), one not read yet, or one with
     /// accepted updates still to apply or a snapshot out.
     fn pack_document_if_quiet(&mut self) {
@@ -1188,7 +1183,7 @@ fn participant_event(kind: &str, name: &str, role: Role, at_ms: u64) -> HashMap<
 mod tests {
     use super::*;
     use crate::sync::protocol::decode_frame;
-    use yrs::{updates::decoder::Decode, GetString, Map, Text, Transact, Update};
+    use yrs::{updates::decoder::Decode, Map, Text, Transact, Update};
 
     const ALICE: ConnId = 1;
     const BOB: ConnId = 2;
@@ -1459,7 +1454,7 @@ mod tests {
         store_edit_from_alice(&mut room, &edit(7, "x = 1"), now);
         let mut at = now;
         for _ in 0..3 {
-            at += PACK_CHECK;
+            at += AWARENESS_SWEEP;
             room.tick(at, 0, &mut fx);
         }
         take(&mut fx);
@@ -1467,8 +1462,8 @@ mod tests {
         assert_eq!(synced_by_bob(&mut room, at), "x = 1");
         assert!(!room.doc.is_packed(), "decoded to answer Bob");
 
-        room.tick(at + PACK_CHECK, 0, &mut fx);
-        room.tick(at + PACK_CHECK * 2, 0, &mut fx);
+        room.tick(at + AWARENESS_SWEEP, 0, &mut fx);
+        room.tick(at + AWARENESS_SWEEP * 2, 0, &mut fx);
         take(&mut fx);
         assert!(room.doc.is_packed());
         store_edit_from_alice(&mut room, &edit(8, "y = 2\n"), at);
