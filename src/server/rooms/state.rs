@@ -697,11 +697,30 @@ impl RoomState {
             return;
         }
         if self.lifecycle == Lifecycle::Ended && self.kind == DocumentKind::Session {
+            if self.reopened_elsewhere(effects) {
+                let reason = "the interview is being reopened: reconnect".to_owned();
+                self.close(conn, close::TRY_AGAIN_LATER, reason, now, effects);
+                return;
+            }
             let reason = "the interview has ended: the session is read-only".to_owned();
             self.close(conn, close::INTERVIEW_ENDED, reason, now, effects);
             return;
         }
         self.accept_updates(conn, updates, now, effects);
+    }
+
+    /// Whether another instance's room has written the session reopened into
+    /// the shared log while this room still holds it ended: the record change
+    /// is on its way (or being read), so an edit is refused for now (1013, the
+    /// client reconnects and sends it again), not for good (4409). Applies
+    /// what the log brought first.
+    fn reopened_elsewhere(&mut self, effects: &mut Effects) -> bool {
+        if self.log_position.is_none() {
+            // One instance: only this room writes the flag.
+            return false;
+        }
+        self.apply_unapplied(effects);
+        !self.doc.get().ended()
     }
 
     /// Size and history checks, then out to storage (see the module doc).
@@ -2243,6 +2262,52 @@ mod tests {
             !effects.iter().any(|e| matches!(e, Effect::Publish(_))),
             "a peer's presence was published back"
         );
+    }
+
+    #[test]
+    fn an_edit_while_another_instance_reopens_the_session_is_refused_for_now_not_for_good() {
+        let now = Instant::now();
+        let mut room = shared_room(now);
+        let mut fx = Effects::new();
+        room.set_ended(true, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
+        take(&mut fx);
+        // The other instance's room reopened it; its flag comes through the log
+        // before the word of the record change reaches this room.
+        let peer = SessionDoc::from_updates([room.document().snapshot().as_slice()]).0;
+        room.logged(
+            vec![logged("6-0", true, peer.set_ended(false))],
+            now,
+            &mut fx,
+        );
+        take(&mut fx);
+        let update = protocol::encode_update(&edit(7, "x"));
+        room.frame(ALICE, frame_of(&update), now, 0, &mut fx);
+        let effects = take(&mut fx);
+        assert_eq!(closes(&effects), vec![(ALICE, close::TRY_AGAIN_LATER)]);
+        assert!(effects.contains(&Effect::CheckRecord), "{effects:?}");
+
+        // The record says reopened: Bob's edit is taken.
+        room.set_ended(false, &mut fx);
+        take(&mut fx);
+        room.frame(BOB, frame_of(&update), now, 0, &mut fx);
+        assert!(
+            take(&mut fx).iter().any(|e| matches!(e, Effect::Store(_))),
+            "the edit was not taken once reopened"
+        );
+
+        // Ended here and in the log: refused for good.
+        room.set_ended(true, &mut fx);
+        room.stored(StoreOutcome::Stored, now, &mut fx);
+        take(&mut fx);
+        room.frame(
+            BOB,
+            frame_of(&protocol::encode_update(&edit(8, "y"))),
+            now,
+            0,
+            &mut fx,
+        );
+        assert_eq!(closes(&take(&mut fx)), vec![(BOB, close::INTERVIEW_ENDED)]);
     }
 
     #[test]
