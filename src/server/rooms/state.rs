@@ -789,10 +789,6 @@ impl RoomState {
             debug_assert!(false, "stored() without a store");
             return;
         };
-        if self.storing.is_empty() {
-            // Idle is the common case: hold no buffer.
-            self.storing = VecDeque::new();
-        }
         let refusal = match outcome {
             StoreOutcome::Stored => None,
             StoreOutcome::Unavailable => {
@@ -903,8 +899,12 @@ impl RoomState {
                 });
             }
             self.next_sweep = now + AWARENESS_SWEEP;
-            // On the sweep's timer: checking costs idle rooms no extra wake-up.
+            // On the sweep's timer: idle rooms get no extra wake-up for these,
+            // and busy ones no allocation per store.
             self.pack_document_if_quiet();
+            if self.storing.is_empty() {
+                self.storing = VecDeque::new();
+            }
         }
         if now >= self.next_ping {
             effects.push_back(Effect::PingAll);

@@ -247,7 +247,13 @@ impl Room {
                 },
                 () = &mut timer => {
                     self.state.tick(std::time::Instant::now(), now_ms(), &mut self.effects);
-                    Box::pin(self.carry_out(&queue)).await
+                    let next = Box::pin(self.carry_out(&queue)).await;
+                    // Drained: a room gives its buffer back on its timer (at
+                    // least every presence sweep), not per command, so an idle
+                    // room keeps none (thousands of them, 256 bytes each) and a
+                    // busy one does not allocate one per frame.
+                    self.effects = Effects::new();
+                    next
                 },
             };
             if let Next::Unloaded = next {
@@ -423,9 +429,6 @@ impl Room {
                 }
             }
         }
-        // Drained: an idle room keeps no buffer (a fresh one costs an
-        // allocation per command, thousands of idle rooms 256 bytes each).
-        self.effects = Effects::new();
         next
     }
 
