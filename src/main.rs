@@ -1,12 +1,11 @@
 //! The pairpad server binary: reads configuration, sets up logging, binds the
 //! listener and serves until SIGINT/SIGTERM.
 
-// The system allocator (glibc), on purpose. jemalloc settled 10,000 idle
-// connections about 5 % smaller and used 1-2 % less CPU, but it maps memory
-// with MAP_NORESERVE, so a fallible reservation of an absurd size (yrs's
-// `try_reserve` for the count a hostile frame declares) succeeded and the
-// process filled gigabytes; glibc refuses it, and the frame is closed with
-// 1007 (tests/interop/corpus.test.mjs). `server::memory` returns freed memory.
+/// jemalloc, bounded: see `server::memory` for why both.
+#[cfg(feature = "ssr")]
+#[global_allocator]
+static ALLOCATOR: pairpad::server::memory::BoundedJemalloc =
+    pairpad::server::memory::BoundedJemalloc;
 
 /// Threads for blocking storage calls.
 #[cfg(feature = "ssr")]
@@ -16,7 +15,7 @@ const BLOCKING_THREADS: usize = 4;
 fn main() -> std::process::ExitCode {
     use clap::Parser;
     let config = pairpad::server::config::Config::parse();
-    pairpad::server::memory::use_one_arena();
+    pairpad::server::memory::allow_allocations_for(config.largest_byte_limit());
     init_tracing(&config);
     let mut builder = match config.worker_threads {
         0 | 1 => tokio::runtime::Builder::new_current_thread(),
@@ -28,8 +27,8 @@ fn main() -> std::process::ExitCode {
     };
     // Blocking calls are storage reads and snapshots of one embedded database:
     // a few threads serve them as fast as many, and each extra thread would keep
-    // its own malloc arena and stack (thousands of sessions loading at once
-    // otherwise start hundreds).
+    // its own stack (thousands of sessions loading at once otherwise start
+    // hundreds).
     let runtime = builder
         .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()

@@ -18,8 +18,11 @@
 //
 // Run from the repository root (after `cargo leptos build --release`):
 //   node end2end/measure/editor-latency.mjs [--loads 10] [--chars 300] [--interval 50] [--bothRate 30] [--json out.json]
+//     [--profile a.cpuprofile] [--trace both.json]   (page A's CPU profile, the browser's
+//     trace, during the "both" run)
 // Numbers are for information (issue notes); nothing here is a pass/fail check.
 
+import { writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { OwnServer, CHROMIUM } from './server.mjs';
 import { parseArgs, stats, table, loadavg, reportHeader, emitJson } from './report.mjs';
@@ -32,6 +35,8 @@ const options = parseArgs(process.argv.slice(2), {
   bothRate: 30, // the "both" run: characters per second each page types, at the same time
   bothLanguage: 'javascript', // the "both" run's session language
   skip: '', // "loads,keystroke": parts not to run
+  profile: '', // the "both" run: write page A's CPU profile (.cpuprofile, for DevTools) here
+  trace: '', // the "both" run: write a Chromium trace of the whole browser here (chrome://tracing, Perfetto)
   json: '',
 });
 
@@ -257,6 +262,29 @@ async function measureBothTyping(browser, server, chars, rate, language) {
     await pages.b.locator('.monaco-editor .view-lines').click();
     await pages.b.keyboard.press('Control+End');
     for (const page of Object.values(pages)) await page.evaluate(() => (window.__keys.length = 0));
+    // Each page's main-thread time while typing (Chromium's own counters):
+    // where a saturated page spends it.
+    const cdp = { a: await contexts[0].newCDPSession(pages.a), b: await contexts[1].newCDPSession(pages.b) };
+    for (const session of Object.values(cdp)) await session.send('Performance.enable');
+    const mainThread = async () =>
+      Object.fromEntries(
+        await Promise.all(
+          Object.entries(cdp).map(async ([name, session]) => {
+            const { metrics } = await session.send('Performance.getMetrics');
+            return [name, Object.fromEntries(metrics.map((m) => [m.name, m.value]))];
+          }),
+        ),
+      );
+    if (options.profile) {
+      await cdp.a.send('Profiler.enable');
+      await cdp.a.send('Profiler.setSamplingInterval', { interval: 500 });
+      await cdp.a.send('Profiler.start');
+    }
+    if (options.trace) {
+      await browser.startTracing(pages.a, { path: options.trace, categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink', 'cc', 'toplevel', 'v8', 'input'] });
+    }
+    const before = await mainThread();
+    const typingStarted = Date.now();
 
     const start = Date.now() + 100;
     const typeAll = async (page, text) => {
@@ -267,13 +295,31 @@ async function measureBothTyping(browser, server, chars, rate, language) {
       }
     };
     await Promise.all([typeAll(pages.a, texts.a), typeAll(pages.b, texts.b)]);
+    const after = await mainThread();
+    if (options.trace) await browser.stopTracing();
+    if (options.profile) {
+      const { profile } = await cdp.a.send('Profiler.stop');
+      writeFileSync(options.profile, JSON.stringify(profile));
+    }
+    const typingSeconds = (Date.now() - typingStarted) / 1000;
 
     // Wait (bounded) until both have everything.
     const deadline = Date.now() + 30_000;
     const last = async (page) => (await page.evaluate(() => window.__theirs.at(-1)?.count ?? 0));
     while (Date.now() < deadline && ((await last(pages.a)) < chars || (await last(pages.b)) < chars)) await sleep(50);
 
-    const result = { rate, language, characters: chars };
+    const result = { rate, language, characters: chars, mainThreadPercent: {} };
+    // Percent of the typing time each page's main thread spent on tasks, and
+    // of that on script, layout and style (the rest: paint, input, other).
+    for (const name of ['a', 'b']) {
+      const spent = (metric) => (((after[name][metric] - before[name][metric]) / typingSeconds) * 100).toFixed(1);
+      result.mainThreadPercent[name] = {
+        tasks: spent('TaskDuration'),
+        script: spent('ScriptDuration'),
+        layout: spent('LayoutDuration'),
+        style: spent('RecalcStyleDuration'),
+      };
+    }
     for (const [me, other] of [['a', 'b'], ['b', 'a']]) {
       const keys = (await pages[me].evaluate(() => window.__keys)).filter((k) => k.key.length === 1);
       const arrivals = await pages[other].evaluate(() => window.__theirs);
@@ -373,6 +419,11 @@ async function main() {
   console.log(
     `both typing: ${both.characters} chars each, missing ${both.aToB.missing}/${both.bToA.missing}, converged ${both.converged}`,
   );
+  for (const [name, m] of Object.entries(both.mainThreadPercent)) {
+    console.log(
+      `both typing, page ${name.toUpperCase()}'s main thread: ${m.tasks}% busy (script ${m.script}%, layout ${m.layout}%, style ${m.style}%)`,
+    );
+  }
   emitJson(report, options.json);
 }
 

@@ -183,6 +183,21 @@ impl Config {
         Self::parse_from(["pairpad"])
     }
 
+    /// The largest byte limit configured: one allocation may need a few times it.
+    pub fn largest_byte_limit(&self) -> u64 {
+        [
+            self.max_frame_bytes,
+            self.max_document_bytes,
+            self.max_outbound_bytes,
+            self.max_output_bytes,
+        ]
+        .into_iter()
+        .map(|bytes| bytes as u64)
+        .chain([self.max_history_bytes])
+        .max()
+        .unwrap_or(0)
+    }
+
     /// The limits these flags configure.
     pub fn limits(&self) -> Limits {
         Limits {

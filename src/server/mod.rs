@@ -204,7 +204,6 @@ async fn serve_on(
         cluster.attach(&state.hub);
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let trimmer = tokio::spawn(memory::run(stop_rx.clone()));
     let expiry = tokio::spawn(expiry::run(
         state.sessions.clone(),
         expiry_interval,
@@ -222,7 +221,6 @@ async fn serve_on(
     tracing::info!("shutting down: closing sessions and flushing storage");
     let _ = stop_tx.send(true);
     let _ = expiry.await;
-    let _ = trimmer.await;
     state.hub.shutdown().await;
     // Let sockets finish their close handshake so clients read 1001, not a reset.
     state.hub.wait_for_tasks(Duration::from_secs(2)).await;
