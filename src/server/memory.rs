@@ -10,12 +10,14 @@
 //!
 //! Why a bound: jemalloc reserves memory with `MAP_NORESERVE`, so a fallible
 //! reservation of an absurd size (yrs's `try_reserve` for a count a hostile
-//! frame declares) would succeed where glibc's refused it, and yrs then fills
-//! the hash table's control bytes: gigabytes for five bytes on the wire.
-//! [`BoundedJemalloc`] refuses any single request above
-//! [`largest_allocation`], so such a reservation fails and the frame is closed
-//! with 1007 (`tests/interop/corpus.test.mjs`). The bound is far above what
-//! the configured limits need ([`allow_allocations_for`]).
+//! frame declares) would succeed where glibc's refused it, and yrs would then
+//! fill the hash table's control bytes: gigabytes for five bytes on the wire.
+//! pairpad's own checks refuse such counts before yrs sees them
+//! (`sync::schema`, `sync::protocol`; the allocation-bomb frames of
+//! `tests/interop/corpus.test.mjs`); [`BoundedJemalloc`] backs them up for any
+//! path they miss: it refuses any single request above [`largest_allocation`],
+//! so the reservation fails and yrs reports a decoding error. The bound is far
+//! above what the configured limits need ([`allow_allocations_for`]).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
