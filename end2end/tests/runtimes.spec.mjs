@@ -3,6 +3,7 @@
 // runs its TypeScript worker, and Pyodide starts in a module Worker made from a
 // blob: URL (as the Python runner does) and runs code with cross-origin
 // isolation. A CSP or COEP block fails the test with the browser's complaints.
+// The runners themselves start only once the editor is up.
 
 import { test, expect, createSessionViaApi, clickCopyOnceHydrated } from '../support/fixtures.mjs';
 import { MONACO_VS, PYODIDE_DIR } from '../support/env.mjs';
@@ -150,4 +151,40 @@ test('Pyodide runs Python in a module worker from a blob: URL', async ({ page, r
     sharedArrayBuffer: 'function',
     interruptBuffer: true,
   });
+});
+
+test("the runners start only once the editor is up, so their downloads do not compete with Monaco's", async ({
+  page,
+  request,
+}) => {
+  // Every runner worker the page starts, and whether the editor was up then.
+  await page.addInitScript(() => {
+    const NativeWorker = window.Worker;
+    window.__runnerStarts = [];
+    window.Worker = class extends NativeWorker {
+      constructor(url, options) {
+        if (String(url).includes('/runner/')) {
+          window.__runnerStarts.push({
+            url: String(url),
+            editorUp: document.querySelector('[data-testid="editor"] .monaco-editor') !== null,
+            sinceNavigationMs: performance.now(),
+          });
+        }
+        super(url, options);
+      }
+    };
+  });
+  const session = await createSessionViaApi(request, 'javascript');
+  await page.goto(`/s/${session.id}`);
+  await expect(page.locator('[data-testid="editor"][data-ready="true"]')).toHaveCount(1, { timeout: 60_000 });
+  await expect
+    .poll(() => page.evaluate(() => window.__runnerStarts.map((s) => s.url)), { message: 'no runner worker started' })
+    .toContainEqual(expect.stringContaining('/runner/js-worker.js'));
+  for (const start of await page.evaluate(() => window.__runnerStarts)) {
+    // Before the editor only by the few-second fallback (for a Monaco that is slow to come).
+    expect(
+      start.editorUp || start.sinceNavigationMs >= 4_000,
+      `${start.url} started ${Math.round(start.sinceNavigationMs)} ms after navigation, before the editor was up`,
+    ).toBe(true);
+  }
 });

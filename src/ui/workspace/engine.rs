@@ -146,12 +146,13 @@ pub fn start(
     });
     Editor::preload();
     connect(&engine);
-    engine.borrow_mut().runner = Runner::new();
-    // Python takes seconds to load; it starts once the editor is up (so the two
-    // downloads do not compete), or after a few seconds whatever happens.
+    // The runners (a JavaScript worker kept ready for the first run, and
+    // Python, which takes seconds to load) start once the editor is up, so
+    // their downloads do not compete with it, or after a few seconds whatever
+    // happens.
     let weak = Rc::downgrade(&engine);
     browser::set_timeout(
-        move || with_engine(&weak, |engine| engine.preload_python()),
+        move || with_engine(&weak, |engine| engine.start_runners()),
         PYTHON_PRELOAD_FALLBACK_MS,
     );
     let weak = Rc::downgrade(&engine);
@@ -282,10 +283,14 @@ impl Engine {
         }
     }
 
-    /// Starts loading Python in the background (once), reporting progress.
-    fn preload_python(&mut self) {
+    /// Starts the runners (once): a JavaScript worker for the first run, and
+    /// Python loading in the background, reporting progress.
+    fn start_runners(&mut self) {
         if self.python_requested {
             return;
+        }
+        if self.runner.is_none() {
+            self.runner = Runner::new();
         }
         let Some(runner) = self.runner.as_mut() else {
             return;
@@ -298,7 +303,7 @@ impl Engine {
     /// Runs the current code in the current language (Run button, Ctrl+Enter).
     /// One run at a time: a run asked for while one is going is refused.
     pub fn run_code(&mut self) {
-        self.preload_python();
+        self.start_runners();
         let Some(runner) = &self.runner else { return };
         if self.signals.running.get_untracked() || runner.is_running() {
             return;
@@ -828,7 +833,7 @@ impl Engine {
                         engine.editor = Some(editor);
                         signals.editor_ready.set(true);
                         engine.refresh_participants();
-                        engine.preload_python();
+                        engine.start_runners();
                     }
                     Err(e) => signals
                         .problem
