@@ -1115,7 +1115,10 @@ mod tests {
             storage.load_document(busy).unwrap().snapshot.as_deref(),
             Some(&b"state"[..])
         );
-        std::thread::sleep(ttl);
+        // Loading re-armed the keys (a session being opened is in use): they
+        // go a lifetime after that, not after the edit. Half a lifetime more,
+        // so the check does not race the expiry to the millisecond.
+        std::thread::sleep(ttl + ttl / 2);
         assert_eq!(storage.session(busy).unwrap(), None);
         let document = storage.load_document(busy).unwrap();
         assert!(document.updates.is_empty(), "the log outlived its session");
