@@ -99,7 +99,6 @@ pub struct Engine {
     remote_cursors_drawn: Cell<bool>,
     next_notice: u64,
     runner: Option<Runner>,
-    python_requested: bool,
     run_limits: RunLimits,
     runs_started: u64,
     /// The server refused a change (4413) and the replica was rebuilt under a
@@ -137,7 +136,6 @@ pub fn start(
             remote_cursors_drawn: Cell::new(false),
             next_notice: 0,
             runner: None,
-            python_requested: false,
             run_limits,
             runs_started: 0,
             replica_replaced: false,
@@ -286,16 +284,13 @@ impl Engine {
     /// Starts the runners (once): a JavaScript worker for the first run, and
     /// Python loading in the background, reporting progress.
     fn start_runners(&mut self) {
-        if self.python_requested {
+        if self.runner.is_some() {
             return;
         }
-        if self.runner.is_none() {
-            self.runner = Runner::new();
-        }
+        self.runner = Runner::new();
         let Some(runner) = self.runner.as_mut() else {
             return;
         };
-        self.python_requested = true;
         let python = self.signals.python;
         runner.preload_python(move |status| python.set(status));
     }
