@@ -1,5 +1,7 @@
 //! The journal: an append-only file that stores document updates with one write
-//! each (safe from a crash of the process once written: the kernel has them) and
+//! each (safe from a crash of the process once written: the kernel has them;
+//! where it is safe, the write is a copy into a mapping of the file, see
+//! [`super::mapped_file`], otherwise a `pwrite`) and
 //! makes them safe from power loss with one `fdatasync` for everything written
 //! since the last ([`Journal::file`] is what the caller syncs, see
 //! [`super::journaled`]). Committing every edit straight into
@@ -22,7 +24,7 @@
 //! folios (measured here: 1 MiB ones), and each later small append would then
 //! dirty, and flush, a whole megabyte instead of one page.
 
-use super::UpdateRecord;
+use super::{mapped_file::MappedFile, UpdateRecord};
 use crate::domain::SessionId;
 use std::{
     fs::{File, OpenOptions},
@@ -75,6 +77,9 @@ pub struct Journal {
     /// rather than write records that recovery might skip.
     broken: bool,
     scratch: Vec<u8>,
+    /// The file's first `capacity` bytes, where appends are copied (`None`:
+    /// they are written with `pwrite`).
+    mapped: Option<MappedFile>,
 }
 
 impl Journal {
@@ -101,13 +106,18 @@ impl Journal {
                 File::open(dir)?.sync_all()?;
             }
         }
+        let capacity = capacity.max(size);
+        // Every block up to `capacity` is written now (zero-filled or earlier
+        // records), so appends may go through a mapping.
+        let mapped = MappedFile::over_written_blocks(&file, capacity);
         let journal = Journal {
             file: Arc::new(file),
             generation: recovered.generation,
             end: HEADER_BYTES,
-            capacity: capacity.max(size),
+            capacity,
             broken: true, // until restart writes a header
             scratch: Vec::new(),
+            mapped,
         };
         Ok((journal, recovered))
     }
@@ -162,16 +172,29 @@ impl Journal {
             encode_record(&mut buf, self.generation, record)?;
         }
         let grows = self.end + buf.len() as u64 > self.capacity;
-        let result = write_in_pages(&self.file, &buf, self.end).and_then(|()| {
-            if grows {
-                self.file.sync_all()
-            } else {
-                Ok(())
-            }
-        });
+        let copied = !grows
+            && self
+                .mapped
+                .as_mut()
+                .is_some_and(|mapped| mapped.write_at(&buf, self.end));
+        let result = if copied {
+            Ok(())
+        } else {
+            write_in_pages(&self.file, &buf, self.end).and_then(|()| {
+                if grows {
+                    self.file.sync_all()
+                } else {
+                    Ok(())
+                }
+            })
+        };
         if result.is_ok() {
             self.end += buf.len() as u64;
-            self.capacity = self.capacity.max(self.end);
+            if grows {
+                self.capacity = self.end;
+                // The new blocks are written (and synced): map them too.
+                self.mapped = MappedFile::over_written_blocks(&self.file, self.capacity);
+            }
         }
         // Keep a modest buffer for the next batch, not the biggest one ever seen.
         if buf.capacity() <= 1 << 16 {

@@ -3,7 +3,8 @@
 //!
 //! The default backend is [`embedded::EmbeddedStorage`] (redb, one file in the data
 //! dir, no server to run), with [`journaled`] appends in front of its update log
-//! ([`journal`] is that file's format). [`redis::RedisStorage`] keeps the same
+//! ([`journal`] is that file's format, written through [`mapped_file`] where that
+//! is safe). [`redis::RedisStorage`] keeps the same
 //! on a Redis server (cluster mode, issue 14); both pass the one suite in
 //! `conformance`. Calls are blocking: async callers go through `spawn_blocking`, except
 //! `append_updates`, which is made cheap enough to call inline (see
@@ -15,6 +16,7 @@ pub mod embedded;
 pub mod journal;
 pub mod journaled;
 mod log_rows;
+mod mapped_file;
 pub mod redis;
 #[cfg(test)]
 pub(crate) mod test_redis;
