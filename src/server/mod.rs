@@ -24,6 +24,7 @@ pub mod rate_limit;
 pub mod rooms;
 pub mod same_origin;
 pub mod sessions;
+pub mod shared_socket;
 pub mod state;
 pub mod ws;
 

@@ -114,6 +114,11 @@ impl<T> QueueSender<T> {
         Ok(())
     }
 
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().items.is_empty()
+    }
+
     /// Queues `item`, waiting for room if the queue is full. Gives it back if
     /// the queue is closed.
     ///

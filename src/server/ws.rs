@@ -3,7 +3,8 @@
 //! and as what (see `access`), upgrades, enforces per-connection
 //! limits (frame size, messages per frame, message, byte and sync-request
 //! rates, connections per address), pings the client when its room says so,
-//! and shuttles frames between the socket and the session's room. A bad frame
+//! and shuttles frames between the socket and the session's room (which may
+//! also write relayed frames into the socket itself: see `shared_socket`). A bad frame
 //! closes only its own connection, with a close code and a reason.
 
 use super::{
@@ -14,6 +15,7 @@ use super::{
     queue::QueueReceiver,
     rooms::hub::{Hub, IpSlot},
     rooms::{close, outbound_queue, ConnId, OutFrame, RoomCommand, RoomHandle},
+    shared_socket::SharedSocket,
     state::AppState,
 };
 use crate::{
@@ -25,7 +27,7 @@ use crate::{
 };
 use axum::{
     extract::{
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        ws::{CloseFrame, Message, WebSocketUpgrade},
         FromRequestParts, Path, RawQuery, State,
     },
     http::{request::Parts, HeaderMap},
@@ -33,7 +35,6 @@ use axum::{
     Extension,
 };
 use bytes::Bytes;
-use futures_util::SinkExt;
 use std::{
     future::Future,
     net::IpAddr,
@@ -157,8 +158,9 @@ async fn serve(
         .max_frame_size(limits.max_frame_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
-        .on_upgrade(move |mut socket| async move {
-            Box::pin(connect(&mut socket, pending)).await;
+        .on_upgrade(move |socket| async move {
+            let socket = Arc::new(SharedSocket::new(socket));
+            Box::pin(connect(&socket, pending)).await;
         })
 }
 
@@ -171,7 +173,7 @@ struct Pending {
 
 /// Runs an upgraded connection, or refuses it, and closes it with the code
 /// and reason the server ends it with, if any.
-async fn connect(socket: &mut WebSocket, pending: Box<Pending>) {
+async fn connect(socket: &Arc<SharedSocket>, pending: Box<Pending>) {
     // Unboxed in a call of its own, so the box is freed now rather than when
     // the connection ends.
     let Pending { cx, admission } = unbox(pending);
@@ -264,14 +266,16 @@ const CLOSE_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// Sends a Close with `code` and `reason`, then reads (and discards) until the
 /// client answers: dropping the socket with unread data would make the kernel
 /// reset the connection, and the client would see 1006 instead of our code.
-async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
+async fn close_with(socket: &SharedSocket, code: u16, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: truncate_reason(reason.to_owned()).into(),
     };
     // A client that stopped reading never takes the Close either.
-    let sent = tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
-    if !matches!(sent, Ok(Ok(()))) {
+    if SendWithin::new(socket, Some(Message::Close(Some(frame))))
+        .await
+        .is_err()
+    {
         return;
     }
     let drain = async {
@@ -287,7 +291,7 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
 /// Joins the session and shuttles frames until either side ends; returns the
 /// close code and reason to send, if the server ends it.
 async fn run_connection(
-    socket: &mut WebSocket,
+    socket: &Arc<SharedSocket>,
     cx: &ConnectionContext,
     admitted: Box<Admission>,
 ) -> Option<Refusal> {
@@ -298,7 +302,8 @@ async fn run_connection(
     let Admission { meta, role, slot } = unbox(admitted);
     let session = meta.id;
     let conn = cx.hub.next_conn_id();
-    let (room, to_client) = match Box::pin(join_room(cx, meta, conn, slot.ip(), role)).await {
+    let joined = Box::pin(join_room(cx, socket, meta, conn, slot.ip(), role)).await;
+    let (room, to_client) = match joined {
         Ok(joined) => joined,
         Err(refusal) => return Some(refusal),
     };
@@ -318,6 +323,8 @@ async fn run_connection(
         unanswered_ping: None,
     };
     let closing = shuttle(socket, &mut link).await;
+    // From here the room queues, and nothing queued is sent.
+    socket.retire();
     let _ = link.room.commands.send(RoomCommand::Leave { conn }).await;
     tracing::debug!(%session, conn, "connection left");
     drop(slot);
@@ -328,12 +335,14 @@ async fn run_connection(
 /// Its own (boxed) future, so the session's record is held only while joining.
 async fn join_room(
     cx: &ConnectionContext,
+    socket: &Arc<SharedSocket>,
     meta: SessionMeta,
     conn: ConnId,
     ip: IpAddr,
     role: Role,
 ) -> Result<(RoomHandle, QueueReceiver<OutFrame>), Refusal> {
-    let (outbound, to_client) = outbound_queue(cx.limits().max_outbound_bytes);
+    let (outbound, to_client) =
+        outbound_queue(cx.limits().max_outbound_bytes, Some(socket.clone()));
     match cx.hub.join(&meta, conn, ip, role, outbound).await {
         Ok(room) => Ok((room, to_client)),
         Err(refused) => {
@@ -362,7 +371,8 @@ struct Link<'a> {
 
 /// What the loop does next, decided without awaiting anything.
 enum Step {
-    Send(Message),
+    /// Send this, or (`None`) finish the write the room left half done.
+    Send(Option<Message>),
     Forward(Vec<ClientMessage>),
     Continue,
     /// The connection ends, closed by the server (with a code) or not.
@@ -370,7 +380,7 @@ enum Step {
 }
 
 /// Shuttles frames between the socket and the room until either side ends.
-async fn shuttle(socket: &mut WebSocket, link: &mut Link<'_>) -> Option<Refusal> {
+async fn shuttle(socket: &SharedSocket, link: &mut Link<'_>) -> Option<Refusal> {
     loop {
         let step = tokio::select! {
             // Outgoing first, so a busy client still hears the room promptly.
@@ -404,7 +414,8 @@ impl Link<'_> {
     /// went away).
     fn outgoing(&mut self, out: Option<OutFrame>) -> Step {
         match out {
-            Some(OutFrame::Binary(bytes)) => Step::Send(Message::Binary(bytes)),
+            Some(OutFrame::Binary(bytes)) => Step::Send(Some(Message::Binary(bytes))),
+            Some(OutFrame::Flush) => Step::Send(None),
             Some(OutFrame::Ping) => match self.unanswered_ping {
                 Some(since) if since.elapsed() >= self.cx.limits().pong_timeout => {
                     tracing::debug!(session = %self.session, conn = self.conn, "closed: no pong");
@@ -417,7 +428,7 @@ impl Link<'_> {
                 Some(_) => Step::Continue,
                 None => {
                     self.unanswered_ping = Some(Instant::now());
-                    Step::Send(Message::Ping(Default::default()))
+                    Step::Send(Some(Message::Ping(Default::default())))
                 }
             },
             Some(OutFrame::Close(code, reason)) => Step::End(Some(Refusal(code, reason))),
@@ -527,21 +538,22 @@ fn truncate_reason(mut text: String) -> String {
     text
 }
 
-/// Sends one frame, giving up after [`WRITE_TIMEOUT`]. A future of its own
-/// rather than an async fn, to stay small inside every connection's task: most
-/// sends complete at once, and only one that waits on a full socket gets a
-/// (boxed) timer, so idle connections carry none.
+/// Sends one frame (or finishes the write the room left half done), giving up
+/// after [`WRITE_TIMEOUT`]. A future of its own rather than an async fn, to
+/// stay small inside every connection's task: most sends complete at once, and
+/// only one that waits on a full socket gets a (boxed) timer, so idle
+/// connections carry none.
 struct SendWithin<'a> {
-    socket: &'a mut WebSocket,
+    socket: &'a SharedSocket,
     unsent: Option<Message>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<'a> SendWithin<'a> {
-    fn new(socket: &'a mut WebSocket, message: Message) -> Self {
+    fn new(socket: &'a SharedSocket, message: Option<Message>) -> Self {
         Self {
             socket,
-            unsent: Some(message),
+            unsent: message,
             deadline: None,
         }
     }
@@ -552,7 +564,7 @@ impl Future for SendWithin<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Poll::Ready(result) = poll_send(this.socket, &mut this.unsent, cx) {
+        if let Poll::Ready(result) = this.socket.poll_send(&mut this.unsent, cx) {
             return Poll::Ready(result);
         }
         let deadline = this
@@ -563,26 +575,4 @@ impl Future for SendWithin<'_> {
             Poll::Pending => Poll::Pending,
         }
     }
-}
-
-/// Drives sending one frame: hands `unsent` to the socket once it is ready,
-/// then flushes. Written against `Sink` directly rather than with
-/// `socket.send(..)`, whose future keeps the message twice across its awaits:
-/// that made every idle connection's task over 100 bytes bigger.
-fn poll_send(
-    socket: &mut WebSocket,
-    unsent: &mut Option<Message>,
-    cx: &mut std::task::Context<'_>,
-) -> Poll<Result<(), axum::Error>> {
-    if let Some(message) = unsent.take() {
-        match socket.poll_ready_unpin(cx) {
-            Poll::Pending => {
-                *unsent = Some(message);
-                return Poll::Pending;
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(())) => socket.start_send_unpin(message)?,
-        }
-    }
-    socket.poll_flush_unpin(cx)
 }

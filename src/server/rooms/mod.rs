@@ -5,7 +5,7 @@
 //! - [`state`]: one room's decisions, sans IO ([`state::RoomState`]: input in,
 //!   effects out), unit-tested for every bound a room enforces.
 //! - [`task`]: the thin async task around a room's state: its command queue,
-//!   timers, the connections' outgoing queues and storage.
+//!   timers, the connections' outgoing queues (and sockets) and storage.
 //! - [`presence`] and [`rules`]: the presence table and the size, history,
 //!   admission and snapshot rules the state consults.
 //! - [`room_doc`]: the room's document, packed into its encoding while quiet.
@@ -20,7 +20,10 @@ pub mod rules;
 pub mod state;
 pub mod task;
 
-use super::queue::{self, QueueReceiver, QueueSender};
+use super::{
+    queue::{self, QueueReceiver, QueueSender, TrySendError},
+    shared_socket::{SharedSocket, Written},
+};
 use crate::domain::{Language, SessionId};
 use bytes::Bytes;
 use std::{
@@ -47,6 +50,9 @@ pub enum OutFrame {
     /// Time to ping the client (the connection task tracks the answer).
     Ping,
     Close(u16, String),
+    /// The room wrote a frame straight into the socket and not all of it went
+    /// out: the connection task finishes the write.
+    Flush,
 }
 
 impl OutFrame {
@@ -54,21 +60,55 @@ impl OutFrame {
     pub fn weight(&self) -> usize {
         match self {
             OutFrame::Binary(bytes) => bytes.len(),
-            OutFrame::Ping | OutFrame::Close(..) => 0,
+            OutFrame::Ping | OutFrame::Close(..) | OutFrame::Flush => 0,
         }
     }
 }
 
-pub type Outbound = QueueSender<OutFrame>;
+/// A room's way to one connection: its outgoing queue, and its socket, which
+/// the room writes relayed frames into directly when nothing waits before them
+/// (see [`SharedSocket`]).
+#[derive(Clone)]
+pub struct Outbound {
+    queue: QueueSender<OutFrame>,
+    socket: Option<Arc<SharedSocket>>,
+}
+
+impl Outbound {
+    /// Sends `frame` straight into the socket if it can go now, else queues
+    /// it; gives it back if the queue is full or closed.
+    pub fn try_send(&self, frame: OutFrame) -> Result<(), TrySendError<OutFrame>> {
+        if let (OutFrame::Binary(bytes), Some(socket)) = (&frame, &self.socket) {
+            match socket.try_write(bytes, || self.queue.is_empty()) {
+                Written::Sent => return Ok(()),
+                // Queued behind nothing: the flush cannot be refused for room.
+                Written::Partly => return self.queue.try_send(OutFrame::Flush),
+                Written::NotNow => {}
+            }
+        }
+        self.queue.try_send(frame)
+    }
+
+    /// Drops what is queued, queues `last` and closes the queue.
+    pub fn close_with(&self, last: OutFrame) {
+        self.queue.close_with(last)
+    }
+}
 
 /// Frames queued to one connection before it counts as too slow (besides the
 /// byte bound, `--max-outbound-bytes`); it is closed and reconnects and
 /// resyncs, so nothing is lost.
 pub const OUTBOUND_CAPACITY: usize = 512;
 
-/// A connection's outgoing queue, bounded in frames and in bytes.
-pub fn outbound_queue(max_bytes: usize) -> (Outbound, QueueReceiver<OutFrame>) {
-    queue::bounded_by_weight(OUTBOUND_CAPACITY, max_bytes, OutFrame::weight)
+/// A connection's outgoing queue, bounded in frames and in bytes, and the
+/// room's end of it (which may write into `socket` directly).
+pub fn outbound_queue(
+    max_bytes: usize,
+    socket: Option<Arc<SharedSocket>>,
+) -> (Outbound, QueueReceiver<OutFrame>) {
+    let (queue, receiver) =
+        queue::bounded_by_weight(OUTBOUND_CAPACITY, max_bytes, OutFrame::weight);
+    (Outbound { queue, socket }, receiver)
 }
 
 /// Why a connection could not join.
