@@ -151,6 +151,9 @@ impl Journal {
         self.generation = generation;
         self.end = HEADER_BYTES;
         self.broken = false;
+        if let Some(mapped) = &mut self.mapped {
+            mapped.rewind();
+        }
     }
 
     /// Appends `records`: written when it returns (a crash of the process loses
@@ -190,6 +193,10 @@ impl Journal {
         };
         if result.is_ok() {
             self.end += buf.len() as u64;
+            if let Some(mapped) = self.mapped.as_mut().filter(|_| copied) {
+                // Appends never come back to a page once past it.
+                mapped.release_before(self.end);
+            }
             if grows {
                 self.capacity = self.end;
                 // The new blocks are written (and synced): map them too.
