@@ -81,7 +81,7 @@ impl Outbound {
         if let (OutFrame::Binary(bytes), Some(socket)) = (&frame, &self.socket) {
             match socket.try_write(bytes, || self.queue.is_empty()) {
                 Written::Sent => return Ok(()),
-                // Queued behind nothing: the flush cannot be refused for room.
+                // The queue was empty, and a flush weighs nothing: it fits.
                 Written::Partly => return self.queue.try_send(OutFrame::Flush),
                 Written::NotNow => {}
             }
