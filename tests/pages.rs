@@ -123,6 +123,56 @@ async fn the_create_form_is_rate_limited_too() {
     assert!(response.headers().contains_key("retry-after"));
 }
 
+/// A site whose bundle has `pairpad.js` and a `pairpad.js.br` holding
+/// `marker`, the variant an hour older than the file or the file an hour older
+/// than the variant.
+fn site_with_precompressed_bundle(marker: &str, variant_is_older: bool) -> tempfile::TempDir {
+    use std::time::{Duration, SystemTime};
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("pairpad.js"), "export const x = 1;\n".repeat(200)).unwrap();
+    std::fs::write(pkg.join("pairpad.js.br"), marker).unwrap();
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let aged = if variant_is_older {
+        "pairpad.js.br"
+    } else {
+        "pairpad.js"
+    };
+    std::fs::File::options()
+        .write(true)
+        .open(pkg.join(aged))
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    site
+}
+
+#[tokio::test]
+async fn the_bundle_goes_out_as_its_precompressed_file_unless_that_is_stale() {
+    for (variant_is_older, expect_variant) in [(false, true), (true, false)] {
+        let marker = "bytes of the precompressed file";
+        let site = site_with_precompressed_bundle(marker, variant_is_older);
+        let root = site.path().to_path_buf();
+        let server = TestServer::start(move |config| config.site_root = root).await;
+        let response = client()
+            .get(server.url("/pkg/pairpad.js"))
+            .header("accept-encoding", "br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-encoding"], "br");
+        let body = response.bytes().await.unwrap();
+        assert_eq!(
+            body == marker.as_bytes(),
+            expect_variant,
+            "variant older than its file: {variant_is_older}; a stale variant must not be \
+             sent in place of the rebuilt file"
+        );
+    }
+}
+
 #[tokio::test]
 async fn static_files_revalidate_with_304_and_carry_cache_policies() {
     let site = tempfile::tempdir().unwrap();

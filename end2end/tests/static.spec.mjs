@@ -1,7 +1,8 @@
 // Static assets: vendored files (their paths carry versions) are cached for a
 // year as immutable and sent precompressed (br or gzip) when the client accepts
-// it, with the right MIME types (JavaScript modules, application/wasm); the
-// bytes the browser gets are the npm package's bytes.
+// it, the app's own bundle is revalidated and sent precompressed too, all with
+// the right MIME types (JavaScript modules, application/wasm); the bytes the
+// browser gets are the npm package's bytes.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -66,6 +67,11 @@ test("the app's own wasm is application/wasm and revalidated", async ({ request 
   expect(response.status()).toBe(200);
   expect(response.headers()['content-type']).toMatch(/^application\/wasm/);
   expect(response.headers()['cache-control']).not.toContain('immutable');
+  // `./x build` precompresses the bundle at brotli's best quality: the bytes
+  // on the wire are that file's, not the server's quicker on-the-fly brotli.
+  expect(response.headers()['content-encoding']).toBe('br');
+  const precompressed = fs.statSync(path.join(repoRoot, 'target', 'site', 'pkg', 'pairpad.wasm.br')).size;
+  expect(Number(response.headers()['content-length'])).toBe(precompressed);
   expect((await response.body()).subarray(0, 4).toString('hex')).toBe('0061736d');
 });
 

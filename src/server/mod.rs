@@ -26,6 +26,7 @@ pub mod same_origin;
 pub mod sessions;
 pub mod shared_socket;
 pub mod state;
+pub mod static_files;
 pub mod ws;
 
 use crate::{
@@ -82,16 +83,29 @@ pub fn router(state: AppState) -> Router {
         })
         // Static files: served directly so conditional requests get 304 (the
         // Leptos fallback handler forwards only Accept-Encoding).
-        .nest_service("/pkg", static_dir(&state, "pkg"))
-        .nest_service("/vendor", static_dir(&state, "vendor"))
-        .nest_service("/runner", static_dir(&state, "runner"))
-        .nest_service("/js", static_dir(&state, "js"))
+        .nest_service(
+            "/pkg",
+            static_files::serve_bundle(&state.config.site_root, "pkg"),
+        )
+        .nest_service(
+            "/vendor",
+            static_files::serve_dir(&state.config.site_root, "vendor"),
+        )
+        .nest_service(
+            "/runner",
+            static_files::serve_dir(&state.config.site_root, "runner"),
+        )
+        .nest_service(
+            "/js",
+            static_files::serve_dir(&state.config.site_root, "js"),
+        )
         // Other files at the site root (the favicon), else the 404 page.
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,
         >(page_context, shell))
-        // Level 4 keeps on-the-fly brotli cheap; vendor files are precompressed.
+        // Level 4 keeps on-the-fly brotli cheap; the static directories' files
+        // are precompressed at build time (static_files).
         .layer(CompressionLayer::new().quality(CompressionLevel::Precise(4)));
     // The WebSocket route stays outside the compression layer.
     Router::new()
@@ -108,13 +122,6 @@ pub fn router(state: AppState) -> Router {
             metrics::count_responses,
         ))
         .with_state(state)
-}
-
-/// A directory of the built site, with precompressed variants where present.
-fn static_dir(state: &AppState, dir: &str) -> tower_http::services::ServeDir {
-    tower_http::services::ServeDir::new(state.config.site_root.join(dir))
-        .precompressed_br()
-        .precompressed_gzip()
 }
 
 /// The Leptos options for a site built into `site_root`.

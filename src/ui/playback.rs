@@ -247,8 +247,9 @@ pub fn PlaybackPage() -> impl IntoView {
                             on:change=move |event| view.speed.set(event_target_value(&event).parse().unwrap_or(1))
                         >
                             {SPEEDS
+                                .into_iter()
                                 .map(|speed| view! { <option value=speed.to_string() selected=speed == 1>{format!("{speed}x")}</option> })
-                                .to_vec()}
+                                .collect_view()}
                         </select>
                     </label>
                     <label>
