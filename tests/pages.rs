@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{client, create_session, TestServer};
+use common::{client, create_session, get_text, TestServer};
 
 #[tokio::test]
 async fn home_page_offers_to_create_a_session_with_security_headers() {
@@ -62,6 +62,38 @@ async fn session_page_shows_the_share_link_and_language() {
     assert!(html.contains("data-testid=\"share-link\""));
     assert!(html.contains("data-testid=\"copy-link\""));
     assert!(html.contains(">Python<"));
+}
+
+#[tokio::test]
+async fn pages_with_an_editor_ask_for_monaco_in_their_head_and_others_do_not() {
+    use pairpad::interop::editor::MONACO_VS;
+    let server = TestServer::start(|_| {}).await;
+    let id = create_session(&server, Some("javascript")).await;
+    let head_of = |html: String| html.split("</head>").next().unwrap().to_owned();
+
+    for path in [format!("/s/{id}"), format!("/s/{id}/playback")] {
+        let head = head_of(get_text(&server, &path).await);
+        for (file, kind) in [
+            ("loader.js", "script"),
+            ("editor/editor.main.js", "script"),
+            ("editor/editor.main.css", "style"),
+        ] {
+            let href = format!("href=\"{MONACO_VS}/{file}\"");
+            let link = head
+                .split("<link")
+                .find(|tag| tag.contains(&href))
+                .unwrap_or_else(|| panic!("{path}: no link to {file} in {head}"));
+            assert!(link.contains("rel=\"preload\""), "{path}: {link}");
+            assert!(link.contains(&format!("as=\"{kind}\"")), "{path}: {link}");
+        }
+    }
+    for path in [
+        "/".to_owned(),
+        "/s/00000000-0000-4000-8000-000000000000".to_owned(),
+    ] {
+        let head = head_of(get_text(&server, &path).await);
+        assert!(!head.contains(MONACO_VS), "{path} has no editor: {head}");
+    }
 }
 
 #[tokio::test]

@@ -14,10 +14,13 @@
 //     keydown on one page -> the character in the other's model, both ways.
 //
 // Cold loads are also measured with Pyodide's files blocked (coldNoPyodide),
-// to show what its background download and start-up cost the editor.
+// to show what its background download and start-up cost the editor. Loopback
+// hides round trips and bandwidth: `--network 100,8` emulates a 100 ms round
+// trip and 8 Mbit/s down (Chromium's DevTools throttling) for the loads.
 //
 // Run from the repository root (after `cargo leptos build --release`):
 //   node end2end/measure/editor-latency.mjs [--loads 10] [--chars 300] [--interval 50] [--bothRate 30] [--json out.json]
+//     [--skip loads,keystroke,both] [--network 100,8]
 //     [--profile a.cpuprofile] [--trace both.json]   (page A's CPU profile, the browser's
 //     trace, during the "both" run)
 // Numbers are for information (issue notes); nothing here is a pass/fail check.
@@ -34,7 +37,8 @@ const options = parseArgs(process.argv.slice(2), {
   fastInterval: 0, // the fast run: as fast as Playwright can type
   bothRate: 30, // the "both" run: characters per second each page types, at the same time
   bothLanguage: 'javascript', // the "both" run's session language
-  skip: '', // "loads,keystroke": parts not to run
+  skip: '', // "loads,keystroke,both": parts not to run
+  network: '', // "100,8": the loads over an emulated network (round trip ms, download Mbit/s)
   profile: '', // the "both" run: write page A's CPU profile (.cpuprofile, for DevTools) here
   trace: '', // the "both" run: write a Chromium trace of the whole browser here (chrome://tracing, Perfetto)
   json: '',
@@ -61,6 +65,7 @@ async function loadOnce(context, server) {
   const id = await server.createSession('javascript');
   const page = await context.newPage();
   try {
+    await emulateNetwork(context, page);
     await page.goto(`${server.origin}/s/${id}`);
     await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
     await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]', { timeout: 60_000 });
@@ -80,6 +85,20 @@ async function loadOnce(context, server) {
   } finally {
     await page.close();
   }
+}
+
+/** Throttles `page`'s network as `--network rtt,mbps` says (nothing without it). */
+async function emulateNetwork(context, page) {
+  if (!options.network) return;
+  const [latency, mbps] = String(options.network).split(',').map(Number);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false,
+    latency,
+    downloadThroughput: (mbps * 1e6) / 8,
+    uploadThroughput: (mbps * 1e6) / 8,
+  });
 }
 
 async function measureLoads(browser, server, count) {
@@ -363,6 +382,7 @@ async function main() {
   await server.start();
   const browser = await chromium.launch({ ...CHROMIUM, headless: true });
   const report = reportHeader(browser, server);
+  report.network = options.network ? `emulated: ${options.network} (round trip ms, Mbit/s)` : 'loopback';
   try {
     const skip = new Set(options.skip.split(',').filter(Boolean));
     report.load = {};
@@ -384,7 +404,9 @@ async function main() {
       report.keystroke.paced = await measureKeystrokes(browser, server, text, options.interval);
       report.keystroke.fast = await measureKeystrokes(browser, server, text, options.fastInterval);
     }
-    report.bothTyping = await measureBothTyping(browser, server, options.chars, options.bothRate, options.bothLanguage);
+    if (!skip.has('both')) {
+      report.bothTyping = await measureBothTyping(browser, server, options.chars, options.bothRate, options.bothLanguage);
+    }
     report.machine.loadavgAfter = loadavg();
   } finally {
     await browser.close();
@@ -400,7 +422,7 @@ async function main() {
     rows.push({ measure: `keystroke ${label}: key->remote ms`, ...m.keyToRemote });
     rows.push({ measure: `keystroke ${label}: key->own model ms`, ...m.keyToLocalModel });
   }
-  for (const direction of ['aToB', 'bToA']) {
+  for (const direction of report.bothTyping ? ['aToB', 'bToA'] : []) {
     const m = report.bothTyping[direction];
     rows.push({
       measure: `both typing ${report.bothTyping.language} (${m.charactersPerSecond} chars/s each) ${direction}: key->remote ms`,
@@ -416,13 +438,15 @@ async function main() {
     );
   }
   const both = report.bothTyping;
-  console.log(
-    `both typing: ${both.characters} chars each, missing ${both.aToB.missing}/${both.bToA.missing}, converged ${both.converged}`,
-  );
-  for (const [name, m] of Object.entries(both.mainThreadPercent)) {
+  if (both) {
     console.log(
-      `both typing, page ${name.toUpperCase()}'s main thread: ${m.tasks}% busy (script ${m.script}%, layout ${m.layout}%, style ${m.style}%)`,
+      `both typing: ${both.characters} chars each, missing ${both.aToB.missing}/${both.bToA.missing}, converged ${both.converged}`,
     );
+    for (const [name, m] of Object.entries(both.mainThreadPercent)) {
+      console.log(
+        `both typing, page ${name.toUpperCase()}'s main thread: ${m.tasks}% busy (script ${m.script}%, layout ${m.layout}%, style ${m.style}%)`,
+      );
+    }
   }
   emitJson(report, options.json);
 }

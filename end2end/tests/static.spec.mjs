@@ -2,12 +2,14 @@
 // year as immutable and sent precompressed (br or gzip) when the client accepts
 // it, the app's own bundle is revalidated and sent precompressed too, all with
 // the right MIME types (JavaScript modules, application/wasm); the bytes the
-// browser gets are the npm package's bytes.
+// browser gets are the npm package's bytes; pages with an editor fetch Monaco
+// once, as soon as their head arrives.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test, expect } from '../support/fixtures.mjs';
+import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
+import { waitForEditor } from '../support/editor.mjs';
 import { MONACO_VS, PYODIDE_DIR } from '../support/env.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -79,4 +81,22 @@ test('a missing vendor file is a 404 that is not cached forever', async ({ reque
   const response = await request.get(`${MONACO_VS}/no-such-file.js`);
   expect(response.status()).toBe(404);
   expect(response.headers()['cache-control'] ?? '').not.toContain('immutable');
+});
+
+// The session page's head asks for Monaco's core files (rel=preload), so they
+// download beside the wasm instead of after hydration. A preload the loader
+// cannot reuse (another URL, kind or CORS mode) would fetch the file twice and
+// make Chromium warn that it went unused.
+test("a session page fetches Monaco's core files once, asked for by its head", async ({ page, request, browserLog }) => {
+  const { id } = await createSessionViaApi(request, 'javascript');
+  await page.goto(`/s/${id}`);
+  await waitForEditor(page);
+  const fetched = await page.evaluate(() =>
+    performance.getEntriesByType('resource').map((e) => ({ path: new URL(e.name).pathname, by: e.initiatorType })),
+  );
+  for (const file of ['loader.js', 'editor/editor.main.js', 'editor/editor.main.css']) {
+    const wanted = `${MONACO_VS}/${file}`;
+    expect(fetched.filter((entry) => entry.path === wanted), file).toEqual([{ path: wanted, by: 'link' }]);
+  }
+  expect(browserLog.lines.filter((line) => /preload/i.test(line))).toEqual([]);
 });

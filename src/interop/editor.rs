@@ -5,6 +5,11 @@
 use crate::collab::text_ops::{EditorChange, TextOp};
 use crate::domain::Language;
 
+/// Where pairpad serves Monaco's AMD build: `scripts/vendor.mjs` copies the
+/// npm package there, under its version, and `public/js/editor.js` loads it
+/// from the same place (its `MONACO_VS`; a test keeps the two equal).
+pub const MONACO_VS: &str = "/vendor/monaco-editor-0.52.2/min/vs";
+
 /// Light or dark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Theme {
@@ -269,4 +274,27 @@ impl Editor {
     pub fn set_peers(&self, _peers: &[PeerCursor]) {}
 
     pub fn set_highlights(&self, _ranges: &[u32]) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MONACO_VS;
+
+    #[test]
+    fn the_page_preloads_monaco_from_where_the_bridge_loads_it_and_npm_installs_it() {
+        let bridge = include_str!("../../public/js/editor.js");
+        assert!(
+            bridge.contains(&format!("const MONACO_VS = '{MONACO_VS}';")),
+            "public/js/editor.js loads Monaco from elsewhere than {MONACO_VS}"
+        );
+        let package: serde_json::Value =
+            serde_json::from_str(include_str!("../../package.json")).unwrap();
+        let version = package["dependencies"]["monaco-editor"]
+            .as_str()
+            .expect("package.json pins monaco-editor");
+        assert!(
+            MONACO_VS.starts_with(&format!("/vendor/monaco-editor-{version}/")),
+            "scripts/vendor.mjs puts monaco-editor {version} elsewhere than {MONACO_VS}"
+        );
+    }
 }

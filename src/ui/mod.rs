@@ -3,6 +3,7 @@
 
 pub mod create_form;
 pub mod home;
+pub mod monaco_preload;
 pub mod not_found;
 pub mod playback;
 pub mod session;

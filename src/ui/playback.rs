@@ -27,6 +27,7 @@ use crate::{
         editor::{Editor, EditorEvents, Theme},
         interview,
     },
+    ui::monaco_preload::MonacoPreload,
 };
 use leptos::{html, prelude::*, task::spawn_local};
 use leptos_router::hooks::use_params_map;
@@ -201,6 +202,7 @@ pub fn PlaybackPage() -> impl IntoView {
     };
 
     view! {
+        <MonacoPreload />
         <section class="playback" data-testid="playback" data-ready=move || (view.phase.get() == Phase::Ready && view.editor_ready.get()).to_string()>
             <header class="playback-header">
                 <h1>"Playback"</h1>

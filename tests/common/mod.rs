@@ -99,14 +99,19 @@ pub async fn create_session(server: &TestServer, language: Option<&str>) -> Stri
     body["id"].as_str().unwrap().to_owned()
 }
 
-/// The server's `/metrics` text.
-pub async fn metrics_text(server: &TestServer) -> String {
+/// The body of a GET of `path`, whatever its status.
+pub async fn get_text(server: &TestServer, path: &str) -> String {
     client()
-        .get(server.url("/metrics"))
+        .get(server.url(path))
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap()
+}
+
+/// The server's `/metrics` text.
+pub async fn metrics_text(server: &TestServer) -> String {
+    get_text(server, "/metrics").await
 }

@@ -16,7 +16,7 @@ use crate::{
     api::SessionView,
     domain::Language,
     interop::{browser, editor::Theme, interview, runner::RunLimits},
-    ui::share_link::ShareLink,
+    ui::{monaco_preload::MonacoPreload, share_link::ShareLink},
 };
 use controls::{
     ConnectionStatus, DisplayName, EndedBanner, ExportCode, LanguageSelect, RoleBadge, ThemeToggle,
@@ -125,6 +125,7 @@ pub fn SessionWorkspace(session: SessionView) -> impl IntoView {
     let prompt_id = session.id.clone();
     view! {
         <Title text=format!("Session {}: pairpad", &session.id[..8]) />
+        <MonacoPreload />
         <section class="session" data-session-id=session.id.clone()>
             <header class="session-bar">
                 <a class="brand" href="/">"pairpad"</a>
