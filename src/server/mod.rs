@@ -44,6 +44,7 @@ use config::Config;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use state::AppState;
+use static_files::{serve_bundle, serve_dir};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
@@ -52,6 +53,7 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    let site_root = &state.config.site_root;
     let page_context = {
         let state = state.clone();
         move || {
@@ -83,22 +85,10 @@ pub fn router(state: AppState) -> Router {
         })
         // Static files: served directly so conditional requests get 304 (the
         // Leptos fallback handler forwards only Accept-Encoding).
-        .nest_service(
-            "/pkg",
-            static_files::serve_bundle(&state.config.site_root, "pkg"),
-        )
-        .nest_service(
-            "/vendor",
-            static_files::serve_dir(&state.config.site_root, "vendor"),
-        )
-        .nest_service(
-            "/runner",
-            static_files::serve_dir(&state.config.site_root, "runner"),
-        )
-        .nest_service(
-            "/js",
-            static_files::serve_dir(&state.config.site_root, "js"),
-        )
+        .nest_service("/pkg", serve_bundle(site_root, "pkg"))
+        .nest_service("/vendor", serve_dir(site_root, "vendor"))
+        .nest_service("/runner", serve_dir(site_root, "runner"))
+        .nest_service("/js", serve_dir(site_root, "js"))
         // Other files at the site root (the favicon), else the 404 page.
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
