@@ -111,3 +111,43 @@ for (const [language, { label, code }] of Object.entries(FLOODS)) {
     expect(result.summary).toMatch(new RegExp(`^Ada ran ${label} · finished in \\d+ ms · output truncated$`));
   });
 }
+
+// A page that is not cross-origin isolated (a proxy that drops the COOP/COEP headers)
+// has no SharedArrayBuffer: output then comes as posted batches instead of a shared
+// channel, and Python, without an interrupt buffer, stops itself at the time limit
+// (the page restarts it if it does not). The page's global is removed before any of
+// its scripts run, so the runner sees exactly what such a page would.
+for (const [language, { label, loop }] of Object.entries(LOOPS)) {
+  test(`${label} without shared memory: output still streams, the time limit and the line cap still hold`, async ({
+    page,
+    context,
+  }) => {
+    test.setTimeout(language === 'python' ? 180_000 : 60_000);
+    await context.addInitScript(() => {
+      delete globalThis.SharedArrayBuffer;
+    });
+    await openNewSession(page, context, language);
+    expect(await page.evaluate(() => typeof SharedArrayBuffer)).toBe('undefined');
+
+    await setCode(page, loop);
+    await startRun(page);
+    const looping = page.getByTestId('output').locator('.line', { hasText: 'looping' });
+    await expect(looping, 'output did not stream while the loop ran').toBeVisible(RUN_END);
+    await expect(page.getByTestId('run-status')).toHaveAttribute('data-status', 'running');
+    const stopped = await runEnded(page, { timeout: TIME_LIMIT_SECS * 1000 + 15_000 });
+    expect(stopped.status, JSON.stringify(stopped.lines)).toBe('timeout');
+    expect(stopped.lines).toEqual([
+      { stream: 'stdout', text: 'looping' },
+      { stream: 'stderr', text: `[time limit exceeded: the program was stopped after ${TIME_LIMIT_SECS * 1000} ms]` },
+    ]);
+
+    const flood = await run(page, FLOODS[language].code, language === 'python' ? PYTHON_LOAD : RUN_END);
+    expect(flood.status, JSON.stringify(flood.lines.slice(-3))).toBe('ok');
+    const wanted = Array.from({ length: MAX_OUTPUT_LINES }, (_, i) => `line ${i + 1}`);
+    expect(texts(flood.lines, 'stdout')).toEqual(wanted);
+    expect(flood.lines.at(-1)).toEqual({
+      stream: 'stderr',
+      text: `[output truncated: more than ${MAX_OUTPUT_LINES} lines]`,
+    });
+  });
+}

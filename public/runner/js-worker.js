@@ -1,6 +1,6 @@
 // pairpad: JavaScript runner (a classic dedicated Worker; one fresh worker per run).
 //
-// Protocol (the page side is public/js/runner.js):
+// Protocol (the page side is src/interop/runner/, typed in its protocol.rs):
 //   page -> worker  {type:'run', id, code, stdin, maxBytes, maxLines, out}
 //                   `out` is a SharedArrayBuffer output channel (see writeChannel) or null;
 //                   without one, output is posted as {type:'out', id, chunks:[stream, text, ...]}

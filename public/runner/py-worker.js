@@ -1,7 +1,7 @@
 // pairpad: Python runner (a module Worker running Pyodide; one long-lived worker, reused
 // until a run leaves something behind).
 //
-// Protocol (the page side is public/js/runner.js):
+// Protocol (the page side is src/interop/runner/, typed in its protocol.rs):
 //   page -> worker  {type:'init', interrupt: SharedArrayBuffer(8) | null}   (first message)
 //                   {type:'run', id, code, stdin, maxBytes, maxLines, timeLimitMs, out}
 //                   `out` is a SharedArrayBuffer output channel (same layout as the JS

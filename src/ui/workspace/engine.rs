@@ -364,12 +364,7 @@ impl Engine {
         self.signals.running.set(false);
         let (status, duration_ms, truncated) = match &outcome {
             Ok(outcome) => (
-                match outcome.status.as_str() {
-                    "ok" => RunStatus::Ok,
-                    "timeout" => RunStatus::Timeout,
-                    "stopped" => RunStatus::Stopped,
-                    _ => RunStatus::Error,
-                },
+                outcome.status,
                 outcome.duration_ms.max(0.0) as u64,
                 outcome.truncated,
             ),
