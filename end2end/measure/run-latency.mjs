@@ -9,8 +9,9 @@
 //  2. python-load: on a fresh session page, time from navigation start to the
 //     Python status saying ready (data-state="ready"), with a cold HTTP cache (a
 //     new browser context per load) and a warm one (one context, a first load
-//     not counted). Also how many requests reached the server during each load
-//     (from /metrics), to show what the warm cache saved.
+//     not counted, whose page stays until it has left Python's memory snapshot,
+//     so the warm loads restore Python from it). Also how many requests reached
+//     the server during each load (from /metrics), to show what the warm cache saved.
 //
 // Times are taken inside the page (performance.now(), a MutationObserver on the
 // panel), so Playwright's round trips are not in them.
@@ -21,6 +22,7 @@
 
 import { chromium } from 'playwright-core';
 import { OwnServer, CHROMIUM } from './server.mjs';
+import { PYODIDE_DIR } from '../support/env.mjs';
 import { parseArgs, stats, table, loadavg, reportHeader, emitJson } from './report.mjs';
 
 const options = parseArgs(process.argv.slice(2), { runs: 10, loads: 5, json: '' });
@@ -112,7 +114,12 @@ async function responsesByStatus(server) {
   return counts;
 }
 
-async function loadOnce(context, server) {
+/** In the page: whether this browser keeps Python's memory snapshot (py-worker.js). */
+function hasPythonSnapshot(key) {
+  return caches.open('pairpad-python').then((cache) => cache.match(key)).then((response) => Boolean(response));
+}
+
+async function loadOnce(context, server, { waitForSnapshot = false } = {}) {
   const id = await server.createSession('python');
   const before = await responsesByStatus(server);
   const page = await context.newPage();
@@ -125,6 +132,15 @@ async function loadOnce(context, server) {
     const after = await responsesByStatus(server);
     let served = -1;
     for (const [status, n] of Object.entries(after)) served += n - (before[status] || 0);
+    if (waitForSnapshot) {
+      // The page makes the snapshot a few seconds after Python is ready, in the background.
+      const key = `${server.origin}${PYODIDE_DIR}memory-snapshot`;
+      const deadline = Date.now() + PY_LOAD_TIMEOUT;
+      while (!(await page.evaluate(hasPythonSnapshot, key))) {
+        if (Date.now() > deadline) throw new Error('the page never stored a Python memory snapshot');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
     return { ready, served };
   } finally {
     await page.close();
@@ -141,7 +157,8 @@ async function measureLoads(browser, server, count) {
   }
   const context = await browser.newContext();
   await context.addInitScript(recordPythonReady);
-  await loadOnce(context, server); // fills the cache: not counted
+  // Fills the HTTP cache and leaves Python's memory snapshot: not counted.
+  await loadOnce(context, server, { waitForSnapshot: true });
   for (let i = 0; i < count; i++) result.warm.push(await loadOnce(context, server));
   await context.close();
   return result;

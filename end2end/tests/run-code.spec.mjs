@@ -2,8 +2,9 @@
 // hello world in both languages, console formatting like Node's, runtime and
 // syntax errors pointing at the editor's line numbers on stderr, stdin for
 // input()/readline(), output streaming while a program runs, Ctrl+Enter, Clear,
-// the Stop button, a Python run asked for while Python is still loading, and
-// runs shared with the other people in the session.
+// the Stop button, a Python run asked for while Python is still loading, Python
+// restored from this browser's memory snapshot (and a damaged snapshot replaced),
+// and runs shared with the other people in the session.
 //
 // The code is set through Monaco's model (the normal edit path); output is read
 // from the run panel's `.line` elements. Every wait is bounded; nothing asserts a
@@ -14,6 +15,7 @@ import util from 'node:util';
 import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
+import { PYODIDE_DIR } from '../support/env.mjs';
 import { RUN_END, texts, openSession, presetName, setCode, editorText, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
 
 /** Pyodide is ~12 MB and compiles on a 2-core machine: allow for it. */
@@ -394,6 +396,99 @@ test('Run pressed while Python is still loading runs once it is ready', async ({
   const result = await runEnded(page, PYTHON_LOAD);
   expect(result.status, JSON.stringify(result.lines)).toBe('ok');
   expect(result.lines).toEqual([{ stream: 'stdout', text: 'ran after loading' }]);
+});
+
+// Python's memory snapshot (public/runner/py-worker.js): after a page had to start
+// Python the long way, a snapshot of its memory is made in the background and kept in
+// this browser's Cache Storage, and the next page restores it ("Restoring Python…").
+
+/** Records, in every page of `context`, each text the Python status shows. */
+async function recordPythonStatuses(context) {
+  await context.addInitScript(() => {
+    window.__pythonStatuses = [];
+    const note = () => {
+      const text = document.querySelector('[data-testid="python-status"]')?.textContent;
+      if (text && window.__pythonStatuses.at(-1) !== text) window.__pythonStatuses.push(text);
+    };
+    new MutationObserver(note).observe(document, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+const SNAPSHOT_CACHE = 'pairpad-python';
+const snapshotKey = (page) => `${new URL(page.url()).origin}${PYODIDE_DIR}memory-snapshot`;
+
+/** Size of the snapshot this browser keeps (0: none). */
+function snapshotBytes(page) {
+  return page.evaluate(
+    async ({ cacheName, key }) => {
+      const response = await (await caches.open(cacheName)).match(key);
+      return response ? (await response.arrayBuffer()).byteLength : 0;
+    },
+    { cacheName: SNAPSHOT_CACHE, key: snapshotKey(page) },
+  );
+}
+
+const PYTHON_CHECK = 'import sys\nprint(sum(range(10)), sys.version_info[0])';
+
+test.describe('Python memory snapshot', () => {
+  test.beforeEach(async ({ context }) => {
+    test.setTimeout(300_000);
+    await presetName(context, 'Ada');
+    await recordPythonStatuses(context);
+  });
+
+  test('the next Python page restores Python from the memory snapshot the first one left', async ({
+    page,
+    context,
+    request,
+  }) => {
+    await openSession(page, (await createSessionViaApi(request, 'python')).id);
+    await waitForPython(page);
+    expect(await page.evaluate(() => window.__pythonStatuses)).not.toContain('Restoring Python…');
+    await expect
+      .poll(() => snapshotBytes(page), { message: 'no memory snapshot was stored', timeout: 150_000 })
+      .toBeGreaterThan(1 << 20);
+
+    const next = await context.newPage();
+    await openSession(next, (await createSessionViaApi(request, 'python')).id);
+    await waitForPython(next);
+    expect(await next.evaluate(() => window.__pythonStatuses)).toContain('Restoring Python…');
+    const result = await run(next, PYTHON_CHECK, PYTHON_LOAD);
+    expect(result.lines).toEqual([{ stream: 'stdout', text: '45 3' }]);
+    await next.close();
+  });
+
+  test('a damaged memory snapshot is thrown away: Python starts the long way, and a good snapshot replaces it', async ({
+    page,
+    request,
+  }) => {
+    const session = await createSessionViaApi(request, 'python');
+    // From the site's origin, before the session page opens: Pyodide's snapshot header
+    // (its magic number) followed by 2 MiB of zeros.
+    await page.goto('/');
+    const damaged = 2 << 20;
+    await page.evaluate(
+      async ({ cacheName, key, bytes }) => {
+        const words = new Uint32Array(bytes / 4);
+        words[0] = 1886286592;
+        await (await caches.open(cacheName)).put(key, new Response(words));
+      },
+      { cacheName: SNAPSHOT_CACHE, key: snapshotKey(page), bytes: damaged },
+    );
+    expect(await snapshotBytes(page)).toBe(damaged);
+
+    await openSession(page, session.id);
+    await waitForPython(page);
+    const statuses = await page.evaluate(() => window.__pythonStatuses);
+    const restoring = statuses.indexOf('Restoring Python…');
+    expect(restoring, `statuses: ${JSON.stringify(statuses)}`).toBeGreaterThan(-1);
+    expect(statuses.indexOf('Starting Python…', restoring), `statuses: ${JSON.stringify(statuses)}`).toBeGreaterThan(restoring);
+    const result = await run(page, PYTHON_CHECK, PYTHON_LOAD);
+    expect(result.lines).toEqual([{ stream: 'stdout', text: '45 3' }]);
+    await expect
+      .poll(() => snapshotBytes(page), { message: 'the damaged snapshot was not replaced', timeout: 150_000 })
+      .toBeGreaterThan(damaged);
+  });
 });
 
 test('a run is shown to everyone in the session with the name of who ran it, streaming while it goes', async ({

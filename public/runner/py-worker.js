@@ -2,7 +2,8 @@
 // until a run leaves something behind).
 //
 // Protocol (the page side is src/interop/runner/, typed in its protocol.rs):
-//   page -> worker  {type:'init', interrupt: SharedArrayBuffer(8) | null}   (first message)
+//   page -> worker  {type:'init', interrupt: SharedArrayBuffer(8) | null, purpose?: 'snapshot'}
+//                   (first message; purpose 'snapshot': see "Memory snapshot" below)
 //                   {type:'run', id, code, stdin, maxBytes, maxLines, timeLimitMs, out}
 //                   `out` is a SharedArrayBuffer output channel (same layout as the JS
 //                   worker's) or null; without one output is posted as {type:'out', id, chunks}.
@@ -13,6 +14,9 @@
 //                    without SharedArrayBuffer; restart: do not reuse this worker, because
 //                    Pyodide broke or the run left something that could reach a later run)
 //                   {type:'tainted'}   (Python ran between runs: replace this worker now)
+//                   {type:'snapshot', state:'used'|'missing'|'stored'|'failed', detail}
+//                   (after ready: whether Python was restored from this browser's memory
+//                    snapshot; from a snapshot-making worker: whether it stored one)
 // Interrupts: the page writes a reason (1 = time limit, 2 = stop) to interrupt[1] and then
 // SIGINT (2) to interrupt[0]; Pyodide raises KeyboardInterrupt in the running code. Without a
 // SharedArrayBuffer the worker enforces the time limit itself (same hook, a local deadline).
@@ -45,6 +49,7 @@ const realClearTimeout = G.clearTimeout.bind(G);
 const realSetInterval = G.setInterval.bind(G);
 const realQueueMicrotask = G.queueMicrotask.bind(G);
 const realFetch = G.fetch.bind(G);
+const realCaches = G.caches; // undefined where the browser has no Cache Storage
 const now = G.performance.now.bind(G.performance);
 const hasOwn = Object.prototype.hasOwnProperty;
 const promiseThen = Promise.prototype.then;
@@ -67,6 +72,7 @@ function status(state, detail, force) {
 }
 
 const downloads = new Map(); // name -> {loaded, total, done}
+let startingText = 'Starting Python…'; // or 'Restoring Python…' (from a memory snapshot)
 function reportDownload() {
   let loaded = 0;
   let total = 0;
@@ -77,7 +83,7 @@ function reportDownload() {
     loaded += d ? d.loaded : 0;
     total += d ? Math.max(d.total, d.loaded) : KNOWN_SIZES[name];
   }
-  if (allDone) status('loading', 'Starting Python…', true);
+  if (allDone) status('loading', startingText, true);
   else status('loading', `Downloading Python… ${Math.min(99, Math.floor((loaded / total) * 100))}%`);
 }
 
@@ -114,6 +120,64 @@ function countingFetch(input, init) {
     failLoad(new Error(`could not download ${name}: ${e && e.message ? e.message : e}`));
     throw e;
   });
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory snapshot: Python's memory right after it has started, kept in this browser's
+// Cache Storage, so later pages restore it instead of starting the interpreter again (on a
+// 2-core machine that is about 3 s of a 4-5 s load). A worker of its own makes it, started
+// by the page in the background ({type:'init', purpose:'snapshot'}), and it never runs a
+// program: making a snapshot needs Pyodide's _makeSnapshot mode, which puts a proxy around
+// every JavaScript global Python reaches, and programs must not run behind that. A snapshot
+// that cannot be restored (another Pyodide build, a damaged entry) is deleted, and Python
+// starts the long way in the same load. Programs cannot reach the cache: the lockdown
+// removes `caches` before any runs.
+// ---------------------------------------------------------------------------------------
+const SNAPSHOT_CACHE = 'pairpad-python';
+const SNAPSHOT_KEY = `${INDEX_URL}memory-snapshot`;
+// Pyodide's snapshot header starts with this number (pyodide.asm.mjs, makeSnapshot); a
+// snapshot holds all of Python's memory, so anything under 1 MiB is not one.
+const SNAPSHOT_MAGIC = 1886286592;
+const SNAPSHOT_MIN_BYTES = 1 << 20;
+
+async function snapshotCache() {
+  try {
+    return realCaches ? await realCaches.open(SNAPSHOT_CACHE) : null;
+  } catch (_) {
+    return null; // storage turned off for this site, or not a secure context
+  }
+}
+
+async function readSnapshot() {
+  const cache = await snapshotCache();
+  if (!cache) return null;
+  try {
+    const response = await cache.match(SNAPSHOT_KEY);
+    if (!response) return null;
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const looksRight = bytes.length >= SNAPSHOT_MIN_BYTES
+      && new DataView(bytes.buffer).getUint32(0, true) === SNAPSHOT_MAGIC;
+    if (looksRight) return bytes;
+  } catch (_) { /* unreadable: deleted below */ }
+  await forgetSnapshot();
+  return null;
+}
+
+async function forgetSnapshot() {
+  const cache = await snapshotCache();
+  try {
+    if (cache) await cache.delete(SNAPSHOT_KEY);
+  } catch (_) { /* nothing more to do */ }
+}
+
+async function storeSnapshot(bytes) {
+  const cache = await snapshotCache();
+  if (!cache) throw new Error('this browser keeps no Cache Storage for this site');
+  // Snapshots of other Pyodide versions are of no use any more.
+  for (const request of await cache.keys()) {
+    if (request.url !== SNAPSHOT_KEY) await cache.delete(request);
+  }
+  await cache.put(SNAPSHOT_KEY, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -805,7 +869,6 @@ async function load() {
   const WA = G.WebAssembly;
   const realInstantiateStreaming = WA.instantiateStreaming;
   const realInstantiate = WA.instantiate;
-  const failed = new Promise((_, reject) => { failLoad = reject; });
   const watch = (p) => {
     p.catch((e) => failLoad(new Error(`could not compile Python's WebAssembly: ${e && e.message ? e.message : e}`)));
     return p;
@@ -813,21 +876,53 @@ async function load() {
   G.fetch = countingFetch;
   WA.instantiateStreaming = function instantiateStreaming(...args) { return watch(realInstantiateStreaming.apply(WA, args)); };
   WA.instantiate = function instantiate(...args) { return watch(realInstantiate.apply(WA, args)); };
-  let py;
-  try {
-    py = await Promise.race([failed, loadPyodide({
+  const start = (options) => {
+    const failed = new Promise((_, reject) => { failLoad = reject; });
+    return Promise.race([failed, loadPyodide({
       indexURL: INDEX_URL,
       env: { HOME: '/home/pyodide', NO_COLOR: '1', PYTHON_COLORS: '0' },
       stdout: () => {},
       stderr: () => {},
+      ...options,
     })]);
+  };
+  const making = initMsg.purpose === 'snapshot';
+  let snapshot = making ? null : await readSnapshot();
+  let py;
+  try {
+    if (making) {
+      py = await start({ _makeSnapshot: true });
+    } else if (snapshot) {
+      startingText = 'Restoring Python…';
+      status('loading', startingText, true);
+      try {
+        py = await start({ _loadSnapshot: snapshot });
+      } catch (e) {
+        snapshot = null;
+        await forgetSnapshot();
+        startingText = 'Starting Python…';
+        status('loading', startingText, true);
+        py = await start({});
+      }
+    } else {
+      py = await start({});
+    }
   } finally {
     G.fetch = realFetch;
     WA.instantiateStreaming = realInstantiateStreaming;
     WA.instantiate = realInstantiate;
     failLoad = () => {};
   }
-  status('loading', 'Starting Python…', true);
+  if (making) {
+    try {
+      await storeSnapshot(py.makeMemorySnapshot());
+      post({ type: 'snapshot', state: 'stored', detail: '' });
+    } catch (e) {
+      post({ type: 'snapshot', state: 'failed', detail: String(e && e.message ? e.message : e) });
+    }
+    return; // this worker never runs programs
+  }
+  if (!snapshot) status('loading', 'Starting Python…', true);
   const writer = (stream) => ({
     write(buf) {
       if (current) current.write(stream, buf);
@@ -861,6 +956,7 @@ async function load() {
   };
   pyodide.setInterruptBuffer(interruptGate);
   status('ready', 'Python ready', true);
+  post({ type: 'snapshot', state: snapshot ? 'used' : 'missing', detail: '' });
 }
 
 const loaded = load().catch((e) => {
@@ -976,7 +1072,7 @@ listen('message', (ev) => {
   if (msg.type === 'init' && !initMsg) {
     initMsg = msg;
     resolveInit();
-  } else if (msg.type === 'run') {
+  } else if (msg.type === 'run' && initMsg && initMsg.purpose !== 'snapshot') {
     waiting.push(msg);
     drain();
   }

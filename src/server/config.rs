@@ -221,8 +221,10 @@ impl Config {
             session_ttl: Duration::from_secs(self.session_ttl_secs),
             room_unload_grace: Duration::from_secs(self.room_unload_grace_secs),
             run_time_limit: Duration::from_secs(self.run_time_limit_secs.max(1)),
-            max_output_bytes: self.max_output_bytes,
-            max_output_lines: self.max_output_lines,
+            // A run with no room for output at all would only ever show the
+            // truncation notice: the smallest cap is one byte and one line.
+            max_output_bytes: self.max_output_bytes.max(1),
+            max_output_lines: self.max_output_lines.max(1),
         }
     }
 }
@@ -253,5 +255,18 @@ mod tests {
         assert_eq!(config.addr.port(), 8080);
         assert_eq!(config.limits().sessions_per_ip_per_minute, 0);
         assert_eq!(config.limits().session_ttl, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn output_caps_of_zero_become_the_smallest_usable_ones() {
+        let config = Config::parse_from([
+            "pairpad",
+            "--max-output-bytes",
+            "0",
+            "--max-output-lines",
+            "0",
+        ]);
+        assert_eq!(config.limits().max_output_bytes, 1);
+        assert_eq!(config.limits().max_output_lines, 1);
     }
 }

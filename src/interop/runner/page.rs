@@ -11,6 +11,9 @@
 //! or there is no SharedArrayBuffer, the worker is terminated and Pyodide
 //! reloaded in the background. It is also replaced when a run left something
 //! that could reach a later run; the next run waits for the fresh one.
+//! When Python had to start the long way (no memory snapshot in this browser
+//! yet), a second Python worker is started a little later that only makes
+//! the snapshot, so the next page restores Python instead.
 //!
 //! The time limit counts from the moment a run is handed to its worker, so a
 //! worker busy with something else (that never starts the run) still gets the
@@ -26,7 +29,7 @@
 //! runner's state is released, so they may call back into the runner.
 
 use super::output::{time_limit_notice, ChannelDecoder, OutputCaps, STOPPED_NOTICE};
-use super::protocol::{self, Done, DoneStatus, FromWorker, LoadState, RunRequest};
+use super::protocol::{self, Done, DoneStatus, FromWorker, LoadState, RunRequest, SnapshotState};
 use super::{PythonStatus, RunError, RunLimits, RunOutcome};
 use crate::domain::{
     run::{RunStatus, Stream},
@@ -62,6 +65,11 @@ const RESIGNAL_MS: u64 = 100;
 const LOAD_SILENCE_MS: u64 = 60_000;
 /// What the page writes to Pyodide's interrupt buffer.
 const SIGINT: i32 = 2;
+/// How long after Python is ready (the long way) the snapshot maker starts,
+/// so it does not compete with the first things a user does.
+const SNAPSHOT_DELAY_MS: u64 = 5_000;
+/// The snapshot maker is stopped if it has not finished by then.
+const SNAPSHOT_GIVE_UP_MS: u64 = 120_000;
 
 fn now() -> f64 {
     web_sys::window()
@@ -76,6 +84,20 @@ fn shared_memory_available() -> bool {
     let global = js_sys::global();
     let has = |name: &str| Reflect::get(&global, &JsValue::from_str(name)).unwrap_or_default();
     has("SharedArrayBuffer").is_function() && has("crossOriginIsolated").as_bool() == Some(true)
+}
+
+/// A SharedArrayBuffer of `bytes`, or `None` if the browser refuses the memory.
+/// (Through `Reflect::construct`, which returns the exception: a JavaScript
+/// exception thrown through the runner would leave its state borrowed for good.)
+fn allocate_shared(bytes: usize) -> Option<SharedArrayBuffer> {
+    let constructor =
+        Reflect::get(&js_sys::global(), &JsValue::from_str("SharedArrayBuffer")).ok()?;
+    let constructor = constructor.dyn_into::<js_sys::Function>().ok()?;
+    let arguments = js_sys::Array::of1(&JsValue::from(bytes as f64));
+    Reflect::construct(&constructor, &arguments)
+        .ok()?
+        .dyn_into::<SharedArrayBuffer>()
+        .ok()
 }
 
 /// A callback the runner calls when it has let go of its state.
@@ -124,6 +146,12 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// A timer's delay, at most what browsers accept (2^31 - 1 ms, about 24.8
+/// days; Leptos throws beyond it).
+fn timer_delay(ms: u64) -> Duration {
+    Duration::from_millis(ms.min(i32::MAX as u64))
+}
+
 /// A pending timer or interval; cleared when dropped.
 enum Timer {
     Once(TimeoutHandle),
@@ -150,18 +178,22 @@ struct Channel {
 }
 
 impl Channel {
-    fn new(max_output_bytes: usize) -> Channel {
+    /// A channel for a run that may print `max_output_bytes`; `None` if the
+    /// memory cannot be had (the worker then posts its output instead).
+    fn new(max_output_bytes: usize) -> Option<Channel> {
         // Worst case: a stream-switch byte before every byte of text.
-        let size =
-            (CHANNEL_HEADER_BYTES as usize + 2 * max_output_bytes + 64).min(MAX_CHANNEL_BYTES);
-        let buffer = SharedArrayBuffer::new(size as u32);
-        Channel {
+        let size = max_output_bytes
+            .saturating_mul(2)
+            .saturating_add(CHANNEL_HEADER_BYTES as usize + 64)
+            .min(MAX_CHANNEL_BYTES);
+        let buffer = allocate_shared(size)?;
+        Some(Channel {
             header: Int32Array::new_with_byte_offset_and_length(&buffer, 0, 4),
             data: Uint8Array::new_with_byte_offset(&buffer, CHANNEL_HEADER_BYTES),
             buffer,
             read: 0,
             decoder: ChannelDecoder::default(),
-        }
+        })
     }
 
     /// What the worker wrote since the last read (at most `budget` bytes), and
@@ -241,6 +273,12 @@ struct Python {
     watchdog: Option<Timer>,
 }
 
+/// The worker making Python's memory snapshot, and when it is given up on.
+struct SnapshotMaker {
+    worker: WorkerHandle,
+    _give_up: Option<Timer>,
+}
+
 struct Inner {
     this: Weak<RefCell<Inner>>,
     shared_memory: bool,
@@ -251,22 +289,27 @@ struct Inner {
     python: Option<Python>,
     python_status: Option<PythonStatus>,
     on_python_status: Option<Rc<dyn Fn(PythonStatus)>>,
+    /// The snapshot is made at most once per page: started (or waiting to).
+    snapshot_asked: bool,
+    snapshot_start: Option<Timer>,
+    snapshot_maker: Option<SnapshotMaker>,
     effects: Vec<Effect>,
+    /// Why the last worker could not be created (for the message saying so).
+    spawn_error: Option<String>,
     disposed: bool,
 }
 
 /// Runs `change` on the runner's state, then performs the callbacks it queued.
-fn act(shared: &Rc<RefCell<Inner>>, change: impl FnOnce(&mut Inner) + 'static) {
+fn act(shared: &Rc<RefCell<Inner>>, change: impl FnOnce(&mut Inner)) {
     let effects = match shared.try_borrow_mut() {
         Ok(mut inner) => {
             change(&mut inner);
             std::mem::take(&mut inner.effects)
         }
-        // Called from inside a change (cannot happen: callbacks run after it):
-        // do it as soon as the state is free rather than lose it.
+        // Only a change that calls back into the runner could get here, and
+        // none does (callbacks run after the change): say so rather than panic.
         Err(_) => {
-            let shared = shared.clone();
-            leptos::prelude::set_timeout(move || act(&shared, change), Duration::ZERO);
+            leptos::logging::warn!("pairpad: the code runner was called from inside itself");
             return;
         }
     };
@@ -276,7 +319,7 @@ fn act(shared: &Rc<RefCell<Inner>>, change: impl FnOnce(&mut Inner) + 'static) {
 }
 
 /// `act` from a callback that holds only a weak reference (timers, workers).
-fn act_weak(weak: &Weak<RefCell<Inner>>, change: impl FnOnce(&mut Inner) + 'static) {
+fn act_weak(weak: &Weak<RefCell<Inner>>, change: impl FnOnce(&mut Inner)) {
     if let Some(shared) = weak.upgrade() {
         act(&shared, change);
     }
@@ -285,12 +328,9 @@ fn act_weak(weak: &Weak<RefCell<Inner>>, change: impl FnOnce(&mut Inner) + 'stat
 impl Inner {
     fn after(&self, delay_ms: u64, then: impl FnOnce(&mut Inner) + 'static) -> Option<Timer> {
         let weak = self.this.clone();
-        set_timeout_with_handle(
-            move || act_weak(&weak, then),
-            Duration::from_millis(delay_ms),
-        )
-        .ok()
-        .map(Timer::Once)
+        set_timeout_with_handle(move || act_weak(&weak, then), timer_delay(delay_ms))
+            .ok()
+            .map(Timer::Once)
     }
 
     fn every(&self, period_ms: u64, tick: impl Fn(&mut Inner) + 'static) -> Option<Timer> {
@@ -301,7 +341,7 @@ impl Inner {
                 let tick = tick.clone();
                 act_weak(&weak, move |inner| tick(inner));
             },
-            Duration::from_millis(period_ms),
+            timer_delay(period_ms),
         )
         .ok()
         .map(Timer::Repeating)
@@ -315,7 +355,19 @@ impl Inner {
         if module {
             options.set_type(web_sys::WorkerType::Module);
         }
-        let worker = web_sys::Worker::new_with_options(url, &options).ok()?;
+        let worker = match web_sys::Worker::new_with_options(url, &options) {
+            Ok(worker) => worker,
+            Err(error) => {
+                self.spawn_error = Some(
+                    error
+                        .dyn_ref::<js_sys::Error>()
+                        .map(|error| String::from(error.message()))
+                        .or_else(|| error.as_string())
+                        .unwrap_or_else(|| "the browser refused it".to_owned()),
+                );
+                return None;
+            }
+        };
         let weak = self.this.clone();
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
             move |event: web_sys::MessageEvent| {
@@ -344,7 +396,16 @@ impl Inner {
     }
 
     fn on_message(&mut self, serial: u32, message: FromWorker) {
-        if self.python.as_ref().map(|python| python.worker.serial) == Some(serial) {
+        if self.is_snapshot_maker(serial) {
+            // Stored or not, the maker's work is over (its other messages,
+            // e.g. loading progress, are not shown).
+            if matches!(
+                message,
+                FromWorker::Snapshot(SnapshotState::Stored | SnapshotState::Failed)
+            ) {
+                self.snapshot_maker = None;
+            }
+        } else if self.python.as_ref().map(|python| python.worker.serial) == Some(serial) {
             self.on_python_message(serial, message);
         } else if self.run_in(serial) {
             self.on_run_message(message);
@@ -352,6 +413,10 @@ impl Inner {
     }
 
     fn on_worker_error(&mut self, serial: u32) {
+        if self.is_snapshot_maker(serial) {
+            self.snapshot_maker = None;
+            return;
+        }
         let run_js_worker = self
             .run
             .as_ref()
@@ -419,13 +484,15 @@ impl Inner {
         }
         self.set_python_status(PythonStatus::Loading(detail.to_owned()));
         let Some(worker) = self.spawn_worker(PY_WORKER, true, "pairpad-python") else {
-            self.python_failed("could not start the Python worker");
+            let why = self.spawn_error.take().unwrap_or_default();
+            self.python_failed(&format!("could not start the Python worker: {why}"));
             return;
         };
-        let interrupt = self.shared_memory.then(|| {
-            let buffer = SharedArrayBuffer::new(8);
-            Int32Array::new(&buffer)
-        });
+        let interrupt = self
+            .shared_memory
+            .then(|| allocate_shared(8))
+            .flatten()
+            .map(|buffer| Int32Array::new(&buffer));
         let buffer = interrupt
             .as_ref()
             .map(|interrupt| interrupt.buffer().into());
@@ -486,6 +553,8 @@ impl Inner {
                     LoadState::Loading => {}
                 }
             }
+            FromWorker::Snapshot(SnapshotState::Missing) => self.plan_snapshot(),
+            FromWorker::Snapshot(_) => {}
             // Python ran between runs. A run in this worker ends with a restart anyway.
             FromWorker::Tainted => {
                 if !self.run_in(serial) {
@@ -498,6 +567,43 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Python started the long way: a little later, a worker of its own makes
+    /// the memory snapshot for the next page (once per page).
+    fn plan_snapshot(&mut self) {
+        if self.snapshot_asked || self.disposed {
+            return;
+        }
+        self.snapshot_asked = true;
+        self.snapshot_start = self.after(SNAPSHOT_DELAY_MS, |inner| inner.start_snapshot_maker());
+    }
+
+    fn start_snapshot_maker(&mut self) {
+        self.snapshot_start = None;
+        if self.disposed {
+            return;
+        }
+        let Some(worker) = self.spawn_worker(PY_WORKER, true, "pairpad-python-snapshot") else {
+            return; // Python still works, only without a snapshot next time
+        };
+        worker.post(&protocol::make_snapshot_message());
+        let serial = worker.serial;
+        let give_up = self.after(SNAPSHOT_GIVE_UP_MS, move |inner| {
+            if inner.is_snapshot_maker(serial) {
+                inner.snapshot_maker = None;
+            }
+        });
+        self.snapshot_maker = Some(SnapshotMaker {
+            worker,
+            _give_up: give_up,
+        });
+    }
+
+    fn is_snapshot_maker(&self, serial: u32) -> bool {
+        self.snapshot_maker
+            .as_ref()
+            .is_some_and(|maker| maker.worker.serial == serial)
     }
 
     fn python_failed(&mut self, message: &str) {
@@ -570,6 +676,12 @@ impl Inner {
         on_output: Rc<dyn Fn(Stream, String)>,
         finished: oneshot::Sender<RunOutcome>,
     ) {
+        if self.run.is_some() || self.disposed {
+            // Runner::run checked this already, but this change may have waited
+            // its turn: the caller hears that the run was abandoned.
+            drop(finished);
+            return;
+        }
         self.next_run_id += 1;
         self.run = Some(Run {
             id: self.next_run_id,
@@ -583,7 +695,8 @@ impl Inner {
             timers: Vec::new(),
             channel: self
                 .shared_memory
-                .then(|| Channel::new(limits.max_output_bytes)),
+                .then(|| Channel::new(limits.max_output_bytes))
+                .flatten(),
             js_worker: None,
             python_serial: None,
             on_output,
@@ -833,6 +946,8 @@ impl Inner {
         self.finish(RunStatus::Stopped, None, None);
         self.js_spare = None;
         self.python = None;
+        self.snapshot_start = None;
+        self.snapshot_maker = None;
         self.on_python_status = None;
     }
 }
@@ -856,7 +971,11 @@ impl Runner {
                 python: None,
                 python_status: None,
                 on_python_status: None,
+                snapshot_asked: false,
+                snapshot_start: None,
+                snapshot_maker: None,
                 effects: Vec::new(),
+                spawn_error: None,
                 disposed: false,
             })
         });
@@ -894,15 +1013,11 @@ impl Runner {
         on_output: impl Fn(Stream, String) + 'static,
     ) -> impl std::future::Future<Output = Result<RunOutcome, String>> + 'static {
         let (sender, receiver) = oneshot::channel();
-        let busy = {
-            let inner = self.shared.borrow();
-            if inner.disposed {
-                Some("the runner is closed")
-            } else if inner.run.is_some() {
-                Some("a run is already in progress")
-            } else {
-                None
-            }
+        let busy = match self.shared.try_borrow() {
+            Ok(inner) if inner.disposed => Some("the runner is closed"),
+            Ok(inner) if inner.run.is_some() => Some("a run is already in progress"),
+            Ok(_) => None,
+            Err(_) => Some("the runner is busy"),
         };
         if busy.is_none() {
             let (code, stdin) = (code.to_owned(), stdin.to_owned());

@@ -40,6 +40,20 @@ pub enum LoadState {
     Error,
 }
 
+/// What a Python worker says about the memory snapshot (Python's memory right
+/// after it started, kept in the browser so later pages restore it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotState {
+    /// Python was restored from the snapshot.
+    Used,
+    /// Python started the long way: there was no usable snapshot.
+    Missing,
+    /// A snapshot-making worker stored a new one.
+    Stored,
+    /// A snapshot-making worker could not make or store one.
+    Failed,
+}
+
 /// A message from a runner worker.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FromWorker {
@@ -60,6 +74,7 @@ pub enum FromWorker {
     Done(Done),
     /// Python ran between runs: replace the worker.
     Tainted,
+    Snapshot(SnapshotState),
 }
 
 /// Longest status detail kept (characters).
@@ -185,6 +200,13 @@ mod wire {
                     }))
                 }
                 "tainted" => Some(FromWorker::Tainted),
+                "snapshot" => Some(FromWorker::Snapshot(match text(data, "state")?.as_str() {
+                    "used" => SnapshotState::Used,
+                    "missing" => SnapshotState::Missing,
+                    "stored" => SnapshotState::Stored,
+                    "failed" => SnapshotState::Failed,
+                    _ => return None,
+                })),
                 _ => None,
             }
         }
@@ -225,17 +247,27 @@ mod wire {
         object(&fields)
     }
 
-    /// `{type:'init', interrupt}`: Python's first message.
+    /// `{type:'init', interrupt}`: a Python worker's first message.
     pub fn init_message(interrupt: Option<&JsValue>) -> JsValue {
         object(&[
             ("type", JsValue::from_str("init")),
             ("interrupt", interrupt.cloned().unwrap_or(JsValue::NULL)),
         ])
     }
+
+    /// `{type:'init', purpose:'snapshot'}`: the first message of a Python
+    /// worker that only makes and stores the memory snapshot.
+    pub fn make_snapshot_message() -> JsValue {
+        object(&[
+            ("type", JsValue::from_str("init")),
+            ("interrupt", JsValue::NULL),
+            ("purpose", JsValue::from_str("snapshot")),
+        ])
+    }
 }
 
 #[cfg(feature = "hydrate")]
-pub use wire::{init_message, run_message};
+pub use wire::{init_message, make_snapshot_message, run_message};
 
 #[cfg(test)]
 mod tests {
