@@ -15,7 +15,13 @@ import util from 'node:util';
 import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
-import { PYODIDE_DIR } from '../support/env.mjs';
+import {
+  SNAPSHOT_CACHE,
+  snapshotKey,
+  snapshotBytes,
+  waitForSnapshot,
+  recordPythonStatuses,
+} from '../support/python-snapshot.mjs';
 import { RUN_END, texts, openSession, presetName, setCode, editorText, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
 
 /** Pyodide is ~12 MB and compiles on a 2-core machine: allow for it. */
@@ -402,32 +408,6 @@ test('Run pressed while Python is still loading runs once it is ready', async ({
 // Python the long way, a snapshot of its memory is made in the background and kept in
 // this browser's Cache Storage, and the next page restores it ("Restoring Python…").
 
-/** Records, in every page of `context`, each text the Python status shows. */
-async function recordPythonStatuses(context) {
-  await context.addInitScript(() => {
-    window.__pythonStatuses = [];
-    const note = () => {
-      const text = document.querySelector('[data-testid="python-status"]')?.textContent;
-      if (text && window.__pythonStatuses.at(-1) !== text) window.__pythonStatuses.push(text);
-    };
-    new MutationObserver(note).observe(document, { subtree: true, childList: true, characterData: true });
-  });
-}
-
-const SNAPSHOT_CACHE = 'pairpad-python';
-const snapshotKey = (page) => `${new URL(page.url()).origin}${PYODIDE_DIR}memory-snapshot`;
-
-/** Size of the snapshot this browser keeps (0: none). */
-function snapshotBytes(page) {
-  return page.evaluate(
-    async ({ cacheName, key }) => {
-      const response = await (await caches.open(cacheName)).match(key);
-      return response ? (await response.arrayBuffer()).byteLength : 0;
-    },
-    { cacheName: SNAPSHOT_CACHE, key: snapshotKey(page) },
-  );
-}
-
 const PYTHON_CHECK = 'import sys\nprint(sum(range(10)), sys.version_info[0])';
 
 test.describe('Python memory snapshot', () => {
@@ -445,9 +425,7 @@ test.describe('Python memory snapshot', () => {
     await openSession(page, (await createSessionViaApi(request, 'python')).id);
     await waitForPython(page);
     expect(await page.evaluate(() => window.__pythonStatuses)).not.toContain('Restoring Python…');
-    await expect
-      .poll(() => snapshotBytes(page), { message: 'no memory snapshot was stored', timeout: 150_000 })
-      .toBeGreaterThan(1 << 20);
+    await waitForSnapshot(page);
 
     const next = await context.newPage();
     await openSession(next, (await createSessionViaApi(request, 'python')).id);
@@ -485,9 +463,7 @@ test.describe('Python memory snapshot', () => {
     expect(statuses.indexOf('Starting Python…', restoring), `statuses: ${JSON.stringify(statuses)}`).toBeGreaterThan(restoring);
     const result = await run(page, PYTHON_CHECK, PYTHON_LOAD);
     expect(result.lines).toEqual([{ stream: 'stdout', text: '45 3' }]);
-    await expect
-      .poll(() => snapshotBytes(page), { message: 'the damaged snapshot was not replaced', timeout: 150_000 })
-      .toBeGreaterThan(damaged);
+    await waitForSnapshot(page, { than: damaged, message: 'the damaged snapshot was not replaced' });
   });
 });
 

@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
 import { RUN_END, texts, openSession, presetName, setCode, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
 import { ORIGIN, HOST, PYODIDE_DIR } from '../support/env.mjs';
+import { waitForSnapshot, recordPythonStatuses } from '../support/python-snapshot.mjs';
 
 const PYTHON_LOAD = { timeout: 120_000 };
 
@@ -243,29 +244,45 @@ test('JavaScript: every way out of the worker fails with an error and reaches no
   });
 });
 
-test('Python: every way out of the worker fails with an error and reaches nothing', async ({
-  page,
-  context,
-  request,
-}) => {
-  test.setTimeout(240_000);
-  const seen = await openWatchedSession(page, context, request, 'python');
-  // Playwright does see requests made from inside the workers: Pyodide's own downloads.
-  expect(
-    seen.some((s) => s.url.startsWith(`${ORIGIN}${PYODIDE_DIR}`) && s.url.endsWith('.wasm')),
-    `Pyodide's worker requests are not visible, so the request checks below would prove nothing:\n${seen
-      .map((s) => s.url)
-      .join('\n')}`,
-  ).toBe(true);
-
-  await tryEscapes(page, request, seen, PY_ESCAPES, (title, api, lines) => {
-    const stderr = texts(lines, 'stderr');
-    const last = stderr.filter((l) => l.trim() !== '').at(-1) || '';
-    expect
-      .soft(last, `${title}: the traceback does not end with an error: ${JSON.stringify(lines)}`)
-      .toMatch(/^[\w.]+(Error|Exception)\b/);
-    if (api) {
-      expect.soft(last, `${title}: the error does not name ${api}`).toContain(api);
+// Python restored from the memory snapshot (a page of the same browser left one) is
+// locked down just as one started the long way.
+for (const restored of [false, true]) {
+  const how = restored ? ' (restored from the memory snapshot)' : '';
+  test(`Python${how}: every way out of the worker fails with an error and reaches nothing`, async ({
+    page,
+    context,
+    request,
+  }) => {
+    test.setTimeout(restored ? 360_000 : 240_000);
+    if (restored) {
+      await recordPythonStatuses(context);
+      const first = await context.newPage();
+      await openSession(first, (await createSessionViaApi(request, 'python')).id);
+      await expect(first.getByTestId('python-status')).toHaveAttribute('data-state', 'ready', PYTHON_LOAD);
+      await waitForSnapshot(first);
+      await first.close();
     }
+    const seen = await openWatchedSession(page, context, request, 'python');
+    if (restored) {
+      expect(await page.evaluate(() => window.__pythonStatuses)).toContain('Restoring Python…');
+    }
+    // Playwright does see requests made from inside the workers: Pyodide's own downloads.
+    expect(
+      seen.some((s) => s.url.startsWith(`${ORIGIN}${PYODIDE_DIR}`) && s.url.endsWith('.wasm')),
+      `Pyodide's worker requests are not visible, so the request checks below would prove nothing:\n${seen
+        .map((s) => s.url)
+        .join('\n')}`,
+    ).toBe(true);
+
+    await tryEscapes(page, request, seen, PY_ESCAPES, (title, api, lines) => {
+      const stderr = texts(lines, 'stderr');
+      const last = stderr.filter((l) => l.trim() !== '').at(-1) || '';
+      expect
+        .soft(last, `${title}: the traceback does not end with an error: ${JSON.stringify(lines)}`)
+        .toMatch(/^[\w.]+(Error|Exception)\b/);
+      if (api) {
+        expect.soft(last, `${title}: the error does not name ${api}`).toContain(api);
+      }
+    });
   });
-});
+}
