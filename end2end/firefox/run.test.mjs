@@ -1,7 +1,8 @@
 // Firefox: running code. A JavaScript run prints on the page that ran it and on
 // the other person's page; Python (Pyodide, served by pairpad itself) loads and
 // prints; an endless loop in either language is stopped at the time limit with
-// a notice, and the next run works.
+// a notice, and the next run works; a second Python page in the same browser
+// restores Python from the memory snapshot the first one left.
 //
 // The server has a 2 s run time limit (`--run-time-limit-secs 2`), as the
 // Chromium suite's run-limits spec uses. Every wait is bounded; nothing asserts
@@ -10,7 +11,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { serverForFile } from './support/server.mjs';
-import { withPeople, PYTHON_LOAD, RUN_END } from './support/browser.mjs';
+import { withPeople, poll, PYTHON_LOAD, RUN_END } from './support/browser.mjs';
+import { PYODIDE_DIR } from '../support/env.mjs';
 
 const TIME_LIMIT_SECS = 2;
 const own = serverForFile({ extraArgs: ['--run-time-limit-secs', String(TIME_LIMIT_SECS)] });
@@ -58,6 +60,45 @@ test('a Python run prints its result', { timeout: 150_000 }, async () => {
     assert.equal(result.status, 'ok', JSON.stringify(result));
     assert.deepEqual(result.lines, [{ stream: 'stdout', text: '45' }]);
     assert.match(result.summary, /^Ada ran Python · finished in \d+ ms$/);
+  });
+});
+
+test('a second Python page in the same browser restores Python from the memory snapshot', { timeout: 300_000 }, async () => {
+  const { server } = own;
+  const key = `${server.origin}${PYODIDE_DIR}memory-snapshot`;
+  const snapshotBytes = (person) =>
+    person.eval(async (k) => {
+      const response = await (await caches.open('pairpad-python')).match(k);
+      return response ? (await response.arrayBuffer()).byteLength : 0;
+    }, key);
+  const pythonReady = (person) =>
+    person.waitForAttr('python-status', 'data-state', 'ready', {
+      timeout: PYTHON_LOAD,
+      message: 'Python never finished loading',
+    });
+  await withPeople(['Ada'], async ([a]) => {
+    await a.openSession(`${server.origin}/s/${await server.createSession('python')}`);
+    await pythonReady(a);
+    // The page makes the snapshot in the background a few seconds after Python is ready.
+    await poll(() => snapshotBytes(a), { timeout: 150_000, message: 'no memory snapshot was stored', accept: (n) => n > 1 << 20 });
+
+    await a.open(`${server.origin}/s/${await server.createSession('python')}`);
+    // Python starts once the editor is up: note every status text from now on.
+    await a.eval(() => {
+      window.__pythonStatuses = [];
+      const note = () => {
+        const text = document.querySelector('[data-testid="python-status"]')?.textContent;
+        if (text && window.__pythonStatuses.at(-1) !== text) window.__pythonStatuses.push(text);
+      };
+      note();
+      new MutationObserver(note).observe(document, { subtree: true, childList: true, characterData: true });
+    });
+    await a.waitForEditor();
+    await pythonReady(a);
+    const statuses = await a.eval(() => window.__pythonStatuses);
+    assert.ok(statuses.includes('Restoring Python…'), `Python was not restored: ${JSON.stringify(statuses)}`);
+    const result = await a.run('print(sum(range(10)))');
+    assert.deepEqual(result.lines, [{ stream: 'stdout', text: '45' }]);
   });
 });
 
