@@ -897,7 +897,9 @@ async function load() {
       status('loading', startingText, true);
       try {
         py = await start({ _loadSnapshot: snapshot });
-      } catch (e) {
+      } catch (_) {
+        // Not restorable (e.g. made by another Pyodide build): start the long way, and
+        // let the page have a good snapshot made.
         snapshot = null;
         await forgetSnapshot();
         startingText = 'Starting Python…';

@@ -1,9 +1,11 @@
 //! Running code in the browser: JavaScript in a Web Worker, Python in Pyodide in
 //! a Worker, both sandboxed and stoppable (`public/runner/`). [`Runner`] is the
 //! page's API: `page` drives the workers, `protocol` types what passes between
-//! them, `output` holds a run's output to its caps. The server twin never runs
-//! anything.
+//! them, `channel` is the memory they share for a run's output, `output` holds
+//! that output to its caps. The server twin never runs anything.
 
+#[cfg(feature = "hydrate")]
+mod channel;
 pub mod output;
 #[cfg(feature = "hydrate")]
 mod page;

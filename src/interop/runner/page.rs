@@ -28,7 +28,8 @@
 //! Callbacks (output, Python's status, a run's end) are called only after the
 //! runner's state is released, so they may call back into the runner.
 
-use super::output::{time_limit_notice, ChannelDecoder, OutputCaps, STOPPED_NOTICE};
+use super::channel::{allocate_shared, shared_memory_available, Channel};
+use super::output::{time_limit_notice, OutputCaps, STOPPED_NOTICE};
 use super::protocol::{self, Done, DoneStatus, FromWorker, LoadState, RunRequest, SnapshotState};
 use super::{PythonStatus, RunError, RunLimits, RunOutcome};
 use crate::domain::{
@@ -36,7 +37,7 @@ use crate::domain::{
     Language,
 };
 use futures_channel::oneshot;
-use js_sys::{Atomics, Int32Array, Reflect, SharedArrayBuffer, Uint8Array};
+use js_sys::{Atomics, Int32Array};
 use leptos::prelude::{
     set_interval_with_handle, set_timeout_with_handle, IntervalHandle, TimeoutHandle,
 };
@@ -49,10 +50,6 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
 const JS_WORKER: &str = "/runner/js-worker.js";
 const PY_WORKER: &str = "/runner/py-worker.js";
-/// The largest output channel allocated, whatever the byte cap.
-const MAX_CHANNEL_BYTES: usize = 64 << 20;
-/// The output channel's header (committed length, truncated flag) before its data.
-const CHANNEL_HEADER_BYTES: u32 = 16;
 const POLL_MS: u64 = 16;
 /// Polls read at most this much, so a flood of output is spread over frames
 /// (the final read takes the rest).
@@ -76,28 +73,6 @@ fn now() -> f64 {
         .and_then(|window| window.performance())
         .map(|performance| performance.now())
         .unwrap_or_else(js_sys::Date::now)
-}
-
-/// Whether workers can share memory with the page (SharedArrayBuffer exists
-/// and the page is cross-origin isolated).
-fn shared_memory_available() -> bool {
-    let global = js_sys::global();
-    let has = |name: &str| Reflect::get(&global, &JsValue::from_str(name)).unwrap_or_default();
-    has("SharedArrayBuffer").is_function() && has("crossOriginIsolated").as_bool() == Some(true)
-}
-
-/// A SharedArrayBuffer of `bytes`, or `None` if the browser refuses the memory.
-/// (Through `Reflect::construct`, which returns the exception: a JavaScript
-/// exception thrown through the runner would leave its state borrowed for good.)
-fn allocate_shared(bytes: usize) -> Option<SharedArrayBuffer> {
-    let constructor =
-        Reflect::get(&js_sys::global(), &JsValue::from_str("SharedArrayBuffer")).ok()?;
-    let constructor = constructor.dyn_into::<js_sys::Function>().ok()?;
-    let arguments = js_sys::Array::of1(&JsValue::from(bytes as f64));
-    Reflect::construct(&constructor, &arguments)
-        .ok()?
-        .dyn_into::<SharedArrayBuffer>()
-        .ok()
 }
 
 /// A callback the runner calls when it has let go of its state.
@@ -164,56 +139,6 @@ impl Drop for Timer {
             Timer::Once(handle) => handle.clear(),
             Timer::Repeating(handle) => handle.clear(),
         }
-    }
-}
-
-/// A run's shared output channel. Header (Int32): [0] bytes committed, [1] set
-/// to 1 once the worker truncated; data from byte 16.
-struct Channel {
-    buffer: SharedArrayBuffer,
-    header: Int32Array,
-    data: Uint8Array,
-    read: u32,
-    decoder: ChannelDecoder,
-}
-
-impl Channel {
-    /// A channel for a run that may print `max_output_bytes`; `None` if the
-    /// memory cannot be had (the worker then posts its output instead).
-    fn new(max_output_bytes: usize) -> Option<Channel> {
-        // Worst case: a stream-switch byte before every byte of text.
-        let size = max_output_bytes
-            .saturating_mul(2)
-            .saturating_add(CHANNEL_HEADER_BYTES as usize + 64)
-            .min(MAX_CHANNEL_BYTES);
-        let buffer = allocate_shared(size)?;
-        Some(Channel {
-            header: Int32Array::new_with_byte_offset_and_length(&buffer, 0, 4),
-            data: Uint8Array::new_with_byte_offset(&buffer, CHANNEL_HEADER_BYTES),
-            buffer,
-            read: 0,
-            decoder: ChannelDecoder::default(),
-        })
-    }
-
-    /// What the worker wrote since the last read (at most `budget` bytes), and
-    /// whether the worker has flagged truncation and everything before the
-    /// flag has now been read.
-    fn read(&mut self, budget: u32) -> (Vec<(Stream, String)>, bool) {
-        // The worker writes its data before it raises the truncated flag, so
-        // read the flag first: everything written before it is then visible.
-        let flagged = Atomics::load(&self.header, 1).unwrap_or(0) == 1;
-        let written = Atomics::load(&self.header, 0).unwrap_or(0).max(0) as u32;
-        let written = written.min(self.data.length());
-        let end = written.min(self.read.saturating_add(budget));
-        let mut pieces = Vec::new();
-        if end > self.read {
-            // A private copy: the worker may be writing after `end` meanwhile.
-            let bytes = self.data.slice(self.read, end).to_vec();
-            self.read = end;
-            pieces = self.decoder.decode(&bytes);
-        }
-        (pieces, flagged && self.read >= written)
     }
 }
 
