@@ -1,5 +1,6 @@
 // Copies the front-end runtimes pairpad serves itself (Monaco's AMD build,
-// Pyodide's core files and Node's inspect for the JavaScript runner) from node_modules into public/vendor/, under paths that
+// Pyodide's core files; Node's inspect goes into the JavaScript runner's bundle instead,
+// scripts/runner-bundle.mjs) from node_modules into public/vendor/, under paths that
 // carry their versions (so they can be cached forever), and writes .br and .gz
 // beside each text or wasm file so the server sends them precompressed.
 // cargo-leptos then copies public/ into the site. Nothing here touches the network.
@@ -60,12 +61,4 @@ vendor('pyodide', (from, to) => {
     fs.copyFileSync(path.join(from, file), path.join(to, file));
     compressBeside(path.join(to, file));
   }
-});
-
-// node-inspect-extracted: Node's util.inspect and util.format for browsers (one UMD file),
-// which the JavaScript runner loads to print values exactly as Node does.
-vendor('node-inspect-extracted', (from, to) => {
-  fs.mkdirSync(to, { recursive: true });
-  fs.copyFileSync(path.join(from, 'dist', 'inspect.js'), path.join(to, 'inspect.js'));
-  compressBeside(path.join(to, 'inspect.js'));
 });

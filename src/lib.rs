@@ -17,6 +17,10 @@
 //!   a journal in front of its update log.
 //! - `server` (ssr): axum routes, REST API, WebSocket rooms, headers, limits, shutdown.
 //!
+//! - The `pairpad-runner-protocol` crate (`runner/protocol`, in this
+//!   workspace): what the page and the code-runner workers tell each other, and
+//!   a run's output format and caps; `domain::run::Stream` comes from it.
+//!
 //! Dependencies point one way: ui -> interop, api, domain; api/server -> sync,
 //! storage, domain; sync -> domain; storage -> domain.
 

@@ -16,22 +16,9 @@ pub const MAX_RECORDED_RUNS: u32 = 20;
 /// KiB, and is replaced by the whole record when the run ends.
 pub const LIVE_OUTPUT_BYTES: usize = 2_048;
 
-/// Which stream a piece of output came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
+/// Which stream a piece of output came from (defined with the runner's
+/// protocol, which produces it).
+pub use pairpad_runner_protocol::Stream;
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,18 +22,11 @@ pub const RUNNER_PREFIX: &str = "/runner/";
 /// package.json; scripts/vendor.mjs names the directory after it).
 pub const PYODIDE_DIR: &str = "/vendor/pyodide-314.0.7/";
 
-/// Node's util.inspect for browsers (npm `node-inspect-extracted`, the version
-/// pinned in package.json), which the JavaScript runner loads before any user
-/// code runs.
-pub const INSPECT_SCRIPT: &str = "/vendor/node-inspect-extracted-3.3.3/inspect.js";
-
-/// The JavaScript runner may load that one file and compile user code, and
-/// nothing else: no other script, no connections at all (and it removes
-/// importScripts before user code runs). `host` as for the Python runner.
-fn js_worker_csp(host: &str) -> Option<String> {
-    safe_host(host)
-        .then(|| format!("default-src 'none'; script-src {host}{INSPECT_SCRIPT} 'unsafe-eval'"))
-}
+/// The JavaScript runner is one self-contained script (its wasm, the glue and
+/// Node's inspect are inside it: scripts/runner-bundle.mjs), so it may load
+/// nothing at all and connect nowhere; it may only compile the user's code
+/// (and its own wasm, which 'unsafe-eval' covers).
+pub const JS_WORKER_CSP: &str = "default-src 'none'; script-src 'unsafe-eval'";
 
 /// Whether `host` (a request's Host) can go into a policy as a source: no
 /// spaces, quotes or semicolons that would add directives.
@@ -87,12 +80,8 @@ pub async fn apply(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     // Worker scripts get their own, much tighter policy: user code runs there.
     let worker_csp = match path.as_str() {
-        // Without a usable Host: no script at all (the runner then refuses
-        // runs, saying why), and the narrowest policy that still loads Pyodide.
-        "/runner/js-worker.js" => Some(
-            js_worker_csp(&host)
-                .unwrap_or_else(|| "default-src 'none'; script-src 'unsafe-eval'".into()),
-        ),
+        "/runner/js-worker.js" => Some(JS_WORKER_CSP.to_owned()),
+        // Without a usable Host: the narrowest policy that still loads Pyodide.
         "/runner/py-worker.js" => Some(python_worker_csp(&host).unwrap_or_else(|| {
             "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'".into()
         })),
@@ -158,18 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn the_javascript_worker_may_only_load_the_inspect_script() {
-        let csp = js_worker_csp("127.0.0.1:3000").unwrap();
-        assert_eq!(
-            csp,
-            "default-src 'none'; script-src \
-             127.0.0.1:3000/vendor/node-inspect-extracted-3.3.3/inspect.js 'unsafe-eval'"
-        );
-    }
-
-    #[test]
     fn hosts_that_could_inject_directives_are_refused() {
-        assert_eq!(js_worker_csp("evil.com 'unsafe-inline'"), None);
         assert_eq!(python_worker_csp("evil.com; script-src *"), None);
         assert_eq!(python_worker_csp(""), None);
         assert!(python_worker_csp("[::1]:8080").is_some());
@@ -189,19 +167,5 @@ mod tests {
     fn the_pyodide_directory_matches_the_pinned_package() {
         let version = pinned_version("pyodide");
         assert_eq!(PYODIDE_DIR, format!("/vendor/pyodide-{version}/"));
-    }
-
-    #[test]
-    fn the_inspect_script_matches_the_pinned_package_and_the_runner() {
-        let version = pinned_version("node-inspect-extracted");
-        assert_eq!(
-            INSPECT_SCRIPT,
-            format!("/vendor/node-inspect-extracted-{version}/inspect.js")
-        );
-        let runner = include_str!("../../public/runner/js-worker.js");
-        assert!(
-            runner.contains(&format!("'{INSPECT_SCRIPT}'")),
-            "js-worker.js does not load {INSPECT_SCRIPT}"
-        );
     }
 }

@@ -3,9 +3,9 @@
 //! run's output channel: the worker appends UTF-8 text (with stream-switch
 //! bytes, see `output`) and publishes its length; the page reads what is new.
 
-use super::output::ChannelDecoder;
 use crate::domain::run::Stream;
 use js_sys::{Atomics, Int32Array, Reflect, SharedArrayBuffer, Uint8Array};
+use pairpad_runner_protocol::output::ChannelDecoder;
 use wasm_bindgen::{JsCast, JsValue};
 
 /// The largest output channel allocated, whatever the byte cap.

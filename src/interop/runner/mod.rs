@@ -1,15 +1,20 @@
-//! Running code in the browser: JavaScript in a Web Worker, Python in Pyodide in
-//! a Worker, both sandboxed and stoppable (`public/runner/`). [`Runner`] is the
-//! page's API: `page` drives the workers, `protocol` types what passes between
-//! them, `channel` is the memory they share for a run's output, `output` holds
-//! that output to its caps. The server twin never runs anything.
+//! Running code in the browser: JavaScript in a Web Worker (`runner/js`,
+//! bundled into `/runner/js-worker.js`), Python in Pyodide in a Worker
+//! (`public/runner/py-worker.js`), both sandboxed and stoppable. [`Runner`] is
+//! the page's API: `page` drives the workers, `bridge` is the JavaScript
+//! runner's gloo-worker bridge, `protocol` reads and writes the messages
+//! (their Rust types, the output caps and the output channel's format are the
+//! `pairpad_runner_protocol` crate), `channel` is the memory the page and a
+//! worker share for a run's output. The server twin never runs anything.
 
 #[cfg(feature = "hydrate")]
+mod bridge;
+#[cfg(feature = "hydrate")]
 mod channel;
-pub mod output;
 #[cfg(feature = "hydrate")]
 mod page;
-pub mod protocol;
+#[cfg(feature = "hydrate")]
+mod protocol;
 
 use crate::domain::run::RunStatus;
 #[cfg(not(feature = "hydrate"))]
@@ -36,22 +41,7 @@ pub struct RunOutcome {
     pub error: Option<RunError>,
 }
 
-/// An error the program raised, with its line in the editor's numbering.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunError {
-    /// The error's class, e.g. "TypeError" or "ZeroDivisionError".
-    pub kind: String,
-    pub message: String,
-    pub line: Option<u32>,
-}
-
-/// Limits one run is held to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RunLimits {
-    pub time_limit_ms: u64,
-    pub max_output_bytes: usize,
-    pub max_output_lines: usize,
-}
+pub use pairpad_runner_protocol::messages::{RunError, RunLimits};
 
 #[cfg(feature = "hydrate")]
 pub use page::Runner;

@@ -28,9 +28,9 @@
 //! Callbacks (output, Python's status, a run's end) are called only after the
 //! runner's state is released, so they may call back into the runner.
 
+use super::bridge::{self, BridgedWorker};
 use super::channel::{allocate_shared, shared_memory_available, Channel};
-use super::output::{time_limit_notice, OutputCaps, STOPPED_NOTICE};
-use super::protocol::{self, Done, DoneStatus, FromWorker, LoadState, RunRequest, SnapshotState};
+use super::protocol::{self, RunRequest};
 use super::{PythonStatus, RunError, RunLimits, RunOutcome};
 use crate::domain::{
     run::{RunStatus, Stream},
@@ -40,6 +40,10 @@ use futures_channel::oneshot;
 use js_sys::{Atomics, Int32Array};
 use leptos::prelude::{
     set_interval_with_handle, set_timeout_with_handle, IntervalHandle, TimeoutHandle,
+};
+use pairpad_runner_protocol::{
+    messages::{Done, DoneStatus, FromWorker, LoadState, SnapshotState},
+    output::{time_limit_notice, OutputCaps, STOPPED_NOTICE},
 };
 use std::{
     cell::{Cell, RefCell},
@@ -99,9 +103,12 @@ impl Effect {
 struct WorkerHandle {
     serial: u32,
     worker: web_sys::Worker,
+    /// The JavaScript runner speaks through a gloo-worker bridge; the Python
+    /// worker posts JavaScript objects (`_on_message`).
+    bridge: Option<BridgedWorker>,
     /// Set when the worker failed before it was used (404, CSP, COEP).
     failed: Rc<Cell<bool>>,
-    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    _on_message: Option<Closure<dyn FnMut(web_sys::MessageEvent)>>,
     _on_error: Closure<dyn FnMut(web_sys::Event)>,
 }
 
@@ -115,9 +122,14 @@ impl WorkerHandle {
 
 impl Drop for WorkerHandle {
     fn drop(&mut self) {
-        self.worker.set_onmessage(None);
         self.worker.set_onerror(None);
-        self.worker.terminate();
+        match self.bridge.take() {
+            Some(bridged) => drop(bridged), // terminates, then lets go of the bridge
+            None => {
+                self.worker.set_onmessage(None);
+                self.worker.terminate();
+            }
+        }
     }
 }
 
@@ -186,7 +198,15 @@ impl Run {
             .channel
             .as_ref()
             .map(|channel| JsValue::from(&channel.buffer));
-        worker.post(&protocol::run_message(&request, channel.as_ref()));
+        match &worker.bridge {
+            Some(bridged) => {
+                if let Some(channel) = &channel {
+                    bridged.post_beside(channel);
+                }
+                bridged.send(protocol::run_order(&request));
+            }
+            None => worker.post(&protocol::run_message(&request, channel.as_ref())),
+        }
     }
 }
 
@@ -219,8 +239,6 @@ struct Inner {
     snapshot_start: Option<Timer>,
     snapshot_maker: Option<SnapshotMaker>,
     effects: Vec<Effect>,
-    /// Why the last worker could not be created (for the message saying so).
-    spawn_error: Option<String>,
     disposed: bool,
 }
 
@@ -272,35 +290,54 @@ impl Inner {
         .map(Timer::Repeating)
     }
 
-    fn spawn_worker(&mut self, url: &str, module: bool, name: &str) -> Option<WorkerHandle> {
+    /// A new Python worker (a module worker posting JavaScript objects) wired
+    /// to this runner, or the browser's reason for refusing it.
+    fn spawn_python_worker(&mut self, name: &str) -> Result<WorkerHandle, String> {
         self.next_serial += 1;
         let serial = self.next_serial;
         let options = web_sys::WorkerOptions::new();
         options.set_name(name);
-        if module {
-            options.set_type(web_sys::WorkerType::Module);
-        }
-        let worker = match web_sys::Worker::new_with_options(url, &options) {
-            Ok(worker) => worker,
-            Err(error) => {
-                self.spawn_error = Some(
-                    error
-                        .dyn_ref::<js_sys::Error>()
-                        .map(|error| String::from(error.message()))
-                        .or_else(|| error.as_string())
-                        .unwrap_or_else(|| "the browser refused it".to_owned()),
-                );
-                return None;
-            }
-        };
+        options.set_type(web_sys::WorkerType::Module);
+        let worker = web_sys::Worker::new_with_options(PY_WORKER, &options).map_err(|error| {
+            error
+                .dyn_ref::<js_sys::Error>()
+                .map(|error| String::from(error.message()))
+                .or_else(|| error.as_string())
+                .unwrap_or_else(|| "the browser refused it".to_owned())
+        })?;
         let weak = self.this.clone();
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
             move |event: web_sys::MessageEvent| {
-                if let Some(message) = FromWorker::parse(&event.data()) {
+                if let Some(message) = protocol::parse(&event.data()) {
                     act_weak(&weak, move |inner| inner.on_message(serial, message));
                 }
             },
         );
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Ok(self.handle(serial, worker, None, Some(on_message)))
+    }
+
+    /// The JavaScript runner: a new worker behind a gloo-worker bridge.
+    fn spawn_js_worker(&mut self) -> Result<WorkerHandle, String> {
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        let weak = self.this.clone();
+        let bridged = bridge::spawn(JS_WORKER, move |message: FromWorker| {
+            let message = message.bounded();
+            act_weak(&weak, move |inner| inner.on_message(serial, message));
+        })?;
+        let worker = bridged.native().clone();
+        Ok(self.handle(serial, worker, Some(bridged), None))
+    }
+
+    /// Wraps a started worker, watching it for failure.
+    fn handle(
+        &mut self,
+        serial: u32,
+        worker: web_sys::Worker,
+        bridge: Option<BridgedWorker>,
+        on_message: Option<Closure<dyn FnMut(web_sys::MessageEvent)>>,
+    ) -> WorkerHandle {
         let failed = Rc::new(Cell::new(false));
         let weak = self.this.clone();
         let failed_flag = failed.clone();
@@ -309,15 +346,15 @@ impl Inner {
             failed_flag.set(true);
             act_weak(&weak, move |inner| inner.on_worker_error(serial));
         });
-        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        Some(WorkerHandle {
+        WorkerHandle {
             serial,
             worker,
+            bridge,
             failed,
             _on_message: on_message,
             _on_error: on_error,
-        })
+        }
     }
 
     fn on_message(&mut self, serial: u32, message: FromWorker) {
@@ -368,7 +405,8 @@ impl Inner {
 
     fn spawn_js_spare(&mut self) {
         if !self.disposed {
-            self.js_spare = self.spawn_worker(JS_WORKER, false, "pairpad-js");
+            // A refusal shows when a run needs the worker.
+            self.js_spare = self.spawn_js_worker().ok();
         }
     }
 
@@ -408,10 +446,12 @@ impl Inner {
             return;
         }
         self.set_python_status(PythonStatus::Loading(detail.to_owned()));
-        let Some(worker) = self.spawn_worker(PY_WORKER, true, "pairpad-python") else {
-            let why = self.spawn_error.take().unwrap_or_default();
-            self.python_failed(&format!("could not start the Python worker: {why}"));
-            return;
+        let worker = match self.spawn_python_worker("pairpad-python") {
+            Ok(worker) => worker,
+            Err(why) => {
+                self.python_failed(&format!("could not start the Python worker: {why}"));
+                return;
+            }
         };
         let interrupt = self
             .shared_memory
@@ -509,7 +549,7 @@ impl Inner {
         if self.disposed {
             return;
         }
-        let Some(worker) = self.spawn_worker(PY_WORKER, true, "pairpad-python-snapshot") else {
+        let Ok(worker) = self.spawn_python_worker("pairpad-python-snapshot") else {
             return; // Python still works, only without a snapshot next time
         };
         worker.post(&protocol::make_snapshot_message());
@@ -900,7 +940,6 @@ impl Runner {
                 snapshot_start: None,
                 snapshot_maker: None,
                 effects: Vec::new(),
-                spawn_error: None,
                 disposed: false,
             })
         });

@@ -1,10 +1,10 @@
 //! A run's output on the page side: the output channel's byte format (UTF-8 text
 //! with stream-switch bytes, decoded as it streams in), the caps the page holds
 //! every run to (the workers hold runs to the same caps; this is the second
-//! wall), and the notices the page adds to the output. Pure Rust, so it is
-//! unit-tested natively; `page` moves the bytes and calls it.
+//! wall), and the notices the page adds to the output. The page's runner moves
+//! the bytes and calls this.
 
-use crate::domain::run::Stream;
+use crate::Stream;
 
 /// In the output channel, this byte switches the text that follows to stdout.
 /// Neither switch byte occurs in UTF-8.
@@ -100,15 +100,69 @@ fn stream_index(stream: Stream) -> usize {
     }
 }
 
-/// What a run may print, counted as it is shown: at most `max_bytes` of UTF-8
-/// and `max_lines` lines. Past either, the output is cut at a character
-/// boundary and one notice says which cap was hit.
+/// The two caps on a run's output, counted as text passes: at most
+/// `max_bytes` of UTF-8 and `max_lines` lines. Both the worker (first wall,
+/// before the text reaches the page) and the page (second wall) count with it.
 #[derive(Debug)]
-pub struct OutputCaps {
+pub struct Caps {
     max_bytes: usize,
     max_lines: usize,
     bytes: usize,
     lines: usize,
+}
+
+impl Caps {
+    pub fn new(max_bytes: usize, max_lines: usize) -> Caps {
+        Caps {
+            max_bytes,
+            max_lines,
+            bytes: 0,
+            lines: 0,
+        }
+    }
+
+    /// The part of `text` that still fits (cut at a character boundary, or
+    /// after the last line allowed), counted; and whether anything was cut.
+    pub fn take<'a>(&mut self, text: &'a str) -> (&'a str, bool) {
+        let room = self.max_bytes.saturating_sub(self.bytes);
+        let mut part = text;
+        let mut cut = false;
+        if part.len() > room {
+            part = &part[..floor_char_boundary(part, room)];
+            cut = true;
+        }
+        let mut new_lines = 0;
+        if self.lines >= self.max_lines {
+            part = "";
+            cut = !text.is_empty();
+        } else {
+            for (index, _) in part.match_indices('\n') {
+                new_lines += 1;
+                if self.lines + new_lines >= self.max_lines {
+                    if index + 1 < text.len() {
+                        cut = true;
+                    }
+                    part = &part[..index + 1];
+                    break;
+                }
+            }
+        }
+        self.bytes += part.len();
+        self.lines += new_lines;
+        (part, cut)
+    }
+
+    /// Whether the line cap (rather than the byte cap) is the one reached.
+    fn lines_full(&self) -> bool {
+        self.lines >= self.max_lines
+    }
+}
+
+/// What a run may print, counted as it is shown (see [`Caps`]). Past either
+/// cap, the output is cut and one notice says which cap was hit.
+#[derive(Debug)]
+pub struct OutputCaps {
+    caps: Caps,
     truncated: bool,
     /// Whether what was shown so far ends a line (notices start on their own).
     at_line_start: bool,
@@ -117,10 +171,7 @@ pub struct OutputCaps {
 impl OutputCaps {
     pub fn new(max_bytes: usize, max_lines: usize) -> OutputCaps {
         OutputCaps {
-            max_bytes,
-            max_lines,
-            bytes: 0,
-            lines: 0,
+            caps: Caps::new(max_bytes, max_lines),
             truncated: false,
             at_line_start: true,
         }
@@ -136,31 +187,7 @@ impl OutputCaps {
         if self.truncated || text.is_empty() {
             return;
         }
-        let room = self.max_bytes.saturating_sub(self.bytes);
-        let mut part = text;
-        let mut cut = false;
-        if part.len() > room {
-            part = &part[..floor_char_boundary(part, room)];
-            cut = true;
-        }
-        let mut new_lines = 0;
-        if self.lines >= self.max_lines {
-            part = "";
-            cut = true;
-        } else {
-            for (index, _) in part.match_indices('\n') {
-                new_lines += 1;
-                if self.lines + new_lines >= self.max_lines {
-                    if index + 1 < text.len() {
-                        cut = true;
-                    }
-                    part = &part[..index + 1];
-                    break;
-                }
-            }
-        }
-        self.bytes += part.len();
-        self.lines += new_lines;
+        let (part, cut) = self.caps.take(text);
         if !part.is_empty() {
             self.show(stream, part.to_owned(), out);
         }
@@ -176,10 +203,16 @@ impl OutputCaps {
             return;
         }
         self.truncated = true;
-        let notice = if self.lines >= self.max_lines {
-            format!("[output truncated: more than {} lines]", self.max_lines)
+        let notice = if self.caps.lines_full() {
+            format!(
+                "[output truncated: more than {} lines]",
+                self.caps.max_lines
+            )
         } else {
-            format!("[output truncated: more than {} bytes]", self.max_bytes)
+            format!(
+                "[output truncated: more than {} bytes]",
+                self.caps.max_bytes
+            )
         };
         self.notice(&notice, out);
     }

@@ -1,0 +1,243 @@
+//! pairpad's JavaScript runner worker, its Rust half: it takes the run through
+//! a gloo-worker bridge ([`ToRunner`]), holds the program's output to the caps
+//! and delivers it (`writer`), and reports the end with the run's duration.
+//! The JavaScript half (`runner/js/evaluate.js`, in the same bundle) evaluates
+//! the program and formats values as Node does; the bundle's tail calls
+//! [`start`] once, after the lockdown and before any program runs.
+//!
+//! One run per worker: the page starts a fresh worker for every run, so
+//! nothing a program does outlives it.
+
+mod writer;
+
+use gloo_worker::{HandlerId, Registrable, Worker, WorkerScope};
+use js_sys::{Array, Function, Reflect, SharedArrayBuffer};
+use pairpad_runner_protocol::messages::{
+    run_error, Done, DoneStatus, FromWorker, RunOrder, ToRunner,
+};
+use pairpad_runner_protocol::Stream;
+use std::{cell::RefCell, rc::Rc};
+use wasm_bindgen::{closure::Closure, prelude::wasm_bindgen, JsCast, JsValue};
+use writer::{Clock, Writer};
+
+/// What the bundle hands over at start: the evaluator and the browser
+/// functions taken before any program could replace them.
+struct Setup {
+    /// `{ run(code, stdin, write, finish) }` from evaluate.js.
+    evaluator: JsValue,
+    clock: Clock,
+    /// Why this worker must refuse to run anything (the lockdown left a
+    /// capability in place, or the formatter is missing).
+    refusal: Option<String>,
+    /// The shared output channel the page posted, if any.
+    channel: Option<SharedArrayBuffer>,
+}
+
+thread_local! {
+    static SETUP: RefCell<Option<Setup>> = const { RefCell::new(None) };
+}
+
+/// Starts the worker: registers it with gloo-worker (which tells the page it
+/// is ready). `set_timeout` and `now` are the browser's own, taken before the
+/// lockdown; `refusal` says why no run may start, if that is so.
+#[wasm_bindgen]
+pub fn start(evaluator: JsValue, set_timeout: Function, now: Function, refusal: Option<String>) {
+    SETUP.with(|setup| {
+        *setup.borrow_mut() = Some(Setup {
+            evaluator,
+            clock: Clock { set_timeout, now },
+            refusal,
+            channel: None,
+        })
+    });
+    JsRunner::registrar().register();
+}
+
+/// Takes the run's shared output channel (the page posts it outside the
+/// bridge: a SharedArrayBuffer cannot pass through gloo-worker's codec).
+#[wasm_bindgen]
+pub fn attach_channel(buffer: SharedArrayBuffer) {
+    SETUP.with(|setup| {
+        if let Some(setup) = setup.borrow_mut().as_mut() {
+            setup.channel = Some(buffer);
+        }
+    });
+}
+
+struct JsRunner {
+    used: bool,
+}
+
+impl Worker for JsRunner {
+    type Message = ();
+    type Input = ToRunner;
+    type Output = FromWorker;
+
+    fn create(_scope: &WorkerScope<Self>) -> Self {
+        JsRunner { used: false }
+    }
+
+    fn update(&mut self, _scope: &WorkerScope<Self>, _message: ()) {}
+
+    fn received(&mut self, scope: &WorkerScope<Self>, input: ToRunner, from: HandlerId) {
+        let ToRunner::Run(order) = input;
+        if std::mem::replace(&mut self.used, true) {
+            return; // one run per worker
+        }
+        let reply = {
+            let scope = scope.clone();
+            move |message: FromWorker| scope.respond(from, message)
+        };
+        run(order, Rc::new(reply));
+    }
+}
+
+type Reply = Rc<dyn Fn(FromWorker)>;
+
+/// The state of the one run, shared by the callbacks evaluate.js calls.
+struct Run {
+    id: u32,
+    writer: Writer,
+    started_ms: f64,
+    finished: bool,
+}
+
+fn done(id: u32, status: DoneStatus, kind: &str, message: &str) -> FromWorker {
+    FromWorker::Done(Done {
+        id: f64::from(id),
+        status,
+        error: Some(run_error(Some(kind), Some(message), None)),
+        truncated: false,
+        duration_ms: Some(0.0),
+        restart: false,
+    })
+}
+
+fn run(order: RunOrder, reply: Reply) {
+    let Some((evaluator, clock, refusal, channel)) = SETUP.with(|setup| {
+        setup.borrow().as_ref().map(|setup| {
+            (
+                setup.evaluator.clone(),
+                setup.clock.clone(),
+                setup.refusal.clone(),
+                setup.channel.clone(),
+            )
+        })
+    }) else {
+        return reply(done(
+            order.id,
+            DoneStatus::Error,
+            "InternalError",
+            "the runner did not start",
+        ));
+    };
+    if let Some(refusal) = refusal {
+        return reply(done(order.id, DoneStatus::Error, "SandboxError", &refusal));
+    }
+    let run_fn = Reflect::get(&evaluator, &JsValue::from_str("run"))
+        .ok()
+        .and_then(|run| run.dyn_into::<Function>().ok());
+    let Some(run_fn) = run_fn else {
+        return reply(done(
+            order.id,
+            DoneStatus::Error,
+            "InternalError",
+            "no evaluator",
+        ));
+    };
+
+    let writer = Writer::new(
+        order.id,
+        channel,
+        order
+            .max_output_bytes
+            .try_into()
+            .unwrap_or(usize::MAX)
+            .max(1),
+        order
+            .max_output_lines
+            .try_into()
+            .unwrap_or(usize::MAX)
+            .max(1),
+        clock.clone(),
+        reply.clone(),
+    );
+    let state = Rc::new(RefCell::new(Run {
+        id: order.id,
+        writer,
+        started_ms: clock.now(),
+        finished: false,
+    }));
+
+    let write = {
+        let state = state.clone();
+        Closure::<dyn FnMut(JsValue, JsValue)>::new(move |stream: JsValue, text: JsValue| {
+            let stream = if stream.as_f64() == Some(2.0) {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            };
+            let Some(text) = text.as_string() else { return };
+            if let Ok(mut run) = state.try_borrow_mut() {
+                if !run.finished {
+                    run.writer.write(stream, &text);
+                }
+            }
+        })
+    };
+    let finish = {
+        let state = state.clone();
+        let clock = clock.clone();
+        let reply = reply.clone();
+        Closure::<dyn FnMut(JsValue, JsValue, JsValue, JsValue)>::new(
+            move |status: JsValue, kind: JsValue, message: JsValue, line: JsValue| {
+                let Ok(mut run) = state.try_borrow_mut() else {
+                    return;
+                };
+                if std::mem::replace(&mut run.finished, true) {
+                    return;
+                }
+                run.writer.flush();
+                let ok = status.as_string().as_deref() == Some("ok");
+                let duration = ((clock.now() - run.started_ms) * 10.0).round() / 10.0;
+                let message = FromWorker::Done(Done {
+                    id: f64::from(run.id),
+                    status: if ok {
+                        DoneStatus::Ok
+                    } else {
+                        DoneStatus::Error
+                    },
+                    error: (!ok).then(|| {
+                        run_error(
+                            kind.as_string().as_deref(),
+                            message.as_string().as_deref(),
+                            line.as_f64(),
+                        )
+                    }),
+                    truncated: run.writer.truncated(),
+                    duration_ms: Some(duration.max(0.0)),
+                    restart: false,
+                });
+                drop(run);
+                reply(message);
+            },
+        )
+    };
+    let arguments = Array::of4(
+        &JsValue::from_str(&order.code),
+        &JsValue::from_str(&order.stdin),
+        write.as_ref(),
+        finish.as_ref(),
+    );
+    // The callbacks live as long as the worker (one run; the page terminates
+    // the worker after it), so they are never freed.
+    write.forget();
+    finish.forget();
+    if let Err(error) = run_fn.apply(&evaluator, &arguments) {
+        let message = error
+            .dyn_ref::<js_sys::Error>()
+            .map(|error| String::from(error.message()))
+            .unwrap_or_else(|| "the evaluator failed".to_owned());
+        reply(done(order.id, DoneStatus::Error, "InternalError", &message));
+    }
+}
