@@ -13,13 +13,15 @@
 //   lockdown()  removes network, storage, messaging and nested-worker APIs; returns the
 //               names it could not remove. The tail calls it after this file's top level has
 //               captured what the runner needs, before any user code.
-//   captured    {setTimeout, clearTimeout, now}, captured before user code: Rust's flush timer
-//               and clock, which the user's program cannot replace.
+//   captured    {setTimeout, now, post}, taken before user code: Rust's flush timer, clock and
+//               way to post to the page (the lockdown then removes postMessage, so a program
+//               can neither post nor, by assigning postMessage, intercept the runner's messages).
 //   evaluator   run(code, stdin, write, finish): evaluates `code` once per worker (a second
 //               call is ignored). write(stream, text): 1 = stdout, 2 = stderr; the caps are
-//               applied by Rust. finish(status, errorType, errorMessage, errorLine) is called
-//               exactly once: ('ok', null, null, null) or ('error', type, message, line|null);
-//               write is never called after it.
+//               applied by Rust. finish(status, errorType, errorMessage, errorLine, startedAt)
+//               is called exactly once: ('ok', null, null, null, t) or ('error', type, message,
+//               line|null, t), where t is now() when the program started (null if it never
+//               did: the run's duration counts from there); write is never called after it.
 // The run ends when the user's top-level code has settled and no timer it started is pending
 // (checked one macrotask later, so promise chains run first); an uncaught error or an
 // unhandled rejection ends it with status 'error' (like Node). Synchronous infinite loops are
@@ -27,9 +29,10 @@
 //
 // Sandbox: before any user code runs, lockdown() deletes network, storage, messaging and
 // nested-worker APIs from the global object and its prototype chain (and from navigator);
-// the CSP the server sends with the bundle is the second wall. postMessage stays: gloo-worker
-// posts through self.postMessage when it sends, and what this worker posts is untrusted and
-// bounded by the page anyway.
+// the CSP the server sends with the bundle is the second wall. A program can still break
+// things inside its own worker (e.g. patch built-ins the runner calls), which harms only its
+// own run: the worker is thrown away after it, and the page checks and bounds everything the
+// worker says.
 
 const G = self;
 // --- capture what the runner itself needs before user code can touch anything ------------
@@ -48,20 +51,19 @@ const objToString = Object.prototype.toString;
 const hasOwn = Object.prototype.hasOwnProperty;
 const SOURCE_URL = 'editor.js';
 
-// Handed to Rust by the tail: its flush timer and clock.
-const captured = { setTimeout: realSetTimeout, clearTimeout: realClearTimeout, now };
+// Handed to Rust by the tail: its flush timer, its clock, and its one way to post to the page.
+const captured = { setTimeout: realSetTimeout, now, post: G.postMessage.bind(G) };
 
 // ---------------------------------------------------------------------------------------
 // Lockdown: remove capabilities user code must not have. Called by the tail, after this
-// file's top level and before any user code. postMessage is not removed: gloo-worker's Rust
-// side posts through self.postMessage at call time.
+// file's top level and before any user code (the Rust side posts through `captured.post`).
 // ---------------------------------------------------------------------------------------
 const BLOCKED_GLOBALS = [
   'fetch', 'XMLHttpRequest', 'XMLHttpRequestUpload', 'XMLHttpRequestEventTarget',
   'WebSocket', 'WebSocketStream', 'WebSocketError', 'EventSource', 'WebTransport',
   'importScripts', 'Worker', 'SharedWorker', 'ServiceWorker', 'ServiceWorkerRegistration',
   'ServiceWorkerContainer', 'indexedDB', 'caches', 'Cache', 'CacheStorage', 'BroadcastChannel',
-  'close', 'Notification', 'requestAnimationFrame', 'cancelAnimationFrame',
+  'postMessage', 'close', 'Notification', 'requestAnimationFrame', 'cancelAnimationFrame',
   'webkitRequestFileSystem', 'webkitRequestFileSystemSync', 'webkitResolveLocalFileSystemURL',
   'webkitResolveLocalFileSystemSyncURL', 'StorageManager', 'StorageBucket',
   'StorageBucketManager', 'LockManager', 'Lock', 'CookieStore', 'cookieStore', 'scheduler',
@@ -282,8 +284,9 @@ function finish(status, error) {
   const r = running;
   if (!r || r.finished) return;
   r.finished = true;
-  if (error) r.report(status, error.type, error.message, error.line);
-  else r.report(status, null, null, null);
+  const startedAt = r.startedAt ?? null;
+  if (error) r.report(status, error.type, error.message, error.line, startedAt);
+  else r.report(status, null, null, null, startedAt);
 }
 
 function uncaught(err, inPromise) {
@@ -509,6 +512,7 @@ async function startRun(code, stdinText, write, report) {
     return;
   }
   installGlobals(r, stdinText);
+  r.startedAt = now();
   let p;
   try {
     p = main.call(undefined);
@@ -537,10 +541,10 @@ const evaluator = {
     if (used) return;
     used = true; // one run per worker: the page starts a fresh worker for the next one
     let reported = false;
-    const report = (status, type, message, line) => {
+    const report = (status, type, message, line, startedAt = null) => {
       if (reported) return;
       reported = true;
-      finish(status, type, message, line);
+      finish(status, type, message, line, startedAt);
     };
     if (formatterMissing) {
       report('error', 'SandboxError', 'the output formatter (node-inspect-extracted) is missing from the runner bundle', null);

@@ -3,7 +3,10 @@
 //! and delivers it (`writer`), and reports the end with the run's duration.
 //! The JavaScript half (`runner/js/evaluate.js`, in the same bundle) evaluates
 //! the program and formats values as Node does; the bundle's tail calls
-//! [`start`] once, after the lockdown and before any program runs.
+//! [`start`] once, before the lockdown and any program. Replies go out through
+//! the `postMessage` the bundle took before the lockdown removed it (encoded
+//! here in gloo-worker's format), not through gloo's `respond`, which looks
+//! `postMessage` up on the global object when it posts.
 //!
 //! One run per worker: the page starts a fresh worker for every run, so
 //! nothing a program does outlives it.
@@ -11,10 +14,12 @@
 mod writer;
 
 use gloo_worker::{HandlerId, Registrable, Worker, WorkerScope};
+use js_sys::Uint8Array;
 use js_sys::{Array, Function, Reflect, SharedArrayBuffer};
 use pairpad_runner_protocol::messages::{
     run_error, Done, DoneStatus, FromWorker, RunOrder, ToRunner,
 };
+use pairpad_runner_protocol::reply::{encode_reply, handler_number};
 use pairpad_runner_protocol::Stream;
 use std::{cell::RefCell, rc::Rc};
 use wasm_bindgen::{closure::Closure, prelude::wasm_bindgen, JsCast, JsValue};
@@ -26,6 +31,8 @@ struct Setup {
     /// `{ run(code, stdin, write, finish) }` from evaluate.js.
     evaluator: JsValue,
     clock: Clock,
+    /// The worker's `postMessage`, bound, taken before the lockdown.
+    post: Function,
     /// Why this worker must refuse to run anything (the lockdown left a
     /// capability in place, or the formatter is missing).
     refusal: Option<String>,
@@ -38,19 +45,31 @@ thread_local! {
 }
 
 /// Starts the worker: registers it with gloo-worker (which tells the page it
-/// is ready). `set_timeout` and `now` are the browser's own, taken before the
-/// lockdown; `refusal` says why no run may start, if that is so.
+/// is ready). `set_timeout`, `now` and `post` are the browser's own, taken
+/// before any program could replace them.
 #[wasm_bindgen]
-pub fn start(evaluator: JsValue, set_timeout: Function, now: Function, refusal: Option<String>) {
+pub fn start(evaluator: JsValue, set_timeout: Function, now: Function, post: Function) {
     SETUP.with(|setup| {
         *setup.borrow_mut() = Some(Setup {
             evaluator,
             clock: Clock { set_timeout, now },
-            refusal,
+            post,
+            refusal: None,
             channel: None,
         })
     });
     JsRunner::registrar().register();
+}
+
+/// Makes the worker refuse its run, saying why (the lockdown could not
+/// remove everything).
+#[wasm_bindgen]
+pub fn refuse(reason: String) {
+    SETUP.with(|setup| {
+        if let Some(setup) = setup.borrow_mut().as_mut() {
+            setup.refusal = Some(reason);
+        }
+    });
 }
 
 /// Takes the run's shared output channel (the page posts it outside the
@@ -79,14 +98,19 @@ impl Worker for JsRunner {
 
     fn update(&mut self, _scope: &WorkerScope<Self>, _message: ()) {}
 
-    fn received(&mut self, scope: &WorkerScope<Self>, input: ToRunner, from: HandlerId) {
+    fn received(&mut self, _scope: &WorkerScope<Self>, input: ToRunner, from: HandlerId) {
         let ToRunner::Run(order) = input;
         if std::mem::replace(&mut self.used, true) {
             return; // one run per worker
         }
-        let reply = {
-            let scope = scope.clone();
-            move |message: FromWorker| scope.respond(from, message)
+        let post = SETUP.with(|setup| setup.borrow().as_ref().map(|setup| setup.post.clone()));
+        let (Some(post), Some(handler)) = (post, handler_number(&from)) else {
+            return; // not started: nothing to answer through
+        };
+        let reply = move |message: FromWorker| {
+            let bytes = encode_reply(handler, message);
+            // Posting plain bytes to the page does not fail.
+            let _ = post.call1(&JsValue::UNDEFINED, &Uint8Array::from(bytes.as_slice()));
         };
         run(order, Rc::new(reply));
     }
@@ -102,10 +126,11 @@ struct Run {
     finished: bool,
 }
 
-fn done(id: u32, status: DoneStatus, kind: &str, message: &str) -> FromWorker {
+/// A run that ended before the program started.
+fn refused(id: u32, kind: &str, message: &str) -> FromWorker {
     FromWorker::Done(Done {
         id: f64::from(id),
-        status,
+        status: DoneStatus::Error,
         error: Some(run_error(Some(kind), Some(message), None)),
         truncated: false,
         duration_ms: Some(0.0),
@@ -124,26 +149,20 @@ fn run(order: RunOrder, reply: Reply) {
             )
         })
     }) else {
-        return reply(done(
+        return reply(refused(
             order.id,
-            DoneStatus::Error,
             "InternalError",
             "the runner did not start",
         ));
     };
     if let Some(refusal) = refusal {
-        return reply(done(order.id, DoneStatus::Error, "SandboxError", &refusal));
+        return reply(refused(order.id, "SandboxError", &refusal));
     }
     let run_fn = Reflect::get(&evaluator, &JsValue::from_str("run"))
         .ok()
         .and_then(|run| run.dyn_into::<Function>().ok());
     let Some(run_fn) = run_fn else {
-        return reply(done(
-            order.id,
-            DoneStatus::Error,
-            "InternalError",
-            "no evaluator",
-        ));
+        return reply(refused(order.id, "InternalError", "no evaluator"));
     };
 
     let writer = Writer::new(
@@ -189,8 +208,12 @@ fn run(order: RunOrder, reply: Reply) {
         let state = state.clone();
         let clock = clock.clone();
         let reply = reply.clone();
-        Closure::<dyn FnMut(JsValue, JsValue, JsValue, JsValue)>::new(
-            move |status: JsValue, kind: JsValue, message: JsValue, line: JsValue| {
+        Closure::<dyn FnMut(JsValue, JsValue, JsValue, JsValue, JsValue)>::new(
+            move |status: JsValue,
+                  kind: JsValue,
+                  message: JsValue,
+                  line: JsValue,
+                  program_started: JsValue| {
                 let Ok(mut run) = state.try_borrow_mut() else {
                     return;
                 };
@@ -199,7 +222,13 @@ fn run(order: RunOrder, reply: Reply) {
                 }
                 run.writer.flush();
                 let ok = status.as_string().as_deref() == Some("ok");
-                let duration = ((clock.now() - run.started_ms) * 10.0).round() / 10.0;
+                // The program's own time, from when evaluate.js started it (after
+                // compiling it), as the old worker counted; else from the order.
+                let started = program_started
+                    .as_f64()
+                    .filter(|at| at.is_finite() && *at >= run.started_ms)
+                    .unwrap_or(run.started_ms);
+                let duration = ((clock.now() - started) * 10.0).round() / 10.0;
                 let message = FromWorker::Done(Done {
                     id: f64::from(run.id),
                     status: if ok {
@@ -238,6 +267,6 @@ fn run(order: RunOrder, reply: Reply) {
             .dyn_ref::<js_sys::Error>()
             .map(|error| String::from(error.message()))
             .unwrap_or_else(|| "the evaluator failed".to_owned());
-        reply(done(order.id, DoneStatus::Error, "InternalError", &message));
+        reply(refused(order.id, "InternalError", &message));
     }
 }

@@ -6,25 +6,26 @@
 //!   program stuck in `while (true)`. [`spawn`] swaps the global `Worker`
 //!   constructor for a Proxy during the (synchronous) spawn and keeps what it
 //!   makes, so the page can `terminate()` it.
-//! - gloo's codec panics on bytes it cannot decode (which ends the page), and
-//!   the program in the worker can post anything: the gate lets through only
-//!   messages that decode as a runner's reply (`pairpad_runner_protocol::reply`).
+//! - gloo's codec panics on bytes it cannot decode (which ends the page). The
+//!   worker's lockdown leaves a program no way to post, and the gate is the
+//!   wall behind that: only a private copy of bytes that decode as a runner's
+//!   reply (`pairpad_runner_protocol::reply`) reaches gloo's decoder, in a new
+//!   event (a view onto shared memory could change between check and decode).
 //! - A SharedArrayBuffer cannot pass through gloo's codec: the run's output
 //!   channel is posted beside the bridge ([`BridgedWorker::post_beside`]).
 
 use gloo_worker::{Spawnable, WorkerBridge};
-use js_sys::{Array, Function, Object, Proxy, Reflect, Uint8Array};
+use js_sys::{Array, ArrayBuffer, Function, Object, Proxy, Reflect, Uint8Array};
 use pairpad_runner_protocol::{
     bridge::RunnerEndpoint,
     messages::{FromWorker, ToRunner},
     reply::is_runner_reply,
 };
-use std::{cell::RefCell, rc::Rc};
+use std::{
+    cell::{Cell, RefCell},
+    rc::Rc,
+};
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
-
-/// The largest reply the gate looks at: output batches are a run's output at
-/// most (capped far below this); anything bigger is not a reply.
-const MAX_REPLY_BYTES: u32 = 64 << 20;
 
 /// A runner worker and its bridge. Dropping it terminates the worker.
 pub struct BridgedWorker {
@@ -63,9 +64,14 @@ impl Drop for BridgedWorker {
 }
 
 /// Starts the runner worker at `url` (a classic script that registers with
-/// gloo-worker itself); `on_reply` gets its replies. `Err` holds the browser's
-/// reason if it refused to create the worker.
-pub fn spawn(url: &str, on_reply: impl Fn(FromWorker) + 'static) -> Result<BridgedWorker, String> {
+/// gloo-worker itself); `on_reply` gets its replies. Replies longer than
+/// `max_reply_bytes` (read at each message) are dropped. `Err` holds the
+/// browser's reason if it refused to create the worker.
+pub fn spawn(
+    url: &str,
+    max_reply_bytes: Rc<Cell<u32>>,
+    on_reply: impl Fn(FromWorker) + 'static,
+) -> Result<BridgedWorker, String> {
     let bridge = RefCell::new(None);
     let worker = keeping_worker(|| {
         let bridge_made = RunnerEndpoint::spawner()
@@ -84,8 +90,19 @@ pub fn spawn(url: &str, on_reply: impl Fn(FromWorker) + 'static) -> Result<Bridg
             let Some(bytes) = data.dyn_ref::<Uint8Array>() else {
                 return;
             };
-            if bytes.length() <= MAX_REPLY_BYTES && is_runner_reply(&bytes.to_vec()) {
-                let _ = decoder.call1(&JsValue::UNDEFINED, &event);
+            if !bytes.buffer().is_instance_of::<ArrayBuffer>()
+                || bytes.length() > max_reply_bytes.get()
+            {
+                return;
+            }
+            let copy = bytes.to_vec();
+            if !is_runner_reply(&copy) {
+                return;
+            }
+            let init = web_sys::MessageEventInit::new();
+            init.set_data(&Uint8Array::from(copy.as_slice()));
+            if let Ok(checked) = web_sys::MessageEvent::new_with_event_init_dict("message", &init) {
+                let _ = decoder.call1(&JsValue::UNDEFINED, &checked);
             }
         });
     worker.set_onmessage(Some(gate.as_ref().unchecked_ref()));

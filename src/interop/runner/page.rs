@@ -71,6 +71,9 @@ const SIGINT: i32 = 2;
 const SNAPSHOT_DELAY_MS: u64 = 5_000;
 /// The snapshot maker is stopped if it has not finished by then.
 const SNAPSHOT_GIVE_UP_MS: u64 = 120_000;
+/// The smallest limit on a JavaScript worker's reply (everything but output
+/// batches is far smaller).
+const MIN_REPLY_LIMIT: u32 = 64 * 1024;
 
 fn now() -> f64 {
     web_sys::window()
@@ -189,7 +192,6 @@ impl Run {
         let (code, stdin) = self.request.take().unwrap_or_default();
         let request = RunRequest {
             id: self.id,
-            language: self.language,
             code: &code,
             stdin: &stdin,
             limits: self.limits,
@@ -239,6 +241,9 @@ struct Inner {
     snapshot_start: Option<Timer>,
     snapshot_maker: Option<SnapshotMaker>,
     effects: Vec<Effect>,
+    /// The largest reply a JavaScript worker may send (bytes), set from the
+    /// run's byte cap: a batch of output is at most that, with framing.
+    js_reply_limit: Rc<Cell<u32>>,
     disposed: bool,
 }
 
@@ -322,10 +327,14 @@ impl Inner {
         self.next_serial += 1;
         let serial = self.next_serial;
         let weak = self.this.clone();
-        let bridged = bridge::spawn(JS_WORKER, move |message: FromWorker| {
-            let message = message.bounded();
-            act_weak(&weak, move |inner| inner.on_message(serial, message));
-        })?;
+        let bridged = bridge::spawn(
+            JS_WORKER,
+            self.js_reply_limit.clone(),
+            move |message: FromWorker| {
+                let message = message.bounded();
+                act_weak(&weak, move |inner| inner.on_message(serial, message));
+            },
+        )?;
         let worker = bridged.native().clone();
         Ok(self.handle(serial, worker, Some(bridged), None))
     }
@@ -434,6 +443,11 @@ impl Inner {
         // The next run's worker starts now, in the background.
         self.spawn_js_spare();
         let Some(run) = self.run.as_mut() else { return };
+        // At worst every byte of output is a chunk of its own (13 bytes of
+        // framing in gloo-worker's encoding).
+        let limit = run.limits.max_output_bytes.saturating_mul(13) + MIN_REPLY_LIMIT as usize;
+        self.js_reply_limit
+            .set(u32::try_from(limit).unwrap_or(u32::MAX));
         run.hand_to(&worker);
         run.js_worker = Some(worker);
         self.mark_running();
@@ -940,6 +954,7 @@ impl Runner {
                 snapshot_start: None,
                 snapshot_maker: None,
                 effects: Vec::new(),
+                js_reply_limit: Rc::new(Cell::new(MIN_REPLY_LIMIT)),
                 disposed: false,
             })
         });

@@ -7,7 +7,7 @@
 //! never fails loudly.
 
 use super::RunLimits;
-use crate::domain::{run::Stream, Language};
+use crate::domain::run::Stream;
 use js_sys::{Array, Object, Reflect};
 use pairpad_runner_protocol::messages::{
     detail, duration, run_error, Done, DoneStatus, FromWorker, LoadState, RunOrder, SnapshotState,
@@ -18,7 +18,6 @@ use wasm_bindgen::{JsCast, JsValue};
 /// A run handed to a worker.
 pub struct RunRequest<'a> {
     pub id: u32,
-    pub language: Language,
     pub code: &'a str,
     pub stdin: &'a str,
     pub limits: RunLimits,
@@ -131,7 +130,7 @@ pub fn run_order(request: &RunRequest<'_>) -> ToRunner {
 /// `{type:'run', …}` (the Python worker): `channel` is the run's output
 /// channel, if it has one.
 pub fn run_message(request: &RunRequest<'_>, channel: Option<&JsValue>) -> JsValue {
-    let mut fields = vec![
+    object(&[
         ("type", JsValue::from_str("run")),
         ("id", JsValue::from(request.id)),
         ("code", JsValue::from_str(request.code)),
@@ -145,14 +144,11 @@ pub fn run_message(request: &RunRequest<'_>, channel: Option<&JsValue>) -> JsVal
             JsValue::from(request.limits.max_output_lines as f64),
         ),
         ("out", channel.cloned().unwrap_or(JsValue::NULL)),
-    ];
-    if request.language == Language::Python {
-        fields.push((
+        (
             "timeLimitMs",
             JsValue::from(request.limits.time_limit_ms as f64),
-        ));
-    }
-    object(&fields)
+        ),
+    ])
 }
 
 /// `{type:'init', interrupt}`: a Python worker's first message.
