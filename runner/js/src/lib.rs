@@ -14,8 +14,7 @@
 mod writer;
 
 use gloo_worker::{HandlerId, Registrable, Worker, WorkerScope};
-use js_sys::Uint8Array;
-use js_sys::{Array, Function, Reflect, SharedArrayBuffer};
+use js_sys::{Array, Function, Reflect, SharedArrayBuffer, Uint8Array};
 use pairpad_runner_protocol::messages::{
     run_error, Done, DoneStatus, FromWorker, RunOrder, ToRunner,
 };
@@ -34,7 +33,7 @@ struct Setup {
     /// The worker's `postMessage`, bound, taken before the lockdown.
     post: Function,
     /// Why this worker must refuse to run anything (the lockdown left a
-    /// capability in place, or the formatter is missing).
+    /// capability in place; a missing formatter is evaluate.js's to report).
     refusal: Option<String>,
     /// The shared output channel the page posted, if any.
     channel: Option<SharedArrayBuffer>,

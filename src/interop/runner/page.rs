@@ -2,9 +2,10 @@
 //! runs, enforces the time limit, stops runs, reads their output as it streams
 //! and keeps Python loaded.
 //!
-//! JavaScript runs in `/runner/js-worker.js`: a fresh worker per run, always
-//! started one run ahead so a run does not wait for it; at the time limit (or
-//! [`Runner::stop`]) the worker is terminated. Python runs in
+//! JavaScript runs in `/runner/js-worker.js`, through a gloo-worker bridge
+//! (`bridge`): a fresh worker per run, always started one run ahead so a run
+//! does not wait for it; at the time limit (or [`Runner::stop`]) the worker is
+//! terminated. Python runs in
 //! `/runner/py-worker.js` (Pyodide, loaded once and reused while runs leave
 //! nothing behind): at the time limit or stop it is interrupted through a
 //! SharedArrayBuffer (KeyboardInterrupt); if that is not honoured within 500 ms,
