@@ -10,7 +10,7 @@ use crate::Reply;
 use js_sys::{Atomics, Function, Int32Array, SharedArrayBuffer, Uint8Array};
 use pairpad_runner_protocol::{
     messages::FromWorker,
-    output::{Caps, SWITCH_TO_STDERR, SWITCH_TO_STDOUT},
+    output::{Caps, CHANNEL_HEADER_BYTES, SWITCH_TO_STDERR, SWITCH_TO_STDOUT},
     Stream,
 };
 use std::{cell::RefCell, rc::Rc};
@@ -18,8 +18,6 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
 /// How often, at most, output is posted or the page nudged to read it.
 const POST_INTERVAL_MS: f64 = 16.0;
-/// The channel's header before its data.
-const HEADER_BYTES: u32 = 16;
 
 /// The browser's timer and clock, as taken before any program ran.
 #[derive(Clone)]
@@ -84,7 +82,7 @@ impl Writer {
     ) -> Writer {
         let channel = channel.map(|buffer| SharedChannel {
             header: Int32Array::new_with_byte_offset_and_length(&buffer, 0, 4),
-            data: Uint8Array::new_with_byte_offset(&buffer, HEADER_BYTES),
+            data: Uint8Array::new_with_byte_offset(&buffer, CHANNEL_HEADER_BYTES),
             written: 0,
             stream: Stream::Stdout,
             last_wake_ms: f64::NEG_INFINITY,

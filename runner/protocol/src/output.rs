@@ -1,10 +1,15 @@
-//! A run's output on the page side: the output channel's byte format (UTF-8 text
-//! with stream-switch bytes, decoded as it streams in), the caps the page holds
-//! every run to (the workers hold runs to the same caps; this is the second
-//! wall), and the notices the page adds to the output. The page's runner moves
-//! the bytes and calls this.
+//! A run's output: the output channel's layout and byte format (UTF-8 text
+//! with stream-switch bytes, decoded as it streams in), the caps both the
+//! worker (first wall) and the page (second wall) hold every run to, and the
+//! notices the page adds to the output. The page's runner and the workers move
+//! the bytes and call this.
 
 use crate::Stream;
+
+/// The output channel (a SharedArrayBuffer) starts with this Int32 header:
+/// [0] bytes of text committed, [1] = 1 once the worker cut the output; the
+/// text follows it.
+pub const CHANNEL_HEADER_BYTES: u32 = 16;
 
 /// In the output channel, this byte switches the text that follows to stdout.
 /// Neither switch byte occurs in UTF-8.

@@ -5,13 +5,11 @@
 
 use crate::domain::run::Stream;
 use js_sys::{Atomics, Int32Array, Reflect, SharedArrayBuffer, Uint8Array};
-use pairpad_runner_protocol::output::ChannelDecoder;
+use pairpad_runner_protocol::output::{ChannelDecoder, CHANNEL_HEADER_BYTES};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// The largest output channel allocated, whatever the byte cap.
 const MAX_CHANNEL_BYTES: usize = 64 << 20;
-/// The output channel's header (committed length, truncated flag) before its data.
-const CHANNEL_HEADER_BYTES: u32 = 16;
 
 /// Whether workers can share memory with the page (SharedArrayBuffer exists
 /// and the page is cross-origin isolated).
