@@ -1,12 +1,13 @@
-// Builds the JavaScript code-runner worker (public/runner/js-worker.js) as ONE self-contained
-// classic script: the wasm-bindgen --target web glue, the libraries, the wasm itself (base64) and
-// the hand-written parts, all inside one `(() => { "use strict"; ... })();`. With no script source
-// to load, the worker's response CSP can be `default-src 'none'; script-src 'unsafe-eval'`, and
-// since nothing is declared on the global object, user code evaluated in the worker (which runs
-// in the global scope) cannot reach the wasm exports or the glue. Writes .br and .gz beside it.
+// Builds a code-runner worker (public/runner/js-worker.js, public/runner/py-worker.js) as ONE
+// self-contained script: the wasm-bindgen --target web glue, the libraries, the wasm itself
+// (base64) and the hand-written parts, all inside one `(() => { "use strict"; ... })();`. With no
+// script of its own to load, the JavaScript worker's response CSP can be `default-src 'none';
+// script-src 'unsafe-eval'`, and since nothing is declared on the global object, code running in
+// the worker (a JavaScript program in the global scope, Python through its `js` module) cannot
+// reach the wasm exports or the glue. Writes .br and .gz beside it.
 //
 // node scripts/runner-bundle.mjs --glue <glue.js> [--wasm <x_bg.wasm>] [--lib name=path]...
-//     [--js part.js]... --tail tail.js --out public/runner/js-worker.js
+//     [--js part.js]... --tail tail.js [--dynamic-import] --out public/runner/js-worker.js
 //
 //   --glue  wasm-bindgen --target web output: `export` keywords stripped, `export {..}` lines
 //           dropped, inline snippets (`import {..} from './snippets/..'`) inlined, and the
@@ -16,8 +17,10 @@
 //   --lib   UMD/CommonJS file, bound to `name` (its module.exports); it sees its own
 //           module/exports, `define` undefined and `this` a fresh object.
 //   --js    hand-written parts, then --tail: pasted as they are into the shared scope.
-// Paths are relative to the current directory. Fails (exit 1, naming file:line) if module syntax
-// is left or the result does not compile as a classic script. Nothing here touches the network.
+//   --dynamic-import  the parts may use import() (the Python worker loads Pyodide's module,
+//           which its CSP allows); without it, import() is warned about.
+// Paths are relative to the current directory. Fails (exit 1, naming file:line) if the result does
+// not compile as a classic script (e.g. module syntax is left). Nothing here touches the network.
 
 import { compressBeside } from './compress.mjs';
 import fs from 'node:fs';
@@ -33,8 +36,12 @@ const warn = (msg) => console.warn(`${ME}: warning: ${msg}`);
 const IDENT = /^[A-Za-z_$][\w$]*$/;
 
 // ---- command line ----
-const args = { lib: [], js: [] };
+const args = { lib: [], js: [], dynamicImport: false };
 for (let i = 2; i < process.argv.length; i++) {
+  if (process.argv[i] === '--dynamic-import') {
+    args.dynamicImport = true;
+    continue;
+  }
   const m = process.argv[i].match(/^--(glue|wasm|lib|js|tail|out)(?:=(.*))?$/s);
   if (!m) die(`unknown argument ${process.argv[i]} (see the header of scripts/runner-bundle.mjs)`);
   const value = m[2] ?? process.argv[++i];
@@ -111,7 +118,7 @@ function stripEsm(file, depth) {
       // Only the glue's default-init fallback is allowed, and it becomes a throw.
       const t = depth > 0 ? text : text.replace(
         /new URL\((['"])[^'"]+_bg\.wasm\1\s*,\s*import\.meta\.url\s*\)/,
-        '(() => { throw new Error("js-worker: the wasm is bundled; call glue.initSync({ module })"); })()',
+        '(() => { throw new Error("runner bundle: the wasm is bundled; call glue.initSync({ module })"); })()',
       );
       if (/\bimport\.meta\b/.test(t)) die(`${where}: unsupported use of import.meta: ${text.trim()}`);
       return keep(t);
@@ -185,27 +192,28 @@ for (const [label, file] of [...args.js.map((f) => ['js', f]), ['tail', args.tai
 synth('})();\n');
 
 // ---- checks ----
+// The compile is the check: a classic script rejects import/export statements and import.meta.
+// The line scan only finds the culprit for the message (it would misfire on text in a string,
+// e.g. the Python source in runner/py/python.js, so it never fails the build on its own).
 const origin = (i) => (out[i].file ? `${out[i].file}:${out[i].line}` : `${shown(args.out)}:${i + 1} (generated)`);
-let sawBase64 = false;
-out.forEach(({ text, lib }, i) => {
-  if (lib) return; // minified libraries are left to the compile check below
-  if (/^\s*(import|export)\b(?!\s*[(.])/.test(text)) die(`${origin(i)}: module syntax left: ${text.trim().slice(0, 120)}`);
-  if (/\bimport\s*\.\s*meta\b/.test(text)) die(`${origin(i)}: import.meta left: ${text.trim().slice(0, 120)}`);
-  if (/\bimport\s*\(/.test(text)) warn(`${origin(i)}: dynamic import() (the worker's CSP allows no script source)`);
-  if (out[i].file && /\bWASM_BASE64\b/.test(text)) sawBase64 = true;
-});
-if (wasmBytes && !sawBase64) warn('--wasm given but no --js or --tail part mentions WASM_BASE64');
-
 const code = out.map((l) => l.text).join('\n');
 const FILENAME = `${ME}-output`;
 try {
-  // A classic script: vm.Script rejects import/export statements and import.meta.
   new vm.Script(code, { filename: FILENAME });
 } catch (e) {
+  const culprit = out.findIndex(({ text, lib }) => !lib
+    && (/^\s*(import|export)\b(?!\s*[(.])/.test(text) || /\bimport\s*\.\s*meta\b/.test(text)));
   const m = String(e.stack).match(new RegExp(`^${FILENAME}:(\\d+)`));
-  const at = m ? origin(Number(m[1]) - 1) : shown(args.out);
+  const at = culprit >= 0 ? origin(culprit) : m ? origin(Number(m[1]) - 1) : shown(args.out);
   die(`${at}: the bundle is not a valid classic script: ${e.name}: ${e.message}`);
 }
+let sawBase64 = false;
+out.forEach(({ text, lib }, i) => {
+  if (lib) return;
+  if (!args.dynamicImport && /\bimport\s*\(/.test(text)) warn(`${origin(i)}: dynamic import() (the worker's CSP allows no script source)`);
+  if (out[i].file && /\bWASM_BASE64\b/.test(text)) sawBase64 = true;
+});
+if (wasmBytes && !sawBase64) warn('--wasm given but no --js or --tail part mentions WASM_BASE64');
 
 fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
 fs.writeFileSync(args.out, code);

@@ -1,4 +1,4 @@
-// Python's memory snapshot (public/runner/py-worker.js) from end-to-end tests:
+// Python's memory snapshot (runner/py/python.js) from end-to-end tests:
 // a page that started Python the long way makes a snapshot of Python's memory
 // in the background and keeps it in the browser's Cache Storage; later pages of
 // the same browser context restore it, and say so ("Restoring Python…").

@@ -404,7 +404,7 @@ test('Run pressed while Python is still loading runs once it is ready', async ({
   expect(result.lines).toEqual([{ stream: 'stdout', text: 'ran after loading' }]);
 });
 
-// Python's memory snapshot (public/runner/py-worker.js): after a page had to start
+// Python's memory snapshot (runner/py/python.js): after a page had to start
 // Python the long way, a snapshot of its memory is made in the background and kept in
 // this browser's Cache Storage, and the next page restores it ("Restoring Python…").
 

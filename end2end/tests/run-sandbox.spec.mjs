@@ -298,6 +298,84 @@ test('JavaScript: the runner\'s own code is out of reach, and a program can neit
   expect(texts(next.lines, 'stdout')).toEqual(['42']);
 });
 
+test('Python: the runner\'s own code is out of reach, and messages a program forges are not the page\'s', async ({
+  page,
+  request,
+}) => {
+  test.setTimeout(240_000);
+  await openSession(page, (await createSessionViaApi(request, 'python')).id);
+  await expect(page.getByTestId('python-status')).toHaveAttribute('data-state', 'ready', PYTHON_LOAD);
+  // The runner's wasm glue and its JavaScript half live inside the bundle's closure, and
+  // postMessage is gone (what Python's `js` module reaches is the worker's global object;
+  // onmessage is null: the bridge's handler is kept inside the bundle).
+  // A MessageEvent the program dispatches itself is not the page's, even when its bytes are
+  // a well-formed bridge message: here, a run order of its own (gloo-worker's
+  // ProcessInput(handler 0, ToRunner::Run{id 999, code "while True: pass", no time
+  // limit}), in bincode). Had the runner taken it, that loop would run after this run, and
+  // the page's next run would wait behind it until its time limit.
+  const result = await run(
+    page,
+    [
+      'import js, struct',
+      'from pyodide.ffi import to_js',
+      'names = ["glue", "wasm_bindgen", "pythonRunner", "WASM_BASE64", "postMessage", "onmessage"]',
+      'print(" ".join(repr(getattr(js, name, "missing")) for name in names))',
+      'def text(t):',
+      '    b = t.encode()',
+      '    return struct.pack("<Q", len(b)) + b',
+      'order = struct.pack("<IQII", 1, 0, 0, 999) + text("while True: pass") + text("") + struct.pack("<QQQ", 65536, 100, 0)',
+      'forged = to_js({"data": js.Uint8Array.new(to_js(list(order)))}, dict_converter=js.Object.fromEntries)',
+      'js.dispatchEvent(js.MessageEvent.new("message", forged))',
+      'print("after")',
+    ].join('\n'),
+  );
+  expect(texts(result.lines, 'stdout')).toEqual([
+    "'missing' 'missing' 'missing' 'missing' 'missing' jsnull",
+    'after',
+  ]);
+  expect(result.status).toBe('ok');
+  const next = await run(page, 'print(6 * 7)');
+  expect(texts(next.lines, 'stdout')).toEqual(['42']);
+  expect(next.status).toBe('ok');
+});
+
+test('Python: a program can neither replace what the runner reaches the page through nor keep JavaScript globals it changed', async ({
+  page,
+  request,
+}) => {
+  test.setTimeout(300_000);
+  await openSession(page, (await createSessionViaApi(request, 'python')).id);
+  await expect(page.getByTestId('python-status')).toHaveAttribute('data-state', 'ready', PYTHON_LOAD);
+  // The runner's Rust half reaches the page through wasm-bindgen's glue, which looks
+  // built-ins up as it runs. What it uses is read-only and fixed in place, so a program
+  // cannot step into that path (and rewrite a run's end, or read the runner's memory).
+  const attempts = {
+    'Function.prototype.call': 'js.Function.prototype.call = js.Function.prototype.bind',
+    'TextDecoder.prototype.decode': 'js.TextDecoder.prototype.decode = js.Math.max',
+    'a typed-array method shadowed on Uint8Array.prototype':
+      'js.Object.defineProperty(js.Uint8Array.prototype, "subarray", to_js({"value": js.Math.max}, dict_converter=js.Object.fromEntries))',
+  };
+  for (const [what, attempt] of Object.entries(attempts)) {
+    await test.step(what, async () => {
+      const result = await run(page, `import js\nfrom pyodide.ffi import to_js\n${attempt}\nprint("replaced")`);
+      expect(result.status, JSON.stringify(result.lines)).toBe('error');
+      expect(texts(result.lines, 'stdout')).toEqual([]);
+      expect(texts(result.lines, 'stderr').at(-1)).toMatch(/TypeError/);
+    });
+  }
+  // Any other global a run changes ends that run with a sandbox error, and Python restarts
+  // before the next run, which finds the built-in as it was.
+  const changed = await run(page, 'import js\njs.Math.hypot = js.Math.min\nprint("changed")', PYTHON_LOAD);
+  expect(changed.status, JSON.stringify(changed.lines)).toBe('error');
+  expect(texts(changed.lines, 'stdout')).toEqual(['changed']);
+  expect(texts(changed.lines, 'stderr')).toEqual([
+    "SandboxError: the program changed the worker's JavaScript globals, which the runner relies on; Python restarts before the next run",
+  ]);
+  const next = await run(page, 'import js\nprint(js.Math.hypot(3, 4))', PYTHON_LOAD);
+  expect(texts(next.lines, 'stdout')).toEqual(['5']);
+  expect(next.status).toBe('ok');
+});
+
 // Python restored from the memory snapshot (a page of the same browser left one) is
 // locked down just as one started the long way.
 for (const restored of [false, true]) {

@@ -6,13 +6,12 @@
 // the user's program. The libraries define `nodeInspect` (module.exports of npm
 // node-inspect-extracted) before this file runs.
 //
-// The Rust side (wasm, through gloo-worker) owns the messages: it receives the run, owns the
-// output writer (byte/line caps, SharedArrayBuffer channel or batched messages, 'wake'
-// throttle) and posts 'done' with the truncated flag and the duration. This file owns what
-// must run as JavaScript before and around the user's code, and exposes three names:
-//   lockdown()  removes network, storage, messaging and nested-worker APIs; returns the
-//               names it could not remove. The tail calls it after this file's top level has
-//               captured what the runner needs, before any user code.
+// The Rust side (runner/worker: wasm, through gloo-worker) owns the messages and the lockdown:
+// it receives the run, owns the output writer (byte/line caps, SharedArrayBuffer channel or
+// batched messages, 'wake' throttle) and posts 'done' with the truncated flag and the
+// duration; the tail has it lock the worker down (glue.lockdown) after this file's top level
+// has captured what the runner needs, before any user code. This file owns what must run as
+// JavaScript around the user's code, and exposes two names:
 //   captured    {setTimeout, now, post}, taken before user code: Rust's flush timer, clock and
 //               way to post to the page (the lockdown then removes postMessage, so a program
 //               can neither post nor, by assigning postMessage, intercept the runner's messages).
@@ -27,7 +26,7 @@
 // unhandled rejection ends it with status 'error' (like Node). Synchronous infinite loops are
 // the page's job: it terminates this worker at the time limit.
 //
-// Sandbox: before any user code runs, lockdown() deletes network, storage, messaging and
+// Sandbox: before any user code runs, the lockdown deletes network, storage, messaging and
 // nested-worker APIs from the global object and its prototype chain (and from navigator);
 // the CSP the server sends with the bundle is the second wall. A program can still break
 // things inside its own worker (e.g. patch built-ins the runner calls), which harms only its
@@ -53,63 +52,6 @@ const SOURCE_URL = 'editor.js';
 
 // Handed to Rust by the tail: its flush timer, its clock, and its one way to post to the page.
 const captured = { setTimeout: realSetTimeout, now, post: G.postMessage.bind(G) };
-
-// ---------------------------------------------------------------------------------------
-// Lockdown: remove capabilities user code must not have. Called by the tail, after this
-// file's top level and before any user code (the Rust side posts through `captured.post`).
-// ---------------------------------------------------------------------------------------
-const BLOCKED_GLOBALS = [
-  'fetch', 'XMLHttpRequest', 'XMLHttpRequestUpload', 'XMLHttpRequestEventTarget',
-  'WebSocket', 'WebSocketStream', 'WebSocketError', 'EventSource', 'WebTransport',
-  'importScripts', 'Worker', 'SharedWorker', 'ServiceWorker', 'ServiceWorkerRegistration',
-  'ServiceWorkerContainer', 'indexedDB', 'caches', 'Cache', 'CacheStorage', 'BroadcastChannel',
-  'postMessage', 'close', 'Notification', 'requestAnimationFrame', 'cancelAnimationFrame',
-  'webkitRequestFileSystem', 'webkitRequestFileSystemSync', 'webkitResolveLocalFileSystemURL',
-  'webkitResolveLocalFileSystemSyncURL', 'StorageManager', 'StorageBucket',
-  'StorageBucketManager', 'LockManager', 'Lock', 'CookieStore', 'cookieStore', 'scheduler',
-  'Scheduler', 'TaskController', 'TaskSignal', 'RTCPeerConnection', 'RTCDataChannel',
-  'RTCRtpScriptTransformer', 'PushManager', 'PushSubscription', 'BackgroundFetchManager',
-  'SyncManager', 'PaymentManager', 'MediaSourceHandle', 'WebTransportError',
-];
-const BLOCKED_PREFIXES = ['IDB', 'XMLHttpRequest', 'WebTransport', 'WebSocket', 'FileSystem', 'RTC'];
-const BLOCKED_NAVIGATOR = [
-  'storage', 'locks', 'usb', 'hid', 'serial', 'bluetooth', 'storageBuckets', 'serviceWorker',
-  'sendBeacon', 'permissions', 'mediaDevices',
-];
-
-function chainOf(obj) {
-  const chain = [];
-  for (let o = obj; o !== null && o !== undefined; o = Object.getPrototypeOf(o)) chain.push(o);
-  return chain;
-}
-function removeEverywhere(objs, name) {
-  for (const o of objs) {
-    if (!hasOwn.call(o, name)) continue;
-    if (!Reflect.deleteProperty(o, name)) {
-      try {
-        Object.defineProperty(o, name, { value: undefined, writable: false, configurable: false });
-      } catch (_) { /* reported by the check below */ }
-    }
-  }
-}
-function lockdown() {
-  const chain = chainOf(G);
-  const names = new Set(BLOCKED_GLOBALS);
-  for (const o of chain) {
-    for (const n of Object.getOwnPropertyNames(o)) {
-      if (BLOCKED_PREFIXES.some((p) => n.startsWith(p))) names.add(n);
-    }
-  }
-  for (const n of names) removeEverywhere(chain, n);
-  const nav = G.navigator;
-  if (nav) {
-    const navChain = chainOf(nav);
-    for (const n of BLOCKED_NAVIGATOR) removeEverywhere(navChain, n);
-  }
-  const left = [...names].filter((n) => G[n] !== undefined);
-  if (nav) for (const n of BLOCKED_NAVIGATOR) if (nav[n] !== undefined) left.push('navigator.' + n);
-  return left;
-}
 
 // ---------------------------------------------------------------------------------------
 // Values printed as Node prints them, by Node's own util.inspect and util.format (npm

@@ -9,8 +9,8 @@
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   glue.initSync({ module: bytes });
 
-  glue.start(evaluator, captured.setTimeout, captured.now, captured.post);
-  const left = lockdown();
+  glue.start_javascript(evaluator, captured.setTimeout, captured.now, captured.post);
+  const left = glue.lockdown();
   if (left.length) glue.refuse(`could not remove: ${left.join(', ')}`);
 
   // gloo-worker's handler (set by start) takes the bridge's messages, which are bytes. The

@@ -1,6 +1,6 @@
 //! The type the page spawns gloo-worker bridges with. Its input and output are
 //! the protocol's ([`ToRunner`], [`FromWorker`]); the real workers (e.g. the
-//! `pairpad-js-runner` crate) implement `gloo_worker::Worker` with the same
+//! `pairpad-runner-worker` crate's JavaScript and Python runners) implement `gloo_worker::Worker` with the same
 //! two types, so the page never links a worker's code. Its methods never run:
 //! nothing registers this type in a worker.
 

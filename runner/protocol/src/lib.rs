@@ -3,10 +3,9 @@
 //! channel's byte format, the caps, the notices: `output`), and, for the
 //! gloo-worker bridges, which bytes are a worker's reply (`reply`) and the
 //! endpoint type the page spawns (`bridge`, feature `bridge`). Pure Rust apart
-//! from `bridge`, so it is tested natively. The JavaScript runner
-//! (`runner/js`) speaks it through a bridge; the Python worker
-//! (`public/runner/py-worker.js`) still posts JavaScript objects, which the
-//! page's runner (`pairpad::interop::runner`) turns into these types.
+//! from `bridge`, so it is tested natively. Both runner workers (their Rust
+//! half is the `pairpad-runner-worker` crate, `runner/worker`) and the page's
+//! runner (`pairpad::interop::runner`) speak it.
 
 #[cfg(feature = "bridge")]
 pub mod bridge;

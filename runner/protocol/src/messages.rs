@@ -1,9 +1,8 @@
-//! What the page and a runner worker tell each other, as Rust types, and the
-//! bounds every field from a worker is held to. Everything a worker sends is
-//! untrusted (the program it runs may forge it): whether it arrives as a
-//! JavaScript object (the Python worker) or through a gloo-worker bridge (the
-//! JavaScript worker), the page passes it through the bounding functions here
-//! ([`run_error`], [`duration`], [`detail`], [`FromWorker::bounded`]).
+//! What the page and a runner worker tell each other through a gloo-worker
+//! bridge, as Rust types, and the bounds every field from a worker is held
+//! to. Everything a worker sends is untrusted (the program it runs may try to
+//! forge it): the page passes it through [`FromWorker::bounded`] (built on
+//! [`run_error`], [`duration`], [`detail`]).
 
 use crate::Stream;
 use serde::{Deserialize, Serialize};
@@ -11,9 +10,25 @@ use serde::{Deserialize, Serialize};
 /// What the page asks of a runner worker (through a gloo-worker bridge).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ToRunner {
-    /// Run a program (one per JavaScript worker). Its output goes to the
-    /// shared channel the page posted before, or back as `Out` messages.
+    /// Run a program (one per JavaScript worker; one at a time, in order, in
+    /// a Python worker). Its output goes to the shared channel the page
+    /// posted before, or back as `Out` messages.
     Run(RunOrder),
+    /// A Python worker's first message: what the worker is for. Its replies
+    /// that no run asked for (loading progress, the snapshot, `Tainted`) go
+    /// back through the bridge that sent it. The interrupt buffer, if any,
+    /// is posted beside the bridge before it.
+    Start(Purpose),
+}
+
+/// What a Python worker is started for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Purpose {
+    /// Load Python and run programs.
+    Runs,
+    /// Start Python in snapshot-making mode, store the memory snapshot in
+    /// this browser, and run nothing.
+    Snapshot,
 }
 
 /// One run, as the worker gets it.
@@ -24,6 +39,10 @@ pub struct RunOrder {
     pub stdin: String,
     pub max_output_bytes: u64,
     pub max_output_lines: u64,
+    /// The run's time limit. The page enforces it (terminating a JavaScript
+    /// worker, interrupting Python through the shared interrupt buffer); a
+    /// Python worker without that buffer enforces it itself.
+    pub time_limit_ms: u64,
 }
 
 /// Limits one run is held to.

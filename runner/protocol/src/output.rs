@@ -23,15 +23,14 @@ pub const SWITCH_TO_STDERR: u8 = 0xFF;
 #[derive(Debug)]
 pub struct ChannelDecoder {
     stream: Stream,
-    /// The start of a character not complete yet, per stream (stdout, stderr).
-    held: [Vec<u8>; 2],
+    text: Utf8Pieces,
 }
 
 impl Default for ChannelDecoder {
     fn default() -> Self {
         ChannelDecoder {
             stream: Stream::Stdout,
-            held: [Vec::new(), Vec::new()],
+            text: Utf8Pieces::default(),
         }
     }
 }
@@ -47,7 +46,7 @@ impl ChannelDecoder {
                 Some((&SWITCH_TO_STDERR, text)) => (text, Some(Stream::Stderr)),
                 _ => (segment, None),
             };
-            let decoded = self.decode_text(text);
+            let decoded = self.text.decode(self.stream, text);
             if !decoded.is_empty() {
                 match pieces.last_mut() {
                     Some((stream, last)) if *stream == self.stream => last.push_str(&decoded),
@@ -60,9 +59,23 @@ impl ChannelDecoder {
         }
         pieces
     }
+}
 
-    fn decode_text(&mut self, bytes: &[u8]) -> String {
-        let held = &mut self.held[stream_index(self.stream)];
+/// Text that arrives as UTF-8 bytes in pieces, per stream: a character split
+/// between two pieces is held until its last byte arrives, and bytes that are
+/// not UTF-8 become U+FFFD (as the browser's `TextDecoder` would). The page
+/// decodes the output channel with it, the Python worker its streams' writes.
+#[derive(Debug, Default)]
+pub struct Utf8Pieces {
+    /// The start of a character not complete yet, per stream (stdout, stderr).
+    held: [Vec<u8>; 2],
+}
+
+impl Utf8Pieces {
+    /// The text of `bytes` (after what was held for `stream`), up to a
+    /// character not complete yet.
+    pub fn decode(&mut self, stream: Stream, bytes: &[u8]) -> String {
+        let held = &mut self.held[stream_index(stream)];
         held.extend_from_slice(bytes);
         let mut text = String::new();
         let mut rest: &[u8] = held;
@@ -82,7 +95,7 @@ impl ChannelDecoder {
                             text.push(char::REPLACEMENT_CHARACTER);
                             rest = &after[bad..];
                         }
-                        // A character cut by the end of this read: wait for the rest.
+                        // A character cut by the end of this piece: wait for the rest.
                         None => {
                             rest = after;
                             break;
@@ -95,6 +108,13 @@ impl ChannelDecoder {
         let drained = held.len() - keep;
         held.drain(..drained);
         text
+    }
+
+    /// What is still held for `stream`, as text: the stream ended inside a
+    /// character.
+    pub fn finish(&mut self, stream: Stream) -> String {
+        let held = std::mem::take(&mut self.held[stream_index(stream)]);
+        String::from_utf8_lossy(&held).into_owned()
     }
 }
 
@@ -126,10 +146,15 @@ impl Caps {
         }
     }
 
+    /// How many more bytes fit under the byte cap.
+    pub fn room(&self) -> usize {
+        self.max_bytes.saturating_sub(self.bytes)
+    }
+
     /// The part of `text` that still fits (cut at a character boundary, or
     /// after the last line allowed), counted; and whether anything was cut.
     pub fn take<'a>(&mut self, text: &'a str) -> (&'a str, bool) {
-        let room = self.max_bytes.saturating_sub(self.bytes);
+        let room = self.room();
         let mut part = text;
         let mut cut = false;
         if part.len() > room {
@@ -360,5 +385,29 @@ mod tests {
             shown(&out),
             "<out>no newline<err>\n[stopped]\n<err>[time limit exceeded: the program was stopped after 5000 ms]\n"
         );
+    }
+
+    #[test]
+    fn utf8_pieces_hold_a_split_character_per_stream_and_replace_bad_bytes() {
+        let mut pieces = Utf8Pieces::default();
+        let e_acute = "\u{e9}".as_bytes();
+        assert_eq!(pieces.decode(Stream::Stdout, &[b'h', e_acute[0]]), "h");
+        assert_eq!(
+            pieces.decode(Stream::Stderr, b"err"),
+            "err",
+            "streams apart"
+        );
+        assert_eq!(
+            pieces.decode(Stream::Stdout, &[e_acute[1], b'!']),
+            "\u{e9}!"
+        );
+        let bad = [b'a', 0xff, b'b', 0xfe, 0xe2, 0x82];
+        assert_eq!(pieces.decode(Stream::Stdout, &bad), "a\u{fffd}b\u{fffd}");
+        assert_eq!(
+            pieces.finish(Stream::Stdout),
+            "\u{fffd}",
+            "a stream that ends inside a character"
+        );
+        assert_eq!(pieces.finish(Stream::Stdout), "");
     }
 }

@@ -1,6 +1,9 @@
-//! The JavaScript runner's worker through a gloo-worker bridge (browser only):
-//! spawning it with its native `Worker` in hand, a gate in front of gloo's
-//! decoder, and what goes beside the bridge.
+//! A runner worker through a gloo-worker bridge (browser only): spawning it
+//! with its native `Worker` in hand, a gate in front of gloo's decoder, and
+//! what goes beside the bridge. Both runners speak this way: JavaScript
+//! (`/runner/js-worker.js`, a classic worker) and Python
+//! (`/runner/py-worker.js`, a module worker: it imports Pyodide's ES module);
+//! the Rust half of both is the `pairpad-runner-worker` crate.
 //!
 //! - gloo-worker keeps the native `Worker` private, so a bridge cannot stop a
 //!   program stuck in `while (true)`. [`spawn`] swaps the global `Worker`
@@ -12,7 +15,11 @@
 //!   reply (`pairpad_runner_protocol::reply`) reaches gloo's decoder, in a new
 //!   event (a view onto shared memory could change between check and decode).
 //! - A SharedArrayBuffer cannot pass through gloo's codec: the run's output
-//!   channel is posted beside the bridge ([`BridgedWorker::post_beside`]).
+//!   channel and Python's interrupt buffer are posted beside the bridge
+//!   ([`BridgedWorker::post_beside`]). What goes beside is posted at once,
+//!   while the bridge may hold its messages until the worker has loaded: what
+//!   is posted beside first reaches the worker before the message that needs
+//!   it.
 
 use gloo_worker::{Spawnable, WorkerBridge};
 use js_sys::{Array, ArrayBuffer, Function, Object, Proxy, Reflect, Uint8Array};
@@ -63,12 +70,14 @@ impl Drop for BridgedWorker {
     }
 }
 
-/// Starts the runner worker at `url` (a classic script that registers with
-/// gloo-worker itself); `on_reply` gets its replies. Replies longer than
-/// `max_reply_bytes` (read at each message) are dropped. `Err` holds the
-/// browser's reason if it refused to create the worker.
+/// Starts the runner worker at `url` (a script that registers with
+/// gloo-worker itself; a module script if `module`); `on_reply` gets its
+/// replies. Replies longer than `max_reply_bytes` (read at each message) are
+/// dropped. `Err` holds the browser's reason if it refused to create the
+/// worker.
 pub fn spawn(
     url: &str,
+    module: bool,
     max_reply_bytes: Rc<Cell<u32>>,
     on_reply: impl Fn(FromWorker) + 'static,
 ) -> Result<BridgedWorker, String> {
@@ -77,7 +86,7 @@ pub fn spawn(
         let bridge_made = RunnerEndpoint::spawner()
             .callback(on_reply)
             .with_loader(true)
-            .as_module(false)
+            .as_module(module)
             .spawn(url);
         *bridge.borrow_mut() = Some(bridge_made);
     })?;

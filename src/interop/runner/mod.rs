@@ -1,9 +1,11 @@
-//! Running code in the browser: JavaScript in a Web Worker (`runner/js`,
-//! bundled into `/runner/js-worker.js`), Python in Pyodide in a Worker
-//! (`public/runner/py-worker.js`), both sandboxed and stoppable. [`Runner`] is
-//! the page's API: `page` drives the workers, `bridge` is the JavaScript
-//! runner's gloo-worker bridge, `protocol` reads and writes the messages
-//! (their Rust types, the output caps and the output channel's format are the
+//! Running code in the browser: JavaScript in a Web Worker
+//! (`/runner/js-worker.js`, built from `runner/js/`), Python in Pyodide in a
+//! Worker (`/runner/py-worker.js`, built from `runner/py/`), both sandboxed
+//! and stoppable; the Rust half of both workers is the
+//! `pairpad-runner-worker` crate (`runner/worker`). [`Runner`] is the page's
+//! API: `page` drives the workers, `bridge` is the gloo-worker bridge both
+//! are reached through, `protocol` writes the run order (the messages' Rust
+//! types, the output caps and the output channel's format are the
 //! `pairpad_runner_protocol` crate), `channel` is the memory the page and a
 //! worker share for a run's output. The server twin never runs anything.
 

@@ -2,16 +2,18 @@
 //! runs, enforces the time limit, stops runs, reads their output as it streams
 //! and keeps Python loaded.
 //!
-//! JavaScript runs in `/runner/js-worker.js`, through a gloo-worker bridge
-//! (`bridge`): a fresh worker per run, always started one run ahead so a run
-//! does not wait for it; at the time limit (or [`Runner::stop`]) the worker is
-//! terminated. Python runs in
-//! `/runner/py-worker.js` (Pyodide, loaded once and reused while runs leave
-//! nothing behind): at the time limit or stop it is interrupted through a
-//! SharedArrayBuffer (KeyboardInterrupt); if that is not honoured within 500 ms,
-//! or there is no SharedArrayBuffer, the worker is terminated and Pyodide
-//! reloaded in the background. It is also replaced when a run left something
-//! that could reach a later run; the next run waits for the fresh one.
+//! Both runners are workers reached through gloo-worker bridges (`bridge`;
+//! their Rust half is the `pairpad-runner-worker` crate, `runner/worker`).
+//! JavaScript runs in `/runner/js-worker.js`: a fresh worker per run, always
+//! started one run ahead so a run does not wait for it; at the time limit (or
+//! [`Runner::stop`]) the worker is terminated. Python runs in
+//! `/runner/py-worker.js` (built from `runner/py/`; Pyodide, loaded once and
+//! reused while runs leave nothing behind): at the time limit or stop it is
+//! interrupted through a SharedArrayBuffer (KeyboardInterrupt); if that is not
+//! honoured within 500 ms, or there is no SharedArrayBuffer, the worker is
+//! terminated and Pyodide reloaded in the background. It is also replaced
+//! when a run left something that could reach a later run; the next run waits
+//! for the fresh one.
 //! When Python had to start the long way (no memory snapshot in this browser
 //! yet), a second Python worker is started a little later that only makes
 //! the snapshot, so the next page restores Python instead.
@@ -38,12 +40,12 @@ use crate::domain::{
     Language,
 };
 use futures_channel::oneshot;
-use js_sys::{Atomics, Int32Array};
+use js_sys::{Atomics, Int32Array, Object, Reflect, SharedArrayBuffer};
 use leptos::prelude::{
     set_interval_with_handle, set_timeout_with_handle, IntervalHandle, TimeoutHandle,
 };
 use pairpad_runner_protocol::{
-    messages::{Done, DoneStatus, FromWorker, LoadState, SnapshotState},
+    messages::{Done, DoneStatus, FromWorker, LoadState, Purpose, SnapshotState, ToRunner},
     output::{time_limit_notice, OutputCaps, STOPPED_NOTICE},
 };
 use std::{
@@ -72,7 +74,7 @@ const SIGINT: i32 = 2;
 const SNAPSHOT_DELAY_MS: u64 = 5_000;
 /// The snapshot maker is stopped if it has not finished by then.
 const SNAPSHOT_GIVE_UP_MS: u64 = 120_000;
-/// The smallest limit on a JavaScript worker's reply (everything but output
+/// The smallest limit on a runner worker's reply (everything but output
 /// batches is far smaller).
 const MIN_REPLY_LIMIT: u32 = 64 * 1024;
 
@@ -106,34 +108,17 @@ impl Effect {
 /// A started worker; dropping it terminates the worker.
 struct WorkerHandle {
     serial: u32,
-    worker: web_sys::Worker,
-    /// The JavaScript runner speaks through a gloo-worker bridge; the Python
-    /// worker posts JavaScript objects (`_on_message`).
-    bridge: Option<BridgedWorker>,
+    /// Dropped after `drop` below has stopped watching for errors: it
+    /// terminates the worker, then lets go of the bridge.
+    bridge: BridgedWorker,
     /// Set when the worker failed before it was used (404, CSP, COEP).
     failed: Rc<Cell<bool>>,
-    _on_message: Option<Closure<dyn FnMut(web_sys::MessageEvent)>>,
     _on_error: Closure<dyn FnMut(web_sys::Event)>,
-}
-
-impl WorkerHandle {
-    fn post(&self, message: &JsValue) {
-        // Posting to a worker that died is a no-op; a message that cannot be
-        // cloned is a bug here, and the run's time limit still ends it.
-        let _ = self.worker.post_message(message);
-    }
 }
 
 impl Drop for WorkerHandle {
     fn drop(&mut self) {
-        self.worker.set_onerror(None);
-        match self.bridge.take() {
-            Some(bridged) => drop(bridged), // terminates, then lets go of the bridge
-            None => {
-                self.worker.set_onmessage(None);
-                self.worker.terminate();
-            }
-        }
+        self.bridge.native().set_onerror(None);
     }
 }
 
@@ -197,19 +182,12 @@ impl Run {
             stdin: &stdin,
             limits: self.limits,
         };
-        let channel = self
-            .channel
-            .as_ref()
-            .map(|channel| JsValue::from(&channel.buffer));
-        match &worker.bridge {
-            Some(bridged) => {
-                if let Some(channel) = &channel {
-                    bridged.post_beside(channel);
-                }
-                bridged.send(protocol::run_order(&request));
-            }
-            None => worker.post(&protocol::run_message(&request, channel.as_ref())),
+        // Beside first: the worker attaches the channel before the run
+        // order arrives (without one it posts the output back instead).
+        if let Some(channel) = &self.channel {
+            worker.bridge.post_beside(&channel.buffer);
         }
+        worker.bridge.send(protocol::run_order(&request));
     }
 }
 
@@ -242,9 +220,11 @@ struct Inner {
     snapshot_start: Option<Timer>,
     snapshot_maker: Option<SnapshotMaker>,
     effects: Vec<Effect>,
-    /// The largest reply a JavaScript worker may send (bytes), set from the
-    /// run's byte cap: a batch of output is at most that, with framing.
-    js_reply_limit: Rc<Cell<u32>>,
+    /// The largest reply a runner worker may send (bytes); it bounds the
+    /// replies of both workers, JavaScript and Python. Set from the byte cap
+    /// of the run that starts: a batch of output is at most that, with
+    /// framing.
+    reply_limit: Rc<Cell<u32>>,
     disposed: bool,
 }
 
@@ -296,58 +276,53 @@ impl Inner {
         .map(Timer::Repeating)
     }
 
-    /// A new Python worker (a module worker posting JavaScript objects) wired
-    /// to this runner, or the browser's reason for refusing it.
-    fn spawn_python_worker(&mut self, name: &str) -> Result<WorkerHandle, String> {
-        self.next_serial += 1;
-        let serial = self.next_serial;
-        let options = web_sys::WorkerOptions::new();
-        options.set_name(name);
-        options.set_type(web_sys::WorkerType::Module);
-        let worker = web_sys::Worker::new_with_options(PY_WORKER, &options).map_err(|error| {
-            error
-                .dyn_ref::<js_sys::Error>()
-                .map(|error| String::from(error.message()))
-                .or_else(|| error.as_string())
-                .unwrap_or_else(|| "the browser refused it".to_owned())
-        })?;
-        let weak = self.this.clone();
-        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
-            move |event: web_sys::MessageEvent| {
-                if let Some(message) = protocol::parse(&event.data()) {
-                    act_weak(&weak, move |inner| inner.on_message(serial, message));
-                }
-            },
-        );
-        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        Ok(self.handle(serial, worker, None, Some(on_message)))
+    /// A new Python worker, started for `purpose`, or the browser's reason
+    /// for refusing it. `interrupt` (runs only) goes beside the bridge before
+    /// the start, as the worker takes it before it starts Python. (gloo
+    /// cannot name a worker; the name only labelled it in developer tools.)
+    fn spawn_python_worker(
+        &mut self,
+        purpose: Purpose,
+        interrupt: Option<&SharedArrayBuffer>,
+    ) -> Result<WorkerHandle, String> {
+        let worker = self.spawn_worker(PY_WORKER, true)?;
+        if let Some(interrupt) = interrupt {
+            let beside = Object::new();
+            // Setting a data property on a fresh plain object cannot fail.
+            let _ = Reflect::set(&beside, &JsValue::from_str("interrupt"), interrupt);
+            worker.bridge.post_beside(&beside);
+        }
+        worker.bridge.send(ToRunner::Start(purpose));
+        Ok(worker)
     }
 
-    /// The JavaScript runner: a new worker behind a gloo-worker bridge.
+    /// The JavaScript runner: a new worker, started one run ahead; the run
+    /// order is its start.
     fn spawn_js_worker(&mut self) -> Result<WorkerHandle, String> {
+        self.spawn_worker(JS_WORKER, false)
+    }
+
+    /// A new runner worker behind a gloo-worker bridge (a module script if
+    /// `module`), wired to this runner and watched for failure.
+    fn spawn_worker(&mut self, url: &str, module: bool) -> Result<WorkerHandle, String> {
         self.next_serial += 1;
         let serial = self.next_serial;
         let weak = self.this.clone();
         let bridged = bridge::spawn(
-            JS_WORKER,
-            self.js_reply_limit.clone(),
+            url,
+            module,
+            self.reply_limit.clone(),
             move |message: FromWorker| {
+                // Untrusted: the program in the worker may have forged it.
                 let message = message.bounded();
                 act_weak(&weak, move |inner| inner.on_message(serial, message));
             },
         )?;
-        let worker = bridged.native().clone();
-        Ok(self.handle(serial, worker, Some(bridged), None))
+        Ok(self.handle(serial, bridged))
     }
 
     /// Wraps a started worker, watching it for failure.
-    fn handle(
-        &mut self,
-        serial: u32,
-        worker: web_sys::Worker,
-        bridge: Option<BridgedWorker>,
-        on_message: Option<Closure<dyn FnMut(web_sys::MessageEvent)>>,
-    ) -> WorkerHandle {
+    fn handle(&mut self, serial: u32, bridge: BridgedWorker) -> WorkerHandle {
         let failed = Rc::new(Cell::new(false));
         let weak = self.this.clone();
         let failed_flag = failed.clone();
@@ -356,13 +331,13 @@ impl Inner {
             failed_flag.set(true);
             act_weak(&weak, move |inner| inner.on_worker_error(serial));
         });
-        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        bridge
+            .native()
+            .set_onerror(Some(on_error.as_ref().unchecked_ref()));
         WorkerHandle {
             serial,
-            worker,
             bridge,
             failed,
-            _on_message: on_message,
             _on_error: on_error,
         }
     }
@@ -444,11 +419,6 @@ impl Inner {
         // The next run's worker starts now, in the background.
         self.spawn_js_spare();
         let Some(run) = self.run.as_mut() else { return };
-        // At worst every byte of output is a chunk of its own (13 bytes of
-        // framing in gloo-worker's encoding).
-        let limit = run.limits.max_output_bytes.saturating_mul(13) + MIN_REPLY_LIMIT as usize;
-        self.js_reply_limit
-            .set(u32::try_from(limit).unwrap_or(u32::MAX));
         run.hand_to(&worker);
         run.js_worker = Some(worker);
         self.mark_running();
@@ -461,22 +431,15 @@ impl Inner {
             return;
         }
         self.set_python_status(PythonStatus::Loading(detail.to_owned()));
-        let worker = match self.spawn_python_worker("pairpad-python") {
+        let buffer = self.shared_memory.then(|| allocate_shared(8)).flatten();
+        let worker = match self.spawn_python_worker(Purpose::Runs, buffer.as_ref()) {
             Ok(worker) => worker,
             Err(why) => {
                 self.python_failed(&format!("could not start the Python worker: {why}"));
                 return;
             }
         };
-        let interrupt = self
-            .shared_memory
-            .then(|| allocate_shared(8))
-            .flatten()
-            .map(|buffer| Int32Array::new(&buffer));
-        let buffer = interrupt
-            .as_ref()
-            .map(|interrupt| interrupt.buffer().into());
-        worker.post(&protocol::init_message(buffer.as_ref()));
+        let interrupt = buffer.map(|buffer| Int32Array::new(&buffer));
         self.python = Some(Python {
             worker,
             interrupt,
@@ -564,10 +527,10 @@ impl Inner {
         if self.disposed {
             return;
         }
-        let Ok(worker) = self.spawn_python_worker("pairpad-python-snapshot") else {
+        // No interrupt buffer: the maker runs no program.
+        let Ok(worker) = self.spawn_python_worker(Purpose::Snapshot, None) else {
             return; // Python still works, only without a snapshot next time
         };
-        worker.post(&protocol::make_snapshot_message());
         let serial = worker.serial;
         let give_up = self.after(SNAPSHOT_GIVE_UP_MS, move |inner| {
             if inner.is_snapshot_maker(serial) {
@@ -662,6 +625,11 @@ impl Inner {
             drop(finished);
             return;
         }
+        // At worst every byte of output is a chunk of its own (13 bytes of
+        // framing in gloo-worker's encoding).
+        let limit = limits.max_output_bytes.saturating_mul(13) + MIN_REPLY_LIMIT as usize;
+        self.reply_limit
+            .set(u32::try_from(limit).unwrap_or(u32::MAX));
         self.next_run_id += 1;
         self.run = Some(Run {
             id: self.next_run_id,
@@ -741,6 +709,10 @@ impl Inner {
                 id: for_run,
                 chunks,
             } if for_run == id => {
+                // Whatever the run wrote to its channel came first.
+                if phase == Phase::Running {
+                    self.read_channel(run_id, u32::MAX);
+                }
                 for (stream, text) in chunks {
                     self.deliver(stream, &text);
                 }
@@ -955,7 +927,7 @@ impl Runner {
                 snapshot_start: None,
                 snapshot_maker: None,
                 effects: Vec::new(),
-                js_reply_limit: Rc::new(Cell::new(MIN_REPLY_LIMIT)),
+                reply_limit: Rc::new(Cell::new(MIN_REPLY_LIMIT)),
                 disposed: false,
             })
         });

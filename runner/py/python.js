@@ -1,22 +1,22 @@
-// pairpad: Python runner (a module Worker running Pyodide; one long-lived worker, reused
+// pairpad: Python runner, the part that must stay JavaScript (one long-lived worker, reused
 // until a run leaves something behind).
 //
-// Protocol (the page side is src/interop/runner/, typed in its protocol.rs):
-//   page -> worker  {type:'init', interrupt: SharedArrayBuffer(8) | null, purpose?: 'snapshot'}
-//                   (first message; purpose 'snapshot': see "Memory snapshot" below)
-//                   {type:'run', id, code, stdin, maxBytes, maxLines, timeLimitMs, out}
-//                   `out` is a SharedArrayBuffer output channel (same layout as the JS
-//                   worker's) or null; without one output is posted as {type:'out', id, chunks}.
-//   worker -> page  {type:'status', state:'loading'|'ready'|'error', detail}
-//                   {type:'wake', id}   (output was written to the channel; at most every 16 ms)
-//                   {type:'done', id, status:'ok'|'error'|'interrupted'|'timeout', error,
-//                    truncated, durationMs, restart}   ('timeout': the worker's own deadline,
-//                    without SharedArrayBuffer; restart: do not reuse this worker, because
-//                    Pyodide broke or the run left something that could reach a later run)
-//                   {type:'tainted'}   (Python ran between runs: replace this worker now)
-//                   {type:'snapshot', state:'used'|'missing'|'stored'|'failed', detail}
-//                   (after ready: whether Python was restored from this browser's memory
-//                    snapshot; from a snapshot-making worker: whether it stored one)
+// Concatenated by scripts/runner-bundle.mjs into one script, inside its strict-mode IIFE:
+//   (() => { "use strict"; <wasm-bindgen glue>; <this file>; <tail> })();
+// so no import/export and nothing assigned to globals. The Rust side (runner/worker, the
+// `glue` object; python.rs) owns the messages: the page's start and runs arrive through a
+// gloo-worker bridge and reach `pythonRunner` (at the end of this file); loading progress,
+// the snapshot's fate, 'tainted', a run's output (held to the caps, written to the shared
+// channel or batched) and its end leave through glue.python_status, python_snapshot,
+// python_tainted, python_write and python_finish. The lockdown is Rust's too
+// (glue.lockdown). This file does what only JavaScript can:
+//   pythonRunner.begin(purpose, tainted)  'runs': load Pyodide (restoring this browser's memory
+//       snapshot if there is one), lock the worker down, guard it, report ready.
+//       'snapshot': load Pyodide only to make and store the snapshot (it runs no program).
+//   pythonRunner.run(id, code, stdin, timeLimitMs, tampered)  queues a run; one at a time,
+//       in order. `tainted` and `tampered` are replies made in advance (see quit).
+//   pythonRunner.attachInterrupt(buffer)  the page's interrupt buffer (comes before begin).
+//
 // Interrupts: the page writes a reason (1 = time limit, 2 = stop) to interrupt[1] and then
 // SIGINT (2) to interrupt[0]; Pyodide raises KeyboardInterrupt in the running code. Without a
 // SharedArrayBuffer the worker enforces the time limit itself (same hook, a local deadline).
@@ -27,14 +27,13 @@
 // and a run that leaves anything pending or changes what cannot be put back ends with
 // restart, so the next run gets a fresh worker (see "Runs own what they schedule").
 //
-// Sandbox: once Pyodide is loaded, network, storage, messaging and nested-worker APIs are
-// deleted from the global object and its prototype chain (so Python's `js` module cannot
-// reach them either), pyodide.http / micropip imports are refused, and the CSP the server
-// sends with this file limits fetch/import to the Pyodide directory and forbids eval.
-'use strict';
+// Sandbox: once Pyodide is loaded, the lockdown deletes network, storage, messaging and
+// nested-worker APIs from the global object and its prototype chain (so Python's `js` module
+// cannot reach them either), pyodide.http / micropip imports are refused, and the CSP the
+// server sends with this file limits fetch/import to the Pyodide directory and forbids eval.
 
 const PYODIDE_VERSION = '314.0.7';
-const INDEX_URL = new URL(`../vendor/pyodide-${PYODIDE_VERSION}/`, import.meta.url).href;
+const INDEX_URL = new URL(`../vendor/pyodide-${PYODIDE_VERSION}/`, self.location.href).href;
 // Uncompressed sizes of the big files (for the progress percentage when the server sends
 // them compressed, so Content-Length is not the number of bytes the body stream yields).
 const KNOWN_SIZES = { 'pyodide.asm.wasm': 9598218, 'python_stdlib.zip': 2545637 };
@@ -42,7 +41,7 @@ const SIGINT = 2;
 
 // What the runner itself uses, taken before any program can replace it.
 const G = self;
-const post = G.postMessage.bind(G);
+const post = G.postMessage.bind(G); // Rust's way to the page (the lockdown removes postMessage)
 const listen = G.addEventListener.bind(G);
 const realSetTimeout = G.setTimeout.bind(G);
 const realClearTimeout = G.clearTimeout.bind(G);
@@ -50,6 +49,7 @@ const realSetInterval = G.setInterval.bind(G);
 const realQueueMicrotask = G.queueMicrotask.bind(G);
 const realFetch = G.fetch.bind(G);
 const realCaches = G.caches; // undefined where the browser has no Cache Storage
+const realClose = G.close.bind(G); // the way out when a run tampered with the runner (quit)
 const now = G.performance.now.bind(G.performance);
 const hasOwn = Object.prototype.hasOwnProperty;
 const promiseThen = Promise.prototype.then;
@@ -63,12 +63,9 @@ const isShared = (v) => typeof SharedArrayBuffer === 'function' && v instanceof 
 // ---------------------------------------------------------------------------------------
 // Status / progress
 // ---------------------------------------------------------------------------------------
-let lastStatusAt = 0;
+// Loading progress is throttled by Rust, unless `force`d (a new phase).
 function status(state, detail, force) {
-  const t = now();
-  if (!force && state === 'loading' && t - lastStatusAt < 100) return;
-  lastStatusAt = t;
-  post({ type: 'status', state, detail });
+  glue.python_status(state, detail, !!force);
 }
 
 const downloads = new Map(); // name -> {loaded, total, done}
@@ -126,7 +123,7 @@ function countingFetch(input, init) {
 // Memory snapshot: Python's memory right after it has started, kept in this browser's
 // Cache Storage, so later pages restore it instead of starting the interpreter again (on a
 // 2-core machine that is about 3 s of a 4-5 s load). A worker of its own makes it, started
-// by the page in the background ({type:'init', purpose:'snapshot'}), and it never runs a
+// by the page in the background (Start(Snapshot) through the bridge), and it never runs a
 // program: making a snapshot needs Pyodide's _makeSnapshot mode, which puts a proxy around
 // every JavaScript global Python reaches, and programs must not run behind that. A snapshot
 // that cannot be restored (another Pyodide build, a damaged entry) is deleted, and Python
@@ -178,62 +175,6 @@ async function storeSnapshot(bytes) {
     if (request.url !== SNAPSHOT_KEY) await cache.delete(request);
   }
   await cache.put(SNAPSHOT_KEY, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
-}
-
-// ---------------------------------------------------------------------------------------
-// Lockdown (same list as the JS worker, minus what Pyodide itself needs at run time).
-// ---------------------------------------------------------------------------------------
-const BLOCKED_GLOBALS = [
-  'fetch', 'XMLHttpRequest', 'XMLHttpRequestUpload', 'XMLHttpRequestEventTarget',
-  'WebSocket', 'WebSocketStream', 'WebSocketError', 'EventSource', 'WebTransport',
-  'importScripts', 'Worker', 'SharedWorker', 'ServiceWorker', 'ServiceWorkerRegistration',
-  'ServiceWorkerContainer', 'indexedDB', 'caches', 'Cache', 'CacheStorage', 'BroadcastChannel',
-  'postMessage', 'close', 'Notification', 'requestAnimationFrame', 'cancelAnimationFrame',
-  'webkitRequestFileSystem', 'webkitRequestFileSystemSync', 'webkitResolveLocalFileSystemURL',
-  'webkitResolveLocalFileSystemSyncURL', 'StorageManager', 'StorageBucket',
-  'StorageBucketManager', 'LockManager', 'Lock', 'CookieStore', 'cookieStore', 'scheduler',
-  'Scheduler', 'TaskController', 'TaskSignal', 'RTCPeerConnection', 'RTCDataChannel',
-  'RTCRtpScriptTransformer', 'PushManager', 'PushSubscription', 'BackgroundFetchManager',
-  'SyncManager', 'PaymentManager', 'MediaSourceHandle',
-];
-const BLOCKED_PREFIXES = ['IDB', 'XMLHttpRequest', 'WebTransport', 'WebSocket', 'FileSystem', 'RTC'];
-const BLOCKED_NAVIGATOR = [
-  'storage', 'locks', 'usb', 'hid', 'serial', 'bluetooth', 'storageBuckets', 'serviceWorker',
-  'sendBeacon', 'permissions', 'mediaDevices',
-];
-
-function chainOf(obj) {
-  const chain = [];
-  for (let o = obj; o !== null && o !== undefined; o = Object.getPrototypeOf(o)) chain.push(o);
-  return chain;
-}
-function removeEverywhere(objs, name) {
-  for (const o of objs) {
-    if (!hasOwn.call(o, name)) continue;
-    if (!Reflect.deleteProperty(o, name)) {
-      try {
-        Object.defineProperty(o, name, { value: undefined, writable: false, configurable: false });
-      } catch (_) { /* reported below */ }
-    }
-  }
-}
-function lockdown() {
-  const chain = chainOf(G);
-  const names = new Set(BLOCKED_GLOBALS);
-  for (const o of chain) {
-    for (const n of Object.getOwnPropertyNames(o)) {
-      if (BLOCKED_PREFIXES.some((p) => n.startsWith(p))) names.add(n);
-    }
-  }
-  for (const n of names) removeEverywhere(chain, n);
-  const nav = G.navigator;
-  if (nav) {
-    const navChain = chainOf(nav);
-    for (const n of BLOCKED_NAVIGATOR) removeEverywhere(navChain, n);
-  }
-  const left = [...names].filter((n) => G[n] !== undefined);
-  if (nav) for (const n of BLOCKED_NAVIGATOR) if (nav[n] !== undefined) left.push('navigator.' + n);
-  return left;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -718,8 +659,78 @@ function globalObjects() {
     addChain(v);
     const proto = typeof v === 'function' ? describe(v, 'prototype') : null;
     if (proto && proto.value !== null && typeof proto.value === 'object') addChain(proto.value);
+    // A namespace's interfaces too (WebAssembly.Memory, whose buffer getter the runner's
+    // glue reads, Intl.*).
+    if (typeof v === 'object') {
+      for (const inner of ownKeys(v)) {
+        const d = describe(v, inner);
+        if (!d || typeof d.value !== 'function') continue;
+        addChain(d.value);
+        const innerProto = describe(d.value, 'prototype');
+        if (innerProto && innerProto.value !== null && typeof innerProto.value === 'object') addChain(innerProto.value);
+      }
+    }
   }
   return objects;
+}
+
+// ---------------------------------------------------------------------------------------
+// The runner's own way to the page. Its Rust half reaches the page through wasm-bindgen's
+// glue, which looks built-ins up when it runs (Function.prototype.call, typed-array methods,
+// TextDecoder, the wasm memory's buffer). A program that replaced one could step into that
+// path: read or change the runner's memory, or rewrite what it tells the page (a run's end
+// saying "reuse this worker" after it planted something for later runs). So what the glue
+// uses is made read-only, and fixed in place, before any program runs; and a run that changes
+// the JavaScript environment anyway is answered without the glue at all (quit).
+// ---------------------------------------------------------------------------------------
+const GLUE_USES = () => {
+  const typedArray = Object.getPrototypeOf(Uint8Array.prototype);
+  return [
+    [Function.prototype, ['call', 'apply', 'bind']],
+    [typedArray, ['set', 'subarray', 'slice', 'buffer', 'byteLength', 'byteOffset', 'length']],
+    [TextDecoder.prototype, ['decode']],
+    [TextEncoder.prototype, ['encode', 'encodeInto']],
+    [WebAssembly.Memory.prototype, ['buffer']],
+    [Atomics, ['store', 'load']],
+    [Reflect, ['get', 'set', 'apply', 'construct', 'defineProperty', 'deleteProperty',
+      'getOwnPropertyDescriptor', 'getPrototypeOf']],
+    [Object, ['getPrototypeOf', 'getOwnPropertyNames']],
+    [G, ['Uint8Array', 'Int32Array', 'DataView', 'TextDecoder', 'TextEncoder', 'Atomics',
+      'Reflect', 'Object', 'Function', 'Array', 'Error', 'WebAssembly', 'SharedArrayBuffer']],
+  ];
+};
+// Objects that get no new properties: an own property there would shadow a fixed one.
+const GLUE_SEALS = () => [
+  Function.prototype, Object.getPrototypeOf(Uint8Array.prototype), Uint8Array, Uint8Array.prototype,
+  Int32Array, Int32Array.prototype, DataView.prototype, TextDecoder.prototype, TextEncoder.prototype,
+  WebAssembly.Memory.prototype,
+];
+
+function fixGluePath() {
+  for (const [owner, names] of GLUE_USES()) {
+    for (const name of names) {
+      const d = describe(owner, name);
+      if (!d) continue;
+      if (hasOwn.call(d, 'value')) d.writable = false;
+      d.configurable = false;
+      Object.defineProperty(owner, name, d);
+    }
+  }
+  for (const object of GLUE_SEALS()) Object.preventExtensions(object);
+}
+
+// The answers sent when a run changed the environment (made by the Rust side before the
+// program ran): the run's end (why, on stderr; an error that asks for a fresh worker) and
+// 'tainted', so the page replaces this worker even if the program forged an earlier end.
+// Posted straight through the captured postMessage (a direct call of a bound function looks
+// nothing up; an index loop reads only the array's own properties), then the worker closes.
+let taintedReply = null; // from pythonRunner.begin
+let quitting = false;
+function quit(runReplies) {
+  quitting = true;
+  if (runReplies) for (let i = 0; i < runReplies.length; i++) post(runReplies[i]);
+  if (taintedReply) post(taintedReply);
+  realClose();
 }
 
 // The JavaScript a later run (and Pyodide, and this file) would find: own properties of
@@ -746,84 +757,6 @@ function changedSince(snapshot) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Output (same SharedArrayBuffer layout as the JS worker; bytes arrive as UTF-8 already).
-// ---------------------------------------------------------------------------------------
-function makeOutput(id, sab, maxBytes, maxLines) {
-  const st = { bytes: 0, lines: 0, truncated: false, stream: 0 };
-  const hdr = sab ? new Int32Array(sab, 0, 4) : null;
-  const data = sab ? new Uint8Array(sab, 16) : null;
-  let pos = 0;
-  let pending = [];
-  let lastPost = 0;
-  let lastWake = -Infinity;
-  let flushTimer = 0;
-  const decoders = { 1: new TextDecoder(), 2: new TextDecoder() };
-
-  function flush() {
-    if (flushTimer) { realClearTimeout(flushTimer); flushTimer = 0; }
-    if (pending.length === 0) return;
-    const chunks = pending;
-    pending = [];
-    lastPost = now();
-    post({ type: 'out', id, chunks });
-  }
-  function flushSoon() {
-    if (now() - lastPost >= 16) flush();
-    else if (!flushTimer) flushTimer = realSetTimeout(flush, 16);
-  }
-  function markTruncated() {
-    st.truncated = true;
-    if (hdr) Atomics.store(hdr, 1, 1);
-  }
-  function write(stream, bytes) {
-    if (st.truncated || bytes.length === 0) return;
-    let end = bytes.length;
-    let cut = false;
-    if (st.bytes + end > maxBytes) {
-      end = Math.max(0, maxBytes - st.bytes);
-      while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
-      cut = true;
-    }
-    let nl = 0;
-    if (st.lines >= maxLines) { end = 0; cut = true; }
-    for (let i = 0; i < end; i++) {
-      if (bytes[i] === 10 && st.lines + ++nl >= maxLines) {
-        if (bytes.length > i + 1) cut = true;
-        end = i + 1;
-        break;
-      }
-    }
-    st.bytes += end;
-    st.lines += nl;
-    const part = bytes.subarray(0, end);
-    if (part.length) {
-      if (hdr) {
-        const need = part.length + (st.stream === stream ? 0 : 1);
-        if (pos + need > data.length) { markTruncated(); return; }
-        if (st.stream !== stream) { data[pos++] = stream === 1 ? 0xfe : 0xff; st.stream = stream; }
-        data.set(part, pos);
-        // 0xFE/0xFF are stream markers; invalid UTF-8 from bytes writes must not look like one.
-        for (let i = pos, e = pos + part.length; i < e; i++) if (data[i] >= 0xfe) data[i] = 0x3f;
-        pos += part.length;
-        Atomics.store(hdr, 0, pos);
-        // Nudge the page (at most every 16 ms) so output shows without waiting for its poll.
-        const t = now();
-        if (t - lastWake >= 16) { lastWake = t; post({ type: 'wake', id }); }
-      } else {
-        const s = decoders[stream].decode(part, { stream: true });
-        const n = pending.length;
-        if (n && pending[n - 2] === stream) pending[n - 1] += s;
-        else pending.push(stream, s);
-        flushSoon();
-      }
-    }
-    if (cut) markTruncated();
-  }
-  function writeText(stream, text) { write(stream, new TextEncoder().encode(text)); }
-  return { write, writeText, flush, state: st };
-}
-
-// ---------------------------------------------------------------------------------------
 // Loading
 // ---------------------------------------------------------------------------------------
 let pyodide = null; // Pyodide's API functions the runner calls, taken before any run
@@ -832,12 +765,12 @@ let environment = null; // snapshotOf() the JavaScript environment once loaded
 let interrupt = null; // Int32Array over the page's SharedArrayBuffer: [0] signal, [1] reason
 let stdout = null; // the stream handlers given to Pyodide
 let stderr = null;
-let current = null; // the output of the run in progress
+let current = null; // the id of the run in progress (its output goes to Rust)
 let deadline = 0; // fallback time limit (no SharedArrayBuffer)
 let fallbackInterrupted = false;
-let initMsg = null;
-let resolveInit;
-const initReceived = new Promise((r) => { resolveInit = r; });
+let purpose = null; // 'runs' | 'snapshot', from pythonRunner.begin
+let interruptBuffer = null; // from pythonRunner.attachInterrupt
+let loaded = null; // the load (begun by pythonRunner.begin)
 
 // What Pyodide polls for interrupts while Python runs. During a program it passes on the
 // page's signal (or, without shared memory, the run's own deadline); during the runner's own
@@ -850,7 +783,7 @@ const interruptGate = {
   get 0() {
     if (mode === 'idle' && !ranBetweenRuns) {
       ranBetweenRuns = true;
-      post({ type: 'tainted' });
+      glue.python_tainted();
     }
     if (mode !== 'program') return mode === 'idle' ? SIGINT : 0;
     if (interrupt) return Atomics.load(interrupt, 0);
@@ -864,7 +797,6 @@ const interruptGate = {
 
 async function load() {
   status('loading', 'Starting Python…', true);
-  await initReceived;
   const { loadPyodide } = await import(`${INDEX_URL}pyodide.mjs`);
   const WA = G.WebAssembly;
   const realInstantiateStreaming = WA.instantiateStreaming;
@@ -886,7 +818,7 @@ async function load() {
       ...options,
     })]);
   };
-  const making = initMsg.purpose === 'snapshot';
+  const making = purpose === 'snapshot';
   let snapshot = making ? null : await readSnapshot();
   let py;
   try {
@@ -918,16 +850,16 @@ async function load() {
   if (making) {
     try {
       await storeSnapshot(py.makeMemorySnapshot());
-      post({ type: 'snapshot', state: 'stored', detail: '' });
-    } catch (e) {
-      post({ type: 'snapshot', state: 'failed', detail: String(e && e.message ? e.message : e) });
+      glue.python_snapshot('stored');
+    } catch (_) {
+      glue.python_snapshot('failed');
     }
     return; // this worker never runs programs
   }
   if (!snapshot) status('loading', 'Starting Python…', true);
   const writer = (stream) => ({
     write(buf) {
-      if (current) current.write(stream, buf);
+      if (current !== null) glue.python_write(current, stream, buf);
       return buf.length;
     },
     isatty: false,
@@ -935,8 +867,8 @@ async function load() {
   stdout = writer(1);
   stderr = writer(2);
   py.setStdin({ stdin: () => null });
-  if (initMsg && isShared(initMsg.interrupt)) interrupt = new Int32Array(initMsg.interrupt);
-  const left = lockdown();
+  if (isShared(interruptBuffer)) interrupt = new Int32Array(interruptBuffer);
+  const left = glue.lockdown();
   if (left.length) throw new Error(`sandbox: could not remove ${left.join(', ')}`);
   const objects = globalObjects();
   guardTimers();
@@ -944,6 +876,7 @@ async function load() {
   guardListeners();
   guardHandlerProperties(objects);
   guardKeepers();
+  fixGluePath();
   // The driver notes the interpreter state it protects, so it runs once the guards are in.
   const ns = py.globals.get('dict')();
   py.runPython(PY_DRIVER, { globals: ns, filename: '<pairpad-runner>' });
@@ -958,19 +891,13 @@ async function load() {
   };
   pyodide.setInterruptBuffer(interruptGate);
   status('ready', 'Python ready', true);
-  post({ type: 'snapshot', state: snapshot ? 'used' : 'missing', detail: '' });
+  glue.python_snapshot(snapshot ? 'used' : 'missing');
 }
-
-const loaded = load().catch((e) => {
-  status('error', `Python failed to load: ${e && e.message ? e.message : e}`, true);
-  throw e;
-});
-loaded.catch(() => {});
 
 // ---------------------------------------------------------------------------------------
 // Runs
 // ---------------------------------------------------------------------------------------
-const waiting = []; // run messages not started yet
+const waiting = []; // runs not started yet: {id, code, stdin, timeLimitMs, tamperedReplies}
 let draining = false;
 
 // Why the next run needs a fresh worker (an empty list: it does not). Puts back what it can.
@@ -993,19 +920,18 @@ function leftovers(s) {
   return reasons;
 }
 
+const errorText = (e) => String(e && e.message ? e.message : e);
+
 async function run(msg) {
   const id = msg.id;
   try {
+    if (!loaded || purpose !== 'runs') throw new Error('this worker was not started for runs');
     await loaded;
   } catch (e) {
-    post({ type: 'done', id, status: 'error', truncated: false, durationMs: 0, restart: true,
-      error: { type: 'PythonLoadError', message: String(e && e.message ? e.message : e), line: null } });
+    glue.python_finish(id, 'error', 'PythonLoadError', errorText(e), null, 0, true);
     return;
   }
-  const maxBytes = Number.isFinite(msg.maxBytes) && msg.maxBytes > 0 ? msg.maxBytes : 1 << 20;
-  const maxLines = Number.isFinite(msg.maxLines) && msg.maxLines > 0 ? msg.maxLines : 10000;
-  const out = makeOutput(id, isShared(msg.out) ? msg.out : null, maxBytes, maxLines);
-  current = out;
+  current = id;
   if (interrupt) { Atomics.store(interrupt, 0, 0); Atomics.store(interrupt, 1, 0); }
   // Re-armed every run, in case the previous program changed them through pyodide_js.
   pyodide.setInterruptBuffer(interruptGate);
@@ -1024,7 +950,7 @@ async function run(msg) {
   let res;
   let restart = false;
   try {
-    let r = driver.run(String(msg.code), typeof msg.stdin === 'string' ? msg.stdin : '');
+    let r = driver.run(msg.code, msg.stdin);
     if (r && typeof r === 'object' && typeof r.then === 'function') {
       const awaitable = r;
       r = await awaitable;
@@ -1038,11 +964,14 @@ async function run(msg) {
       // Not a Python exception of the user's program: Pyodide itself failed (e.g. a fatal
       // error after a JS stack overflow). The page restarts the worker.
       restart = true;
-      const message = String(e && e.message ? e.message : e);
-      out.writeText(2, `Python runtime error: ${message}\n`);
+      const message = errorText(e);
+      glue.python_write(id, 2, `Python runtime error: ${message}\n`);
       res = { status: 'error', error: { type: 'InternalError', message, line: null } };
     }
   }
+  // First, before anything a program could have replaced runs: did it change the
+  // JavaScript environment? Then nothing this worker says can be trusted any more.
+  if (changedSince(environment)) return quit(msg.tamperedReplies);
   const durationMs = Math.round((now() - t0) * 10) / 10;
   deadline = 0;
   mode = 'runner';
@@ -1056,43 +985,57 @@ async function run(msg) {
     const reason = interrupt ? Atomics.load(interrupt, 1) : (fallbackInterrupted ? 1 : 0);
     if (!reason) {
       // A KeyboardInterrupt the program raised itself: an ordinary error.
-      if (res.traceback) out.writeText(2, res.traceback);
+      if (res.traceback) glue.python_write(id, 2, res.traceback);
       st = 'error';
     } else if (!interrupt) {
       st = 'timeout';
     }
   }
-  out.flush();
   current = null;
-  post({ type: 'done', id, status: st, error: res.error || null, truncated: out.state.truncated, durationMs, restart });
+  const error = res.error || {};
+  glue.python_finish(id, st, error.type ?? null, error.message ?? null, error.line ?? null, durationMs, restart);
 }
-
-listen('message', (ev) => {
-  const msg = ev.data;
-  // Only the page's messages: a program can dispatch MessageEvents of its own at this scope.
-  if (!ev.isTrusted || !msg || typeof msg !== 'object') return;
-  if (msg.type === 'init' && !initMsg) {
-    initMsg = msg;
-    resolveInit();
-  } else if (msg.type === 'run' && initMsg && initMsg.purpose !== 'snapshot') {
-    waiting.push(msg);
-    drain();
-  }
-});
 
 // One run at a time. (A plain await: chaining with then() during an async run would hand
 // the chain to that run, and it would stop when the run ends.)
 async function drain() {
   if (draining) return;
   draining = true;
-  while (waiting.length) {
+  while (waiting.length && !quitting) {
     const msg = waiting.shift();
     try {
       await run(msg);
     } catch (e) {
-      post({ type: 'done', id: msg.id, status: 'error', truncated: false, durationMs: 0, restart: true,
-        error: { type: 'InternalError', message: String(e && e.message ? e.message : e), line: null } });
+      // (What the program left could have thrown: check it before the glue is used.)
+      if (environment && changedSince(environment)) {
+        quit(msg.tamperedReplies);
+        break;
+      }
+      current = null;
+      glue.python_finish(msg.id, 'error', 'InternalError', errorText(e), null, 0, true);
     }
   }
   draining = false;
 }
+
+// What the Rust side calls (python.rs); see the top of this file.
+const pythonRunner = {
+  attachInterrupt(buffer) {
+    if (!loaded && isShared(buffer)) interruptBuffer = buffer;
+  },
+  begin(why, tainted) {
+    if (loaded) return;
+    purpose = why === 'snapshot' ? 'snapshot' : 'runs';
+    taintedReply = tainted;
+    loaded = load().catch((e) => {
+      status('error', `Python failed to load: ${errorText(e)}`, true);
+      throw e;
+    });
+    loaded.catch(() => {});
+  },
+  run(id, code, stdin, timeLimitMs, tamperedReplies) {
+    if (quitting) return;
+    waiting.push({ id, code, stdin, timeLimitMs, tamperedReplies });
+    drain();
+  },
+};

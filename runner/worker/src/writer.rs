@@ -1,16 +1,17 @@
-//! A run's output on its way out of the worker: held to the caps (the first
-//! wall; the page counts again), then written to the shared channel the page
-//! reads while the program runs, or, without shared memory, posted in batches
-//! at most every 16 ms. Channel layout (the page's side is
+//! A run's output on its way out of the worker: text (JavaScript's console)
+//! or bytes (Python's streams, decoded as UTF-8 here, across writes), held to
+//! the caps (the first wall; the page counts again), then written to the
+//! shared channel the page reads while the program runs, or, without shared
+//! memory, posted in batches at most every 16 ms. Channel layout (the page's side is
 //! `pairpad::interop::runner::channel`): Int32 header, [0] bytes committed,
 //! [1] = 1 once the output was cut; UTF-8 text from byte 16, with a switch byte
 //! before text of the other stream.
 
-use crate::Reply;
+use crate::outbox::Reply;
 use js_sys::{Atomics, Function, Int32Array, SharedArrayBuffer, Uint8Array};
 use pairpad_runner_protocol::{
     messages::FromWorker,
-    output::{Caps, CHANNEL_HEADER_BYTES, SWITCH_TO_STDERR, SWITCH_TO_STDOUT},
+    output::{Caps, Utf8Pieces, CHANNEL_HEADER_BYTES, SWITCH_TO_STDERR, SWITCH_TO_STDOUT},
     Stream,
 };
 use std::{cell::RefCell, rc::Rc};
@@ -64,11 +65,13 @@ pub struct Writer {
     caps: Caps,
     truncated: bool,
     channel: Option<SharedChannel>,
+    /// Shared with the flush timer, which may fire after the run (and its
+    /// writer) ended: Python's worker outlives its runs.
     batches: Rc<RefCell<Batches>>,
-    /// Posts the pending batch (kept for the timer).
-    flush_later: Option<Closure<dyn FnMut()>>,
     clock: Clock,
     reply: Reply,
+    /// A character a byte write ended in the middle of, per stream.
+    unfinished: Utf8Pieces,
 }
 
 impl Writer {
@@ -91,31 +94,26 @@ impl Writer {
             last_post_ms: f64::NEG_INFINITY,
             ..Batches::default()
         }));
-        let flush_later = channel.is_none().then(|| {
-            let batches = batches.clone();
-            let reply = reply.clone();
-            let clock = clock.clone();
-            Closure::<dyn FnMut()>::new(move || {
-                if let Ok(mut batches) = batches.try_borrow_mut() {
-                    batches.scheduled = false;
-                    post_batch(id, &mut batches, clock.now(), &reply);
-                }
-            })
-        });
         Writer {
             id,
             caps: Caps::new(max_bytes, max_lines),
             truncated: false,
             channel,
             batches,
-            flush_later,
             clock,
             reply,
+            unfinished: Utf8Pieces::default(),
         }
     }
 
     pub fn truncated(&self) -> bool {
         self.truncated
+    }
+
+    /// How many more bytes of output fit under the byte cap.
+    #[cfg(feature = "python")]
+    pub fn room(&self) -> usize {
+        self.caps.room()
     }
 
     /// Writes what fits of `text`; past a cap, nothing more is written.
@@ -147,8 +145,21 @@ impl Writer {
         }
     }
 
+    /// Writes what fits of `bytes`, UTF-8 that may stop or start in the
+    /// middle of a character (the rest comes with the next write); bytes that
+    /// are not UTF-8 become U+FFFD. (Python's streams write bytes.)
+    #[cfg(feature = "python")]
+    pub fn write_bytes(&mut self, stream: Stream, bytes: &[u8]) {
+        let text = self.unfinished.decode(stream, bytes);
+        self.write(stream, &text);
+    }
+
     /// Posts whatever is still waiting (at the end of the run).
     pub fn flush(&mut self) {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let cut_short = self.unfinished.finish(stream);
+            self.write(stream, &cut_short);
+        }
         if self.channel.is_none() {
             if let Ok(mut batches) = self.batches.try_borrow_mut() {
                 post_batch(self.id, &mut batches, self.clock.now(), &self.reply);
@@ -175,11 +186,17 @@ impl Writer {
         if now - batches.last_post_ms >= POST_INTERVAL_MS {
             post_batch(self.id, &mut batches, now, &self.reply);
         } else if !batches.scheduled {
-            if let Some(flush) = &self.flush_later {
-                batches.scheduled = true;
-                self.clock
-                    .after(POST_INTERVAL_MS, flush.as_ref().unchecked_ref());
-            }
+            batches.scheduled = true;
+            let (id, clock, reply) = (self.id, self.clock.clone(), self.reply.clone());
+            let batches = self.batches.clone();
+            // Freed once it has run.
+            let flush = Closure::once_into_js(move || {
+                if let Ok(mut batches) = batches.try_borrow_mut() {
+                    batches.scheduled = false;
+                    post_batch(id, &mut batches, clock.now(), &reply);
+                }
+            });
+            self.clock.after(POST_INTERVAL_MS, flush.unchecked_ref());
         }
     }
 }

@@ -1,28 +1,24 @@
-//! pairpad's JavaScript runner worker, its Rust half: it takes the run through
-//! a gloo-worker bridge ([`ToRunner`]), holds the program's output to the caps
-//! and delivers it (`writer`), and reports the end with the run's duration.
-//! The JavaScript half (`runner/js/evaluate.js`, in the same bundle) evaluates
-//! the program and formats values as Node does; the bundle's tail calls
-//! [`start`] once, before the lockdown and any program. Replies go out through
-//! the `postMessage` the bundle took before the lockdown removed it (encoded
-//! here in gloo-worker's format), not through gloo's `respond`, which looks
-//! `postMessage` up on the global object when it posts.
+//! The JavaScript runner: it takes the run through a gloo-worker bridge
+//! ([`ToRunner`]), hands it to the evaluator (`runner/js/evaluate.js`, in the
+//! same bundle, which evaluates the program and formats values as Node does),
+//! holds the output to the caps and delivers it ([`Writer`]), and reports the
+//! end with the run's duration. The bundle's tail calls [`start_javascript`]
+//! once, before the lockdown and any program.
 //!
 //! One run per worker: the page starts a fresh worker for every run, so
 //! nothing a program does outlives it.
 
-mod writer;
-
+use crate::outbox::{reply_to, Reply};
+use crate::writer::{Clock, Writer};
+use crate::{error_text, take_channel};
 use gloo_worker::{HandlerId, Registrable, Worker, WorkerScope};
-use js_sys::{Array, Function, Reflect, SharedArrayBuffer, Uint8Array};
+use js_sys::{Array, Function, Reflect};
 use pairpad_runner_protocol::messages::{
     run_error, Done, DoneStatus, FromWorker, RunOrder, ToRunner,
 };
-use pairpad_runner_protocol::reply::{encode_reply, handler_number};
 use pairpad_runner_protocol::Stream;
 use std::{cell::RefCell, rc::Rc};
 use wasm_bindgen::{closure::Closure, prelude::wasm_bindgen, JsCast, JsValue};
-use writer::{Clock, Writer};
 
 /// What the bundle hands over at start: the evaluator and the browser
 /// functions taken before any program could replace them.
@@ -35,49 +31,35 @@ struct Setup {
     /// Why this worker must refuse to run anything (the lockdown left a
     /// capability in place; a missing formatter is evaluate.js's to report).
     refusal: Option<String>,
-    /// The shared output channel the page posted, if any.
-    channel: Option<SharedArrayBuffer>,
 }
 
 thread_local! {
     static SETUP: RefCell<Option<Setup>> = const { RefCell::new(None) };
 }
 
-/// Starts the worker: registers it with gloo-worker (which tells the page it
-/// is ready). `set_timeout`, `now` and `post` are the browser's own, taken
-/// before any program could replace them.
+/// Starts the JavaScript runner: registers it with gloo-worker (which tells
+/// the page it is ready). `set_timeout`, `now` and `post` are the browser's
+/// own, taken before any program could replace them.
 #[wasm_bindgen]
-pub fn start(evaluator: JsValue, set_timeout: Function, now: Function, post: Function) {
+pub fn start_javascript(evaluator: JsValue, set_timeout: Function, now: Function, post: Function) {
     SETUP.with(|setup| {
         *setup.borrow_mut() = Some(Setup {
             evaluator,
             clock: Clock { set_timeout, now },
             post,
             refusal: None,
-            channel: None,
         })
     });
     JsRunner::registrar().register();
 }
 
-/// Makes the worker refuse its run, saying why (the lockdown could not
-/// remove everything).
+/// Makes the JavaScript runner refuse its run, saying why (the lockdown could
+/// not remove everything).
 #[wasm_bindgen]
 pub fn refuse(reason: String) {
     SETUP.with(|setup| {
         if let Some(setup) = setup.borrow_mut().as_mut() {
             setup.refusal = Some(reason);
-        }
-    });
-}
-
-/// Takes the run's shared output channel (the page posts it outside the
-/// bridge: a SharedArrayBuffer cannot pass through gloo-worker's codec).
-#[wasm_bindgen]
-pub fn attach_channel(buffer: SharedArrayBuffer) {
-    SETUP.with(|setup| {
-        if let Some(setup) = setup.borrow_mut().as_mut() {
-            setup.channel = Some(buffer);
         }
     });
 }
@@ -98,24 +80,19 @@ impl Worker for JsRunner {
     fn update(&mut self, _scope: &WorkerScope<Self>, _message: ()) {}
 
     fn received(&mut self, _scope: &WorkerScope<Self>, input: ToRunner, from: HandlerId) {
-        let ToRunner::Run(order) = input;
+        let ToRunner::Run(order) = input else {
+            return; // `Start` is for Python workers
+        };
         if std::mem::replace(&mut self.used, true) {
             return; // one run per worker
         }
         let post = SETUP.with(|setup| setup.borrow().as_ref().map(|setup| setup.post.clone()));
-        let (Some(post), Some(handler)) = (post, handler_number(&from)) else {
+        let Some(reply) = post.and_then(|post| reply_to(&post, &from)) else {
             return; // not started: nothing to answer through
         };
-        let reply = move |message: FromWorker| {
-            let bytes = encode_reply(handler, message);
-            // Posting plain bytes to the page does not fail.
-            let _ = post.call1(&JsValue::UNDEFINED, &Uint8Array::from(bytes.as_slice()));
-        };
-        run(order, Rc::new(reply));
+        run(order, reply);
     }
 }
-
-type Reply = Rc<dyn Fn(FromWorker)>;
 
 /// The state of the one run, shared by the callbacks evaluate.js calls.
 struct Run {
@@ -138,13 +115,12 @@ fn refused(id: u32, kind: &str, message: &str) -> FromWorker {
 }
 
 fn run(order: RunOrder, reply: Reply) {
-    let Some((evaluator, clock, refusal, channel)) = SETUP.with(|setup| {
+    let Some((evaluator, clock, refusal)) = SETUP.with(|setup| {
         setup.borrow().as_ref().map(|setup| {
             (
                 setup.evaluator.clone(),
                 setup.clock.clone(),
                 setup.refusal.clone(),
-                setup.channel.clone(),
             )
         })
     }) else {
@@ -166,7 +142,7 @@ fn run(order: RunOrder, reply: Reply) {
 
     let writer = Writer::new(
         order.id,
-        channel,
+        take_channel(),
         order
             .max_output_bytes
             .try_into()
@@ -262,10 +238,7 @@ fn run(order: RunOrder, reply: Reply) {
     write.forget();
     finish.forget();
     if let Err(error) = run_fn.apply(&evaluator, &arguments) {
-        let message = error
-            .dyn_ref::<js_sys::Error>()
-            .map(|error| String::from(error.message()))
-            .unwrap_or_else(|| "the evaluator failed".to_owned());
+        let message = error_text(&error).unwrap_or_else(|| "the evaluator failed".to_owned());
         reply(refused(order.id, "InternalError", &message));
     }
 }
