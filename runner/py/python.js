@@ -949,6 +949,7 @@ async function run(msg) {
   const t0 = now();
   let res;
   let restart = false;
+  let runtimeError = null; // Pyodide itself failed: said on stderr once the check below passed
   try {
     let r = driver.run(msg.code, msg.stdin);
     if (r && typeof r === 'object' && typeof r.then === 'function') {
@@ -964,14 +965,14 @@ async function run(msg) {
       // Not a Python exception of the user's program: Pyodide itself failed (e.g. a fatal
       // error after a JS stack overflow). The page restarts the worker.
       restart = true;
-      const message = errorText(e);
-      glue.python_write(id, 2, `Python runtime error: ${message}\n`);
-      res = { status: 'error', error: { type: 'InternalError', message, line: null } };
+      runtimeError = errorText(e);
+      res = { status: 'error', error: { type: 'InternalError', message: runtimeError, line: null } };
     }
   }
   // First, before anything a program could have replaced runs: did it change the
   // JavaScript environment? Then nothing this worker says can be trusted any more.
   if (changedSince(environment)) return quit(msg.tamperedReplies);
+  if (runtimeError !== null) glue.python_write(id, 2, `Python runtime error: ${runtimeError}\n`);
   const durationMs = Math.round((now() - t0) * 10) / 10;
   deadline = 0;
   mode = 'runner';

@@ -167,6 +167,8 @@ fn remove_everywhere(chain: &[JsValue], name: &str) {
     }
 }
 
+/// Whether `name` still reads as something on `object` (a getter that throws
+/// counts: nothing here can tell it is gone).
 fn still_there(object: &JsValue, name: &str) -> bool {
-    Reflect::get(object, &JsValue::from_str(name)).is_ok_and(|value| !value.is_undefined())
+    !Reflect::get(object, &JsValue::from_str(name)).is_ok_and(|value| value.is_undefined())
 }

@@ -33,7 +33,8 @@ const TAMPERED: &str = "the program changed the worker's JavaScript globals, whi
                         relies on; Python restarts before the next run";
 
 struct Python {
-    /// `{ begin(purpose), run(id, code, stdin, timeLimitMs) }` from python.js.
+    /// `pythonRunner` from python.js: `begin(purpose, tainted)`,
+    /// `run(id, code, stdin, timeLimitMs, tampered)` (see its header).
     driver: JsValue,
     clock: Clock,
     /// The worker's `postMessage`, bound, taken before the lockdown.
