@@ -1,6 +1,7 @@
 // Writes .br and .gz beside text and wasm files so pairpad's static file
 // service sends them precompressed (instead of compressing on every request).
-// Used by vendor.mjs for Monaco and Pyodide, whose files never change, and by
+// Used by vendor.mjs for Monaco and Pyodide, whose files never change (and for
+// Python's memory snapshot, python-snapshot.mjs), and by
 // `./x build` for the site's own bundle (`node scripts/compress.mjs --best
 // target/site/pkg`): brotli's best quality takes about 4 s for the hydrate wasm
 // and sends 398 KB where the server's on-the-fly level 4 would send 497 KB. The
@@ -11,7 +12,8 @@ import { brotliCompressSync, gzipSync, constants } from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const COMPRESSIBLE = /\.(js|mjs|css|json|wasm|svg|ttf|map|txt|html)$/;
+// .bin: Python's memory snapshot (python-snapshot.mjs), mostly zeros.
+const COMPRESSIBLE = /\.(js|mjs|css|json|wasm|svg|ttf|map|txt|html|bin)$/;
 
 /** Brotli quality for vendor files (Pyodide's are large) and with --best. */
 const BROTLI_QUALITY = 9;

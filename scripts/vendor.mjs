@@ -2,10 +2,12 @@
 // Pyodide's core files; Node's inspect goes into the JavaScript runner's bundle instead,
 // scripts/runner-bundle.mjs) from node_modules into public/vendor/, under paths that
 // carry their versions (so they can be cached forever), and writes .br and .gz
-// beside each text or wasm file so the server sends them precompressed.
+// beside each text or wasm file so the server sends them precompressed; then makes
+// Python's memory snapshot beside Pyodide (python-snapshot.mjs).
 // cargo-leptos then copies public/ into the site. Nothing here touches the network.
 
 import { compressBeside } from './compress.mjs';
+import { ensurePythonSnapshot } from './python-snapshot.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -62,3 +64,7 @@ vendor('pyodide', (from, to) => {
     compressBeside(path.join(to, file));
   }
 });
+
+// Python's memory snapshot, restored by the Python worker instead of starting the
+// interpreter (python-snapshot.mjs).
+await ensurePythonSnapshot(packageDir('pyodide'), path.join(vendorDir, `pyodide-${versionOf('pyodide')}`));

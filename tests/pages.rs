@@ -210,6 +210,10 @@ async fn static_files_revalidate_with_304_and_carry_cache_policies() {
     let site = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(site.path().join("pkg")).unwrap();
     std::fs::create_dir_all(site.path().join("runner")).unwrap();
+    std::fs::create_dir_all(site.path().join("vendor/pyodide-314.0.7")).unwrap();
+    for file in ["pyodide.mjs", "memory-snapshot.bin"] {
+        std::fs::write(site.path().join("vendor/pyodide-314.0.7").join(file), "x").unwrap();
+    }
     std::fs::write(
         site.path().join("pkg/pairpad.js"),
         "export const x = 1;\n".repeat(200),
@@ -245,6 +249,21 @@ async fn static_files_revalidate_with_304_and_carry_cache_policies() {
         304,
         "an unchanged bundle is not downloaded again"
     );
+
+    // Pyodide's files never change under their versioned path; Python's memory
+    // snapshot beside them is remade by each build, so it is revalidated.
+    for (file, policy) in [
+        ("pyodide.mjs", "public, max-age=31536000, immutable"),
+        ("memory-snapshot.bin", "no-cache"),
+    ] {
+        let response = client()
+            .get(server.url(&format!("/vendor/pyodide-314.0.7/{file}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{file}");
+        assert_eq!(response.headers()["cache-control"], policy, "{file}");
+    }
 
     let worker = client()
         .get(server.url("/runner/js-worker.js"))

@@ -9,8 +9,9 @@
 //  2. python-load: on a fresh session page, time from navigation start to the
 //     Python status saying ready (data-state="ready"), with a cold HTTP cache (a
 //     new browser context per load) and a warm one (one context, a first load
-//     not counted, whose page stays until it has left Python's memory snapshot,
-//     so the warm loads restore Python from it). Also how many requests reached
+//     not counted); both restore Python from the memory snapshot pairpad serves.
+//     A third series, coldLongWay, withholds the snapshot (404), so Python starts
+//     the long way, as before pairpad served one. Also how many requests reached
 //     the server during each load (from /metrics), to show what the warm cache saved.
 //
 // Times are taken inside the page (performance.now(), a MutationObserver on the
@@ -114,12 +115,7 @@ async function responsesByStatus(server) {
   return counts;
 }
 
-/** In the page: whether this browser keeps Python's memory snapshot (py-worker.js). */
-function hasPythonSnapshot(key) {
-  return caches.open('pairpad-python').then((cache) => cache.match(key)).then((response) => Boolean(response));
-}
-
-async function loadOnce(context, server, { waitForSnapshot = false } = {}) {
+async function loadOnce(context, server) {
   const id = await server.createSession('python');
   const before = await responsesByStatus(server);
   const page = await context.newPage();
@@ -132,15 +128,6 @@ async function loadOnce(context, server, { waitForSnapshot = false } = {}) {
     const after = await responsesByStatus(server);
     let served = -1;
     for (const [status, n] of Object.entries(after)) served += n - (before[status] || 0);
-    if (waitForSnapshot) {
-      // The page makes the snapshot a few seconds after Python is ready, in the background.
-      const key = `${server.origin}${PYODIDE_DIR}memory-snapshot`;
-      const deadline = Date.now() + PY_LOAD_TIMEOUT;
-      while (!(await page.evaluate(hasPythonSnapshot, key))) {
-        if (Date.now() > deadline) throw new Error('the page never stored a Python memory snapshot');
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-    }
     return { ready, served };
   } finally {
     await page.close();
@@ -148,17 +135,22 @@ async function loadOnce(context, server, { waitForSnapshot = false } = {}) {
 }
 
 async function measureLoads(browser, server, count) {
-  const result = { cold: [], warm: [] };
-  for (let i = 0; i < count; i++) {
-    const context = await browser.newContext();
-    await context.addInitScript(recordPythonReady);
-    result.cold.push(await loadOnce(context, server));
-    await context.close();
+  const result = { cold: [], warm: [], coldLongWay: [] };
+  for (const [series, snapshot] of [['cold', true], ['coldLongWay', false]]) {
+    for (let i = 0; i < count; i++) {
+      const context = await browser.newContext();
+      await context.addInitScript(recordPythonReady);
+      if (!snapshot) {
+        await context.route(`**${PYODIDE_DIR}memory-snapshot.bin`, (route) => route.fulfill({ status: 404, body: '' }));
+      }
+      result[series].push(await loadOnce(context, server));
+      await context.close();
+    }
   }
   const context = await browser.newContext();
   await context.addInitScript(recordPythonReady);
-  // Fills the HTTP cache and leaves Python's memory snapshot: not counted.
-  await loadOnce(context, server, { waitForSnapshot: true });
+  // Fills the HTTP cache: not counted.
+  await loadOnce(context, server);
   for (let i = 0; i < count; i++) result.warm.push(await loadOnce(context, server));
   await context.close();
   return result;

@@ -1,33 +1,28 @@
-// Python's memory snapshot (runner/py/python.js) from end-to-end tests:
-// a page that started Python the long way makes a snapshot of Python's memory
-// in the background and keeps it in the browser's Cache Storage; later pages of
-// the same browser context restore it, and say so ("Restoring Python…").
+// Python's memory snapshot (scripts/python-snapshot.mjs, runner/py/python.js) from
+// end-to-end tests: pairpad serves a snapshot of Python's freshly started memory beside
+// Pyodide's files, and the Python worker restores it ("Restoring Python…") instead of
+// starting the interpreter; without a usable one it starts the long way.
 
-import { expect } from './fixtures.mjs';
 import { PYODIDE_DIR } from './env.mjs';
 
-export const SNAPSHOT_CACHE = 'pairpad-python';
+/** Where pairpad serves the snapshot (a glob for `context.route`). */
+export const SNAPSHOT_ROUTE = `**${PYODIDE_DIR}memory-snapshot.bin`;
 
-/** Where the snapshot is kept, for the origin `page` is on. */
-export const snapshotKey = (page) => `${new URL(page.url()).origin}${PYODIDE_DIR}memory-snapshot`;
+/** Pyodide's snapshot header starts with this number (pyodide.asm.mjs, makeSnapshot). */
+export const SNAPSHOT_MAGIC = 1886286592;
 
-/** A snapshot holds all of Python's memory: anything smaller is not one. */
-const SMALLEST_SNAPSHOT = 1 << 20;
-
-/** Size of the snapshot this browser context keeps (0: none). */
-export function snapshotBytes(page) {
-  return page.evaluate(
-    async ({ cacheName, key }) => {
-      const response = await (await caches.open(cacheName)).match(key);
-      return response ? (await response.arrayBuffer()).byteLength : 0;
-    },
-    { cacheName: SNAPSHOT_CACHE, key: snapshotKey(page) },
+/** Makes every page of `context` find no snapshot (404), so Python starts the long way. */
+export async function withoutSnapshot(context) {
+  await context.route(SNAPSHOT_ROUTE, (route) =>
+    route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"not found"}' }),
   );
 }
 
-/** Waits until `page` (whose Python is ready) has left a snapshot bigger than `than` bytes. */
-export async function waitForSnapshot(page, { than = SMALLEST_SNAPSHOT, message = 'no memory snapshot was stored' } = {}) {
-  await expect.poll(() => snapshotBytes(page), { message, timeout: 150_000 }).toBeGreaterThan(than);
+/** Makes every page of `context` get `body` as the snapshot. */
+export async function withSnapshotBytes(context, body) {
+  await context.route(SNAPSHOT_ROUTE, (route) =>
+    route.fulfill({ status: 200, contentType: 'application/octet-stream', body }),
+  );
 }
 
 /** Records, in every page of `context`, each text the Python status shows (`window.__pythonStatuses`). */

@@ -3,7 +3,7 @@
 // syntax errors pointing at the editor's line numbers on stderr, stdin for
 // input()/readline(), output streaming while a program runs, Ctrl+Enter, Clear,
 // the Stop button, a Python run asked for while Python is still loading, Python
-// restored from this browser's memory snapshot (and a damaged snapshot replaced),
+// restored from the memory snapshot pairpad serves (and a damaged one refused),
 // and runs shared with the other people in the session.
 //
 // The code is set through Monaco's model (the normal edit path); output is read
@@ -16,10 +16,9 @@ import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { test, expect, createSessionViaApi } from '../support/fixtures.mjs';
 import {
-  SNAPSHOT_CACHE,
-  snapshotKey,
-  snapshotBytes,
-  waitForSnapshot,
+  SNAPSHOT_MAGIC,
+  withoutSnapshot,
+  withSnapshotBytes,
   recordPythonStatuses,
 } from '../support/python-snapshot.mjs';
 import { RUN_END, texts, openSession, presetName, setCode, editorText, outputLines, startRun, runEnded, run } from '../support/run-panel.mjs';
@@ -404,58 +403,76 @@ test('Run pressed while Python is still loading runs once it is ready', async ({
   expect(result.lines).toEqual([{ stream: 'stdout', text: 'ran after loading' }]);
 });
 
-// Python's memory snapshot (runner/py/python.js): after a page had to start
-// Python the long way, a snapshot of its memory is made in the background and kept in
-// this browser's Cache Storage, and the next page restores it ("Restoring Python…").
+// Python's memory snapshot (scripts/python-snapshot.mjs, runner/py/python.js): pairpad
+// serves Python's memory right after start-up, and a fresh browser restores it
+// ("Restoring Python…") instead of starting the interpreter.
 
 const PYTHON_CHECK = 'import sys\nprint(sum(range(10)), sys.version_info[0])';
 
+// What a program can see of the interpreter it runs in: a restored Python must be the one a
+// start the long way gives (the string-hash seed is the one thing they may not share),
+// including the browser's time zone (the snapshot is made on a machine in UTC).
+const PYTHON_ENVIRONMENT = `import os, sys, json, time
+print(json.dumps({
+    "path": sys.path, "cwd": os.getcwd(), "environ": dict(os.environ), "argv": sys.argv,
+    "modules": sorted(sys.modules), "recursion": sys.getrecursionlimit(),
+    "flags": repr(sys.flags), "files": sorted(os.listdir("/")), "home": sorted(os.listdir("/home")),
+    "zone": [time.tzname, time.timezone, time.altzone, time.daylight,
+             time.strftime("%Z %z", time.localtime(0)), time.strftime("%Z %z", time.localtime(15_552_000))],
+}, sort_keys=True))`;
+const TIME_ZONE = 'America/New_York';
+
 test.describe('Python memory snapshot', () => {
+  test.use({ timezoneId: TIME_ZONE });
   test.beforeEach(async ({ context }) => {
     test.setTimeout(300_000);
     await presetName(context, 'Ada');
     await recordPythonStatuses(context);
   });
 
-  test('the next Python page restores Python from the memory snapshot the first one left', async ({
+  test('a fresh browser restores Python from the snapshot pairpad serves, and gets the same Python as the long way', async ({
     page,
-    context,
+    browser,
+    browserLog,
     request,
   }) => {
     await openSession(page, (await createSessionViaApi(request, 'python')).id);
     await waitForPython(page);
-    expect(await page.evaluate(() => window.__pythonStatuses)).not.toContain('Restoring Python…');
-    await waitForSnapshot(page);
+    const statuses = await page.evaluate(() => window.__pythonStatuses);
+    const restoring = statuses.indexOf('Restoring Python…');
+    expect(restoring, `statuses: ${JSON.stringify(statuses)}`).toBeGreaterThan(-1);
+    expect(statuses.indexOf('Starting Python…', restoring), `statuses: ${JSON.stringify(statuses)}`).toBe(-1);
+    const restored = await run(page, PYTHON_ENVIRONMENT, PYTHON_LOAD);
+    expect(restored.status, JSON.stringify(restored.lines)).toBe('ok');
 
-    const next = await context.newPage();
-    await openSession(next, (await createSessionViaApi(request, 'python')).id);
-    await waitForPython(next);
-    expect(await next.evaluate(() => window.__pythonStatuses)).toContain('Restoring Python…');
-    const result = await run(next, PYTHON_CHECK, PYTHON_LOAD);
-    expect(result.lines).toEqual([{ stream: 'stdout', text: '45 3' }]);
-    await next.close();
+    // Another browser that gets no snapshot starts Python the long way.
+    const context = await browser.newContext({ timezoneId: TIME_ZONE });
+    try {
+      await browserLog.watchContext(context);
+      await presetName(context, 'Bob');
+      await recordPythonStatuses(context);
+      await withoutSnapshot(context);
+      const other = await context.newPage();
+      await openSession(other, (await createSessionViaApi(request, 'python')).id);
+      await waitForPython(other);
+      expect(await other.evaluate(() => window.__pythonStatuses)).not.toContain('Restoring Python…');
+      const longWay = await run(other, PYTHON_ENVIRONMENT, PYTHON_LOAD);
+      expect(longWay.status, JSON.stringify(longWay.lines)).toBe('ok');
+      expect(JSON.parse(texts(restored.lines, 'stdout').join('\n'))).toEqual(
+        JSON.parse(texts(longWay.lines, 'stdout').join('\n')),
+      );
+    } finally {
+      await context.close();
+    }
   });
 
-  test('a damaged memory snapshot is thrown away: Python starts the long way, and a good snapshot replaces it', async ({
-    page,
-    request,
-  }) => {
-    const session = await createSessionViaApi(request, 'python');
-    // From the site's origin, before the session page opens: Pyodide's snapshot header
-    // (its magic number) followed by 2 MiB of zeros.
-    await page.goto('/');
-    const damaged = 2 << 20;
-    await page.evaluate(
-      async ({ cacheName, key, bytes }) => {
-        const words = new Uint32Array(bytes / 4);
-        words[0] = 1886286592;
-        await (await caches.open(cacheName)).put(key, new Response(words));
-      },
-      { cacheName: SNAPSHOT_CACHE, key: snapshotKey(page), bytes: damaged },
-    );
-    expect(await snapshotBytes(page)).toBe(damaged);
+  test('a damaged snapshot is not restored: Python starts the long way and runs', async ({ page, context, request }) => {
+    // Pyodide's snapshot header (its magic number) followed by 2 MiB of zeros.
+    const words = new Uint32Array((2 << 20) / 4);
+    words[0] = SNAPSHOT_MAGIC;
+    await withSnapshotBytes(context, Buffer.from(words.buffer));
 
-    await openSession(page, session.id);
+    await openSession(page, (await createSessionViaApi(request, 'python')).id);
     await waitForPython(page);
     const statuses = await page.evaluate(() => window.__pythonStatuses);
     const restoring = statuses.indexOf('Restoring Python…');
@@ -463,7 +480,6 @@ test.describe('Python memory snapshot', () => {
     expect(statuses.indexOf('Starting Python…', restoring), `statuses: ${JSON.stringify(statuses)}`).toBeGreaterThan(restoring);
     const result = await run(page, PYTHON_CHECK, PYTHON_LOAD);
     expect(result.lines).toEqual([{ stream: 'stdout', text: '45 3' }]);
-    await waitForSnapshot(page, { than: damaged, message: 'the damaged snapshot was not replaced' });
   });
 });
 

@@ -6,13 +6,12 @@
 // so no import/export and nothing assigned to globals. The Rust side (runner/worker, the
 // `glue` object; python.rs) owns the messages: the page's start and runs arrive through a
 // gloo-worker bridge and reach `pythonRunner` (at the end of this file); loading progress,
-// the snapshot's fate, 'tainted', a run's output (held to the caps, written to the shared
-// channel or batched) and its end leave through glue.python_status, python_snapshot,
-// python_tainted, python_write and python_finish. The lockdown is Rust's too
-// (glue.lockdown). This file does what only JavaScript can:
-//   pythonRunner.begin(purpose, tainted)  'runs': load Pyodide (restoring this browser's memory
-//       snapshot if there is one), lock the worker down, guard it, report ready.
-//       'snapshot': load Pyodide only to make and store the snapshot (it runs no program).
+// 'tainted', a run's output (held to the caps, written to the shared channel or batched)
+// and its end leave through glue.python_status, python_tainted, python_write and
+// python_finish. The lockdown is Rust's too (glue.lockdown). This file does what only
+// JavaScript can:
+//   pythonRunner.begin(tainted)  load Pyodide (restoring the memory snapshot pairpad serves
+//       if it can), lock the worker down, guard it, report ready.
 //   pythonRunner.run(id, code, stdin, timeLimitMs, tampered)  queues a run; one at a time,
 //       in order. `tainted` and `tampered` are replies made in advance (see quit).
 //   pythonRunner.attachInterrupt(buffer)  the page's interrupt buffer (comes before begin).
@@ -48,7 +47,6 @@ const realClearTimeout = G.clearTimeout.bind(G);
 const realSetInterval = G.setInterval.bind(G);
 const realQueueMicrotask = G.queueMicrotask.bind(G);
 const realFetch = G.fetch.bind(G);
-const realCaches = G.caches; // undefined where the browser has no Cache Storage
 const realClose = G.close.bind(G); // the way out when a run tampered with the runner (quit)
 const now = G.performance.now.bind(G.performance);
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -93,7 +91,8 @@ let failLoad = () => {};
 function countingFetch(input, init) {
   const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
   const name = String(url).split('?')[0].split('/').pop();
-  return realFetch(input, init).then((resp) => {
+  const requested = String(url) === `${INDEX_URL}${name}` ? takeEarly(name) : undefined;
+  return (requested || realFetch(input, init)).then((resp) => {
     if (!resp.ok) failLoad(new Error(`could not download ${name} (HTTP ${resp.status})`));
     try {
       if (resp.ok && resp.body && hasOwn.call(KNOWN_SIZES, name)) {
@@ -119,62 +118,74 @@ function countingFetch(input, init) {
   });
 }
 
+// Pyodide fetches its wasm only once it has the memory snapshot (it sizes the
+// interpreter's memory from it), so the big files are requested when loading begins,
+// beside the snapshot, and countingFetch hands Pyodide these responses (each once; a second
+// load in the same worker fetches again, from the HTTP cache).
+const early = new Map(); // file name -> Promise<Response>
+function fetchEarly() {
+  for (const name of Object.keys(KNOWN_SIZES)) {
+    const response = realFetch(`${INDEX_URL}${name}`, { credentials: 'same-origin' });
+    response.catch(() => {}); // a failure shows when Pyodide takes it
+    early.set(name, response);
+  }
+}
+function takeEarly(name) {
+  const response = early.get(name);
+  early.delete(name);
+  return response;
+}
+
 // ---------------------------------------------------------------------------------------
-// Memory snapshot: Python's memory right after it has started, kept in this browser's
-// Cache Storage, so later pages restore it instead of starting the interpreter again (on a
-// 2-core machine that is about 3 s of a 4-5 s load). A worker of its own makes it, started
-// by the page in the background (Start(Snapshot) through the bridge), and it never runs a
-// program: making a snapshot needs Pyodide's _makeSnapshot mode, which puts a proxy around
-// every JavaScript global Python reaches, and programs must not run behind that. A snapshot
-// that cannot be restored (another Pyodide build, a damaged entry) is deleted, and Python
-// starts the long way in the same load. Programs cannot reach the cache: the lockdown
-// removes `caches` before any runs.
+// Memory snapshot: Python's memory right after the interpreter's start-up, made when pairpad
+// is built (scripts/python-snapshot.mjs) and served beside Pyodide's files (revalidated on
+// each load: a new build may make a different one). Restoring it skips the start-up, most
+// of Python's load time (about 3 s of one core on a 2-core machine, against half a
+// second). Pyodide refuses a snapshot of another build; a snapshot that is missing,
+// damaged or refused makes Python start the long way in the same load. Nothing of a
+// program is ever in it: each worker restores the one made at build time, and programs run
+// only after that.
 // ---------------------------------------------------------------------------------------
-const SNAPSHOT_CACHE = 'pairpad-python';
-const SNAPSHOT_KEY = `${INDEX_URL}memory-snapshot`;
+const SNAPSHOT_URL = `${INDEX_URL}memory-snapshot.bin`;
 // Pyodide's snapshot header starts with this number (pyodide.asm.mjs, makeSnapshot); a
 // snapshot holds all of Python's memory, so anything under 1 MiB is not one.
 const SNAPSHOT_MAGIC = 1886286592;
 const SNAPSHOT_MIN_BYTES = 1 << 20;
 
-async function snapshotCache() {
-  try {
-    return realCaches ? await realCaches.open(SNAPSHOT_CACHE) : null;
-  } catch (_) {
-    return null; // storage turned off for this site, or not a secure context
-  }
+// The C library reads the time zone once, at start-up, so a restored Python has the build
+// machine's (its offset and the names %Z prints), while the local time it computes comes
+// from this browser. This writes the browser's zone where the C library keeps it, the way
+// Emscripten's own tzset does (offsets from JavaScript's Date, named "UTC-0500" and so on);
+// PY_DRIVER then computes Python's time.timezone / altzone / daylight / tzname again.
+function adoptBrowserTimeZone(module) {
+  const year = new Date().getFullYear();
+  const winter = new Date(year, 0, 1).getTimezoneOffset(); // minutes west of UTC
+  const summer = new Date(year, 6, 1).getTimezoneOffset();
+  const named = (minutesWest) => {
+    const away = Math.abs(minutesWest);
+    const hhmm = `${String(Math.floor(away / 60)).padStart(2, '0')}${String(away % 60).padStart(2, '0')}`;
+    return `UTC${minutesWest >= 0 ? '-' : '+'}${hhmm}`;
+  };
+  const [standard, daylight] = summer < winter ? [winter, summer] : [summer, winter];
+  module.HEAPU32[module._timezone >>> 2] = Math.max(winter, summer) * 60;
+  module.HEAP32[module._daylight >>> 2] = Number(winter !== summer);
+  // tzname[0] and [1] point at the C library's two 17-byte name buffers.
+  module.stringToUTF8(named(standard), module.HEAPU32[module._tzname >>> 2], 17);
+  module.stringToUTF8(named(daylight), module.HEAPU32[(module._tzname >>> 2) + 1], 17);
 }
 
-async function readSnapshot() {
-  const cache = await snapshotCache();
-  if (!cache) return null;
+/** The served snapshot's bytes, or null if there is none that could be one. */
+async function fetchSnapshot() {
   try {
-    const response = await cache.match(SNAPSHOT_KEY);
-    if (!response) return null;
+    const response = await realFetch(SNAPSHOT_URL);
+    if (!response.ok) return null;
     const bytes = new Uint8Array(await response.arrayBuffer());
     const looksRight = bytes.length >= SNAPSHOT_MIN_BYTES
       && new DataView(bytes.buffer).getUint32(0, true) === SNAPSHOT_MAGIC;
-    if (looksRight) return bytes;
-  } catch (_) { /* unreadable: deleted below */ }
-  await forgetSnapshot();
-  return null;
-}
-
-async function forgetSnapshot() {
-  const cache = await snapshotCache();
-  try {
-    if (cache) await cache.delete(SNAPSHOT_KEY);
-  } catch (_) { /* nothing more to do */ }
-}
-
-async function storeSnapshot(bytes) {
-  const cache = await snapshotCache();
-  if (!cache) throw new Error('this browser keeps no Cache Storage for this site');
-  // Snapshots of other Pyodide versions are of no use any more.
-  for (const request of await cache.keys()) {
-    if (request.url !== SNAPSHOT_KEY) await cache.delete(request);
+    return looksRight ? bytes : null;
+  } catch (_) {
+    return null; // the long way still works
   }
-  await cache.put(SNAPSHOT_KEY, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -184,6 +195,31 @@ async function storeSnapshot(bytes) {
 // ---------------------------------------------------------------------------------------
 const PY_DRIVER = String.raw`
 import sys, io, os, ast, gc, json, types, signal, asyncio, builtins, linecache, traceback, warnings
+
+# Pyodide puts "" at the front of sys.path after every start, and a restored memory
+# snapshot already has it: keep one, as a start the long way does.
+if sys.path[:2] == ["", ""]:
+    del sys.path[0]
+
+def _adopt_time_zone():
+    # time.timezone / altzone / daylight / tzname were computed when time was imported,
+    # in a restored Python on the machine that made the snapshot. Computed again here the
+    # way CPython's time module does it (January and July of this year), from the C
+    # library's zone, which python.js has set to the browser's.
+    import time
+    year = (365 * 24 + 6) * 3600
+    t = int(time.time()) // year * year
+    january, july = time.localtime(t), time.localtime(t + year // 2)
+    january_zone, july_zone = -january.tm_gmtoff, -july.tm_gmtoff
+    if january_zone < july_zone:  # the southern hemisphere: summer time in January
+        time.timezone, time.altzone = july_zone, january_zone
+        time.tzname = (july.tm_zone[:9], january.tm_zone[:9])
+    else:
+        time.timezone, time.altzone = january_zone, july_zone
+        time.tzname = (january.tm_zone[:9], july.tm_zone[:9])
+    time.daylight = int(january_zone != july_zone)
+
+_adopt_time_zone()
 
 FILENAME = "<editor>"
 CO_COROUTINE = 0x80
@@ -768,7 +804,6 @@ let stderr = null;
 let current = null; // the id of the run in progress (its output goes to Rust)
 let deadline = 0; // fallback time limit (no SharedArrayBuffer)
 let fallbackInterrupted = false;
-let purpose = null; // 'runs' | 'snapshot', from pythonRunner.begin
 let interruptBuffer = null; // from pythonRunner.attachInterrupt
 let loaded = null; // the load (begun by pythonRunner.begin)
 
@@ -797,6 +832,9 @@ const interruptGate = {
 
 async function load() {
   status('loading', 'Starting Python…', true);
+  // The snapshot and Pyodide's big files download while Pyodide's script loads.
+  const snapshotBytes = fetchSnapshot();
+  fetchEarly();
   const { loadPyodide } = await import(`${INDEX_URL}pyodide.mjs`);
   const WA = G.WebAssembly;
   const realInstantiateStreaming = WA.instantiateStreaming;
@@ -812,28 +850,25 @@ async function load() {
     const failed = new Promise((_, reject) => { failLoad = reject; });
     return Promise.race([failed, loadPyodide({
       indexURL: INDEX_URL,
-      env: { HOME: '/home/pyodide', NO_COLOR: '1', PYTHON_COLORS: '0' },
+      // scripts/python-snapshot.mjs makes the served snapshot with this same env. LANG:
+      // Emscripten would take it from the browser's language; the same for everyone.
+      env: { HOME: '/home/pyodide', NO_COLOR: '1', PYTHON_COLORS: '0', LANG: 'C.UTF-8' },
       stdout: () => {},
       stderr: () => {},
       ...options,
     })]);
   };
-  const making = purpose === 'snapshot';
-  let snapshot = making ? null : await readSnapshot();
+  let snapshot = await snapshotBytes;
   let py;
   try {
-    if (making) {
-      py = await start({ _makeSnapshot: true });
-    } else if (snapshot) {
+    if (snapshot) {
       startingText = 'Restoring Python…';
       status('loading', startingText, true);
       try {
         py = await start({ _loadSnapshot: snapshot });
       } catch (_) {
-        // Not restorable (e.g. made by another Pyodide build): start the long way, and
-        // let the page have a good snapshot made.
+        // Not restorable (e.g. made for another Pyodide build): start the long way.
         snapshot = null;
-        await forgetSnapshot();
         startingText = 'Starting Python…';
         status('loading', startingText, true);
         py = await start({});
@@ -847,16 +882,7 @@ async function load() {
     WA.instantiate = realInstantiate;
     failLoad = () => {};
   }
-  if (making) {
-    try {
-      await storeSnapshot(py.makeMemorySnapshot());
-      glue.python_snapshot('stored');
-    } catch (_) {
-      glue.python_snapshot('failed');
-    }
-    return; // this worker never runs programs
-  }
-  if (!snapshot) status('loading', 'Starting Python…', true);
+  if (snapshot) adoptBrowserTimeZone(py._module);
   const writer = (stream) => ({
     write(buf) {
       if (current !== null) glue.python_write(current, stream, buf);
@@ -891,7 +917,6 @@ async function load() {
   };
   pyodide.setInterruptBuffer(interruptGate);
   status('ready', 'Python ready', true);
-  glue.python_snapshot(snapshot ? 'used' : 'missing');
 }
 
 // ---------------------------------------------------------------------------------------
@@ -925,7 +950,7 @@ const errorText = (e) => String(e && e.message ? e.message : e);
 async function run(msg) {
   const id = msg.id;
   try {
-    if (!loaded || purpose !== 'runs') throw new Error('this worker was not started for runs');
+    if (!loaded) throw new Error('this worker was not started');
     await loaded;
   } catch (e) {
     glue.python_finish(id, 'error', 'PythonLoadError', errorText(e), null, 0, true);
@@ -1024,9 +1049,8 @@ const pythonRunner = {
   attachInterrupt(buffer) {
     if (!loaded && isShared(buffer)) interruptBuffer = buffer;
   },
-  begin(why, tainted) {
+  begin(tainted) {
     if (loaded) return;
-    purpose = why === 'snapshot' ? 'snapshot' : 'runs';
     taintedReply = tainted;
     loaded = load().catch((e) => {
       status('error', `Python failed to load: ${errorText(e)}`, true);

@@ -11,7 +11,8 @@ use axum::{
 };
 
 /// URL prefix of third-party assets copied from npm; their paths carry the
-/// package version, so they never change and may be cached for a year.
+/// package version, so they never change and may be cached for a year (all
+/// but [`PYTHON_SNAPSHOT`]).
 pub const VENDOR_PREFIX: &str = "/vendor/";
 /// URL prefix of the build's own bundle (names not hashed: revalidate).
 pub const PKG_PREFIX: &str = "/pkg/";
@@ -21,6 +22,11 @@ pub const RUNNER_PREFIX: &str = "/runner/";
 /// Where Pyodide's core files are served (the npm version pinned in
 /// package.json; scripts/vendor.mjs names the directory after it).
 pub const PYODIDE_DIR: &str = "/vendor/pyodide-314.0.7/";
+/// Python's memory snapshot, made by each build (scripts/python-snapshot.mjs)
+/// beside Pyodide's files: what is in it can change while Pyodide's version
+/// does not (how the build makes it), and a browser restoring an old one would
+/// give its pages another Python than the build's, so it is revalidated.
+pub const PYTHON_SNAPSHOT: &str = "/vendor/pyodide-314.0.7/memory-snapshot.bin";
 
 /// The JavaScript runner is one self-contained script (its wasm, the glue and
 /// Node's inspect are inside it: scripts/runner-bundle.mjs), so it may load
@@ -119,7 +125,9 @@ pub async fn apply(request: Request, next: Next) -> Response {
         set(headers, header::CONTENT_SECURITY_POLICY, FALLBACK_CSP);
     }
     if !headers.contains_key(header::CACHE_CONTROL) {
-        let policy = if path.starts_with(VENDOR_PREFIX) && response.status().is_success() {
+        let policy = if path == PYTHON_SNAPSHOT {
+            "no-cache"
+        } else if path.starts_with(VENDOR_PREFIX) && response.status().is_success() {
             "public, max-age=31536000, immutable"
         } else if path.starts_with(PKG_PREFIX) || path.starts_with(RUNNER_PREFIX) {
             // Revalidated, not re-downloaded: a JS run starts a fresh worker each time.
@@ -167,5 +175,10 @@ mod tests {
     fn the_pyodide_directory_matches_the_pinned_package() {
         let version = pinned_version("pyodide");
         assert_eq!(PYODIDE_DIR, format!("/vendor/pyodide-{version}/"));
+        assert_eq!(
+            PYTHON_SNAPSHOT,
+            format!("{PYODIDE_DIR}memory-snapshot.bin"),
+            "scripts/python-snapshot.mjs writes the snapshot there"
+        );
     }
 }

@@ -14,21 +14,11 @@ pub enum ToRunner {
     /// a Python worker). Its output goes to the shared channel the page
     /// posted before, or back as `Out` messages.
     Run(RunOrder),
-    /// A Python worker's first message: what the worker is for. Its replies
-    /// that no run asked for (loading progress, the snapshot, `Tainted`) go
-    /// back through the bridge that sent it. The interrupt buffer, if any,
-    /// is posted beside the bridge before it.
-    Start(Purpose),
-}
-
-/// What a Python worker is started for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Purpose {
-    /// Load Python and run programs.
-    Runs,
-    /// Start Python in snapshot-making mode, store the memory snapshot in
-    /// this browser, and run nothing.
-    Snapshot,
+    /// A Python worker's first message: load Python. Its replies that no
+    /// run asked for (loading progress, `Tainted`) go back through the
+    /// bridge that sent it. The interrupt buffer, if any, is posted beside
+    /// the bridge before it.
+    Start,
 }
 
 /// One run, as the worker gets it.
@@ -95,20 +85,6 @@ pub enum LoadState {
     Error,
 }
 
-/// What a Python worker says about the memory snapshot (Python's memory right
-/// after it started, kept in the browser so later pages restore it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SnapshotState {
-    /// Python was restored from the snapshot.
-    Used,
-    /// Python started the long way: there was no usable snapshot.
-    Missing,
-    /// A snapshot-making worker stored a new one.
-    Stored,
-    /// A snapshot-making worker could not make or store one.
-    Failed,
-}
-
 /// A message from a runner worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FromWorker {
@@ -129,7 +105,6 @@ pub enum FromWorker {
     Done(Done),
     /// Python ran between runs: replace the worker.
     Tainted,
-    Snapshot(SnapshotState),
 }
 
 /// Longest status detail kept (characters).

@@ -1,7 +1,7 @@
 //! The Python runner: one long-lived worker (Pyodide takes seconds to start),
 //! reused while runs leave nothing behind. This side owns the messages: the
 //! page's `Start` and runs arrive through a gloo-worker bridge, and every
-//! reply (loading progress, the memory snapshot's fate, `Tainted`, each run's
+//! reply (loading progress, `Tainted`, each run's
 //! output and end) leaves from here, the output held to the caps by the run's
 //! [`Writer`]. `runner/py/python.js` (in the same bundle) does what only
 //! JavaScript can: load Pyodide, keep runs from reaching later runs, and run
@@ -19,8 +19,7 @@ use crate::{error_text, take_channel};
 use gloo_worker::{HandlerId, Registrable, Worker, WorkerScope};
 use js_sys::{Function, Reflect, Uint8Array};
 use pairpad_runner_protocol::messages::{
-    detail, duration, run_error, Done, DoneStatus, FromWorker, LoadState, Purpose, RunOrder,
-    SnapshotState, ToRunner,
+    detail, duration, run_error, Done, DoneStatus, FromWorker, LoadState, RunOrder, ToRunner,
 };
 use pairpad_runner_protocol::Stream;
 use std::cell::RefCell;
@@ -33,7 +32,7 @@ const TAMPERED: &str = "the program changed the worker's JavaScript globals, whi
                         relies on; Python restarts before the next run";
 
 struct Python {
-    /// `pythonRunner` from python.js: `begin(purpose, tainted)`,
+    /// `pythonRunner` from python.js: `begin(tainted)`,
     /// `run(id, code, stdin, timeLimitMs, tampered)` (see its header).
     driver: JsValue,
     clock: Clock,
@@ -99,19 +98,6 @@ pub fn python_status(state: &str, text: &str, force: bool) {
             detail: detail(Some(text)),
         });
     }
-}
-
-/// What became of the memory snapshot: "used", "missing", "stored" or
-/// "failed".
-#[wasm_bindgen]
-pub fn python_snapshot(state: &str) {
-    let state = match state {
-        "used" => SnapshotState::Used,
-        "stored" => SnapshotState::Stored,
-        "failed" => SnapshotState::Failed,
-        _ => SnapshotState::Missing,
-    };
-    send(FromWorker::Snapshot(state));
 }
 
 /// Python ran between runs: the page replaces this worker.
@@ -248,13 +234,13 @@ impl Worker for PyRunner {
 
     fn received(&mut self, _scope: &WorkerScope<Self>, input: ToRunner, from: HandlerId) {
         match input {
-            ToRunner::Start(purpose) => start(purpose, &from),
+            ToRunner::Start => start(&from),
             ToRunner::Run(order) => run(order, &from),
         }
     }
 }
 
-fn start(purpose: Purpose, from: &HandlerId) {
+fn start(from: &HandlerId) {
     let begun = with_python(|python| {
         if python.reply.is_some() {
             return None; // started already
@@ -268,15 +254,7 @@ fn start(purpose: Purpose, from: &HandlerId) {
     let Some((reply, tainted, driver)) = begun else {
         return;
     };
-    let purpose = match purpose {
-        Purpose::Runs => "runs",
-        Purpose::Snapshot => "snapshot",
-    };
-    if let Err(why) = call_driver(
-        &driver,
-        "begin",
-        &[JsValue::from_str(purpose), tainted.into()],
-    ) {
+    if let Err(why) = call_driver(&driver, "begin", &[tainted.into()]) {
         reply(FromWorker::Status {
             state: LoadState::Error,
             detail: detail(Some(&format!("Python failed to load: {why}"))),

@@ -14,9 +14,8 @@
 //! terminated and Pyodide reloaded in the background. It is also replaced
 //! when a run left something that could reach a later run; the next run waits
 //! for the fresh one.
-//! When Python had to start the long way (no memory snapshot in this browser
-//! yet), a second Python worker is started a little later that only makes
-//! the snapshot, so the next page restores Python instead.
+//! The Python worker restores Python's memory snapshot, which pairpad makes
+//! when it is built and serves beside Pyodide (`runner/py/python.js`).
 //!
 //! The time limit counts from the moment a run is handed to its worker, so a
 //! worker busy with something else (that never starts the run) still gets the
@@ -45,7 +44,7 @@ use leptos::prelude::{
     set_interval_with_handle, set_timeout_with_handle, IntervalHandle, TimeoutHandle,
 };
 use pairpad_runner_protocol::{
-    messages::{Done, DoneStatus, FromWorker, LoadState, Purpose, SnapshotState, ToRunner},
+    messages::{Done, DoneStatus, FromWorker, LoadState, ToRunner},
     output::{time_limit_notice, OutputCaps, STOPPED_NOTICE},
 };
 use std::{
@@ -69,11 +68,6 @@ const RESIGNAL_MS: u64 = 100;
 const LOAD_SILENCE_MS: u64 = 60_000;
 /// What the page writes to Pyodide's interrupt buffer.
 const SIGINT: i32 = 2;
-/// How long after Python is ready (the long way) the snapshot maker starts,
-/// so it does not compete with the first things a user does.
-const SNAPSHOT_DELAY_MS: u64 = 5_000;
-/// The snapshot maker is stopped if it has not finished by then.
-const SNAPSHOT_GIVE_UP_MS: u64 = 120_000;
 /// The smallest limit on a runner worker's reply (everything but output
 /// batches is far smaller).
 const MIN_REPLY_LIMIT: u32 = 64 * 1024;
@@ -199,12 +193,6 @@ struct Python {
     watchdog: Option<Timer>,
 }
 
-/// The worker making Python's memory snapshot, and when it is given up on.
-struct SnapshotMaker {
-    worker: WorkerHandle,
-    _give_up: Option<Timer>,
-}
-
 struct Inner {
     this: Weak<RefCell<Inner>>,
     shared_memory: bool,
@@ -215,10 +203,6 @@ struct Inner {
     python: Option<Python>,
     python_status: Option<PythonStatus>,
     on_python_status: Option<Rc<dyn Fn(PythonStatus)>>,
-    /// The snapshot is made at most once per page: started (or waiting to).
-    snapshot_asked: bool,
-    snapshot_start: Option<Timer>,
-    snapshot_maker: Option<SnapshotMaker>,
     effects: Vec<Effect>,
     /// The largest reply a runner worker may send (bytes); it bounds the
     /// replies of both workers, JavaScript and Python. Set from the byte cap
@@ -276,13 +260,12 @@ impl Inner {
         .map(Timer::Repeating)
     }
 
-    /// A new Python worker, started for `purpose`, or the browser's reason
-    /// for refusing it. `interrupt` (runs only) goes beside the bridge before
-    /// the start, as the worker takes it before it starts Python. (gloo
+    /// A new Python worker, started, or the browser's reason for refusing it.
+    /// `interrupt` goes beside the bridge before the start, as the worker
+    /// takes it before it starts Python. (gloo
     /// cannot name a worker; the name only labelled it in developer tools.)
     fn spawn_python_worker(
         &mut self,
-        purpose: Purpose,
         interrupt: Option<&SharedArrayBuffer>,
     ) -> Result<WorkerHandle, String> {
         let worker = self.spawn_worker(PY_WORKER, true)?;
@@ -292,7 +275,7 @@ impl Inner {
             let _ = Reflect::set(&beside, &JsValue::from_str("interrupt"), interrupt);
             worker.bridge.post_beside(&beside);
         }
-        worker.bridge.send(ToRunner::Start(purpose));
+        worker.bridge.send(ToRunner::Start);
         Ok(worker)
     }
 
@@ -343,16 +326,7 @@ impl Inner {
     }
 
     fn on_message(&mut self, serial: u32, message: FromWorker) {
-        if self.is_snapshot_maker(serial) {
-            // Stored or not, the maker's work is over (its other messages,
-            // e.g. loading progress, are not shown).
-            if matches!(
-                message,
-                FromWorker::Snapshot(SnapshotState::Stored | SnapshotState::Failed)
-            ) {
-                self.snapshot_maker = None;
-            }
-        } else if self.python.as_ref().map(|python| python.worker.serial) == Some(serial) {
+        if self.python.as_ref().map(|python| python.worker.serial) == Some(serial) {
             self.on_python_message(serial, message);
         } else if self.run_in(serial) {
             self.on_run_message(message);
@@ -360,10 +334,6 @@ impl Inner {
     }
 
     fn on_worker_error(&mut self, serial: u32) {
-        if self.is_snapshot_maker(serial) {
-            self.snapshot_maker = None;
-            return;
-        }
         let run_js_worker = self
             .run
             .as_ref()
@@ -432,7 +402,7 @@ impl Inner {
         }
         self.set_python_status(PythonStatus::Loading(detail.to_owned()));
         let buffer = self.shared_memory.then(|| allocate_shared(8)).flatten();
-        let worker = match self.spawn_python_worker(Purpose::Runs, buffer.as_ref()) {
+        let worker = match self.spawn_python_worker(buffer.as_ref()) {
             Ok(worker) => worker,
             Err(why) => {
                 self.python_failed(&format!("could not start the Python worker: {why}"));
@@ -496,8 +466,6 @@ impl Inner {
                     LoadState::Loading => {}
                 }
             }
-            FromWorker::Snapshot(SnapshotState::Missing) => self.plan_snapshot(),
-            FromWorker::Snapshot(_) => {}
             // Python ran between runs. A run in this worker ends with a restart anyway.
             FromWorker::Tainted => {
                 if !self.run_in(serial) {
@@ -510,43 +478,6 @@ impl Inner {
                 }
             }
         }
-    }
-
-    /// Python started the long way: a little later, a worker of its own makes
-    /// the memory snapshot for the next page (once per page).
-    fn plan_snapshot(&mut self) {
-        if self.snapshot_asked || self.disposed {
-            return;
-        }
-        self.snapshot_asked = true;
-        self.snapshot_start = self.after(SNAPSHOT_DELAY_MS, |inner| inner.start_snapshot_maker());
-    }
-
-    fn start_snapshot_maker(&mut self) {
-        self.snapshot_start = None;
-        if self.disposed {
-            return;
-        }
-        // No interrupt buffer: the maker runs no program.
-        let Ok(worker) = self.spawn_python_worker(Purpose::Snapshot, None) else {
-            return; // Python still works, only without a snapshot next time
-        };
-        let serial = worker.serial;
-        let give_up = self.after(SNAPSHOT_GIVE_UP_MS, move |inner| {
-            if inner.is_snapshot_maker(serial) {
-                inner.snapshot_maker = None;
-            }
-        });
-        self.snapshot_maker = Some(SnapshotMaker {
-            worker,
-            _give_up: give_up,
-        });
-    }
-
-    fn is_snapshot_maker(&self, serial: u32) -> bool {
-        self.snapshot_maker
-            .as_ref()
-            .is_some_and(|maker| maker.worker.serial == serial)
     }
 
     fn python_failed(&mut self, message: &str) {
@@ -898,8 +829,6 @@ impl Inner {
         self.finish(RunStatus::Stopped, None, None);
         self.js_spare = None;
         self.python = None;
-        self.snapshot_start = None;
-        self.snapshot_maker = None;
         self.on_python_status = None;
     }
 }
@@ -923,9 +852,6 @@ impl Runner {
                 python: None,
                 python_status: None,
                 on_python_status: None,
-                snapshot_asked: false,
-                snapshot_start: None,
-                snapshot_maker: None,
                 effects: Vec::new(),
                 reply_limit: Rc::new(Cell::new(MIN_REPLY_LIMIT)),
                 disposed: false,
