@@ -59,8 +59,8 @@ export async function ensurePythonSnapshot(pyodidePackageDir, vendorDir) {
   } finally {
     process.argv[1] = argv1;
   }
-  // Written in a scratch directory first and moved in snapshot last: a build stopped
-  // half-way leaves no snapshot that looks complete.
+  // Written in a scratch directory first, then moved into place with the snapshot itself
+  // last: a build stopped half-way leaves no snapshot that looks complete.
   const scratch = path.join(vendorDir, '.snapshot-partial');
   fs.rmSync(scratch, { recursive: true, force: true });
   fs.mkdirSync(scratch);

@@ -23,7 +23,7 @@
 
 import { chromium } from 'playwright-core';
 import { OwnServer, CHROMIUM } from './server.mjs';
-import { PYODIDE_DIR } from '../support/env.mjs';
+import { withoutSnapshot } from '../support/python-snapshot.mjs';
 import { parseArgs, stats, table, loadavg, reportHeader, emitJson } from './report.mjs';
 
 const options = parseArgs(process.argv.slice(2), { runs: 10, loads: 5, json: '' });
@@ -140,9 +140,7 @@ async function measureLoads(browser, server, count) {
     for (let i = 0; i < count; i++) {
       const context = await browser.newContext();
       await context.addInitScript(recordPythonReady);
-      if (!snapshot) {
-        await context.route(`**${PYODIDE_DIR}memory-snapshot.bin`, (route) => route.fulfill({ status: 404, body: '' }));
-      }
+      if (!snapshot) await withoutSnapshot(context);
       result[series].push(await loadOnce(context, server));
       await context.close();
     }

@@ -155,7 +155,8 @@ const SNAPSHOT_MIN_BYTES = 1 << 20;
 // The C library reads the time zone once, at start-up, so a restored Python has the build
 // machine's (its offset and the names %Z prints), while the local time it computes comes
 // from this browser. This writes the browser's zone where the C library keeps it, the way
-// Emscripten's own tzset does (offsets from JavaScript's Date, named "UTC-0500" and so on);
+// Emscripten's own tzset does (offsets from JavaScript's Date, named "UTC-0500" and so on;
+// tzset itself cannot be asked again: its "done" flag is in the restored memory);
 // PY_DRIVER then computes Python's time.timezone / altzone / daylight / tzname again.
 function adoptBrowserTimeZone(module) {
   const year = new Date().getFullYear();
