@@ -13,6 +13,11 @@
 //     second each (A at the start, B at the end, told apart by their alphabets);
 //     keydown on one page -> the character in the other's model, both ways.
 //
+//  4. peer typing: page A types at `--bothRate` while a stock Yjs client (npm
+//     yjs + y-websocket, no browser) types as fast and moves its caret; A's
+//     keydown -> the peer's document, the peer's insert -> A's model. One
+//     editor renders, as on each participant's own machine.
+//
 // Cold loads are also measured with Pyodide's files blocked (coldNoPyodide),
 // to show what its background download and start-up cost the editor. Loopback
 // hides round trips and bandwidth: `--network 100,8` emulates a 100 ms round
@@ -20,14 +25,19 @@
 //
 // Run from the repository root (after `cargo leptos build --release`):
 //   node end2end/measure/editor-latency.mjs [--loads 10] [--chars 300] [--interval 50] [--bothRate 30] [--json out.json]
-//     [--skip loads,keystroke,both] [--network 100,8]
-//     [--profile a.cpuprofile] [--trace both.json]   (page A's CPU profile, the browser's
-//     trace, during the "both" run)
+//     [--skip loads,keystroke,both,peer] [--network 100,8]
+//     [--settle 5] [--lineLength 60] [--monacoOptions '{"quickSuggestionsDelay":300}']   (the "both" and
+//     "peer" runs: type once the pages' Python has loaded and N seconds more; Enter every ~N characters;
+//     Monaco options to try)
+//     [--profile a.cpuprofile] [--trace both.json]   (page A's CPU profile during the "both"
+//     run; the browser's trace during the "both" run, and in both.peer.json during the "peer" run)
 // Numbers are for information (issue notes); nothing here is a pass/fail check.
 
 import { writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { OwnServer, CHROMIUM } from './server.mjs';
+// The interop suite's stock Yjs client (yjs + y-websocket from npm): the "peer" run's second participant.
+import { Y, yClient } from '../../tests/interop/support/clients.mjs';
 import { parseArgs, stats, table, loadavg, reportHeader, emitJson } from './report.mjs';
 
 const options = parseArgs(process.argv.slice(2), {
@@ -35,14 +45,20 @@ const options = parseArgs(process.argv.slice(2), {
   chars: 300,
   interval: 50, // ms between keystrokes in the paced run (20 characters/s)
   fastInterval: 0, // the fast run: as fast as Playwright can type
-  bothRate: 30, // the "both" run: characters per second each page types, at the same time
-  bothLanguage: 'javascript', // the "both" run's session language
-  skip: '', // "loads,keystroke,both": parts not to run
+  bothRate: 30, // the "both" and "peer" runs: characters per second each participant types, at the same time
+  bothLanguage: 'javascript', // the "both" and "peer" runs' session language
+  lineLength: 0, // the "both" and "peer" runs: Enter after this many characters, as code has lines (0: one long line)
+  monacoOptions: '', // the "both" and "peer" runs: JSON of Monaco options set on the editors first (an experiment)
+  settle: 0, // the "both" and "peer" runs: seconds to wait after the pages' Python is ready before typing (0: type at once)
+  skip: '', // "loads,keystroke,both,peer": parts not to run
   network: '', // "100,8": the loads over an emulated network (round trip ms, download Mbit/s)
   profile: '', // the "both" run: write page A's CPU profile (.cpuprofile, for DevTools) here
-  trace: '', // the "both" run: write a Chromium trace of the whole browser here (chrome://tracing, Perfetto)
+  trace: '', // the "both" and "peer" runs: write a Chromium trace of the whole browser here (chrome://tracing, Perfetto)
   json: '',
 });
+
+/** What `--trace` records: Chromium's timeline, compositor, V8 and input events. */
+const TRACE_CATEGORIES = ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink', 'cc', 'toplevel', 'v8', 'input'];
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -249,8 +265,11 @@ async function measureBothTyping(browser, server, chars, rate, language) {
   const id = await server.createSession(language);
   const url = `${server.origin}/s/${id}`;
   const contexts = [await browser.newContext(), await browser.newContext()];
-  const alphabets = { a: '[a-z0-9 ]', b: '[A-Z_]' };
-  const texts = { a: typingText(chars), b: typingText(chars).toUpperCase().replace(/[0-9 ]/g, '_') };
+  const alphabets = { a: ALPHABETS.first, b: ALPHABETS.second };
+  const { first, second } = twoTexts(chars);
+  const texts = { a: first, b: second };
+  // Characters each page counts of the other's (newlines are in neither alphabet).
+  const counted = { a: countedOf(texts.a), b: countedOf(texts.b) };
   try {
     const pages = { a: await contexts[0].newPage(), b: await contexts[1].newPage() };
     for (const page of Object.values(pages)) {
@@ -258,24 +277,16 @@ async function measureBothTyping(browser, server, chars, rate, language) {
       await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
       await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]');
     }
-    for (const [me, other] of [['a', 'b'], ['b', 'a']]) {
-      await pages[me].evaluate((theirs) => {
-        const clock = () => performance.timeOrigin + performance.now();
-        const pattern = new RegExp(theirs, 'g');
-        window.__keys = [];
-        window.__theirs = []; // { count: their characters received so far, t }
-        let count = 0;
-        document.addEventListener('keydown', (e) => window.__keys.push({ key: e.key, t: clock() }), true);
-        window.monaco.editor.getModels()[0].onDidChangeContent((e) => {
-          let got = 0;
-          for (const change of e.changes) got += (change.text.match(pattern) || []).length;
-          if (got) {
-            count += got;
-            window.__theirs.push({ count, t: clock() });
-          }
-        });
-      }, alphabets[other]);
+    if (options.settle) {
+      // Every page loads Python in the background once its editor is ready;
+      // typing at once measures typing during that load, this measures after.
+      for (const page of Object.values(pages)) {
+        await page.waitForSelector('[data-testid="python-status"][data-state="ready"]', { timeout: 60_000 });
+      }
+      await sleep(options.settle * 1000);
     }
+    for (const [me, other] of [['a', 'b'], ['b', 'a']]) await recordTyping(pages[me], alphabets[other]);
+    for (const page of Object.values(pages)) await applyMonacoOptions(page);
     await pages.a.locator('.monaco-editor .view-lines').click();
     await pages.a.keyboard.press('Control+Home');
     await pages.b.locator('.monaco-editor .view-lines').click();
@@ -300,7 +311,7 @@ async function measureBothTyping(browser, server, chars, rate, language) {
       await cdp.a.send('Profiler.start');
     }
     if (options.trace) {
-      await browser.startTracing(pages.a, { path: options.trace, categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink', 'cc', 'toplevel', 'v8', 'input'] });
+      await browser.startTracing(pages.a, { path: options.trace, categories: TRACE_CATEGORIES });
     }
     const before = await mainThread();
     const typingStarted = Date.now();
@@ -310,7 +321,7 @@ async function measureBothTyping(browser, server, chars, rate, language) {
       for (let i = 0; i < text.length; i++) {
         const due = start + (i * 1000) / rate;
         if (due > Date.now()) await sleep(due - Date.now());
-        await page.keyboard.type(text[i]);
+        await typeCharacter(page, text[i]);
       }
     };
     await Promise.all([typeAll(pages.a, texts.a), typeAll(pages.b, texts.b)]);
@@ -325,9 +336,9 @@ async function measureBothTyping(browser, server, chars, rate, language) {
     // Wait (bounded) until both have everything.
     const deadline = Date.now() + 30_000;
     const last = async (page) => (await page.evaluate(() => window.__theirs.at(-1)?.count ?? 0));
-    while (Date.now() < deadline && ((await last(pages.a)) < chars || (await last(pages.b)) < chars)) await sleep(50);
+    while (Date.now() < deadline && ((await last(pages.a)) < counted.b || (await last(pages.b)) < counted.a)) await sleep(50);
 
-    const result = { rate, language, characters: chars, mainThreadPercent: {} };
+    const result = { ...typingSettings(rate, language, chars), mainThreadPercent: {} };
     // Percent of the typing time each page's main thread spent on tasks, and
     // of that on script, layout and style (the rest: paint, input, other).
     for (const name of ['a', 'b']) {
@@ -342,38 +353,215 @@ async function measureBothTyping(browser, server, chars, rate, language) {
     for (const [me, other] of [['a', 'b'], ['b', 'a']]) {
       const keys = (await pages[me].evaluate(() => window.__keys)).filter((k) => k.key.length === 1);
       const arrivals = await pages[other].evaluate(() => window.__theirs);
-      const latencies = [];
-      let missing = 0;
-      for (let i = 0; i < chars; i++) {
-        const arrived = arrivals.find((e) => e.count >= i + 1)?.t;
-        if (keys[i] === undefined || arrived === undefined) {
-          missing += 1;
-          continue;
-        }
-        latencies.push(arrived - keys[i].t);
-      }
       const span = keys.length > 1 ? (keys.at(-1).t - keys[0].t) / 1000 : 0;
       result[`${me}To${other.toUpperCase()}`] = {
         charactersPerSecond: span ? Math.round((keys.length - 1) / span) : null,
-        missing,
-        keyToRemote: stats(latencies),
+        ...pairArrivals(keys, arrivals, counted[me]),
       };
     }
     const [textA, textB] = await Promise.all(
       Object.values(pages).map((page) => page.evaluate(() => window.monaco.editor.getModels()[0].getValue())),
     );
-    result.converged = textA === textB && textA.length === 2 * chars;
+    result.converged = textA === textB && textA.length === texts.a.length + texts.b.length;
     return result;
   } finally {
     for (const context of contexts) await context.close();
   }
 }
 
-function typingText(n) {
-  // Plain words and spaces: nothing Monaco auto-closes or completes on.
+/**
+ * Page A (Chromium) types at `rate` characters a second while a stock Yjs
+ * client in this process (a second participant without a browser) types as
+ * fast at the end of the document and publishes its caret through awareness
+ * after every character, as pairpad's page does. Two pages in one browser on
+ * a small machine measure the machine as much as pairpad (both render and
+ * lay out every keystroke of both); here one editor renders, so the figure
+ * is pairpad's path plus one participant's editor. Reports A's keydown -> the
+ * peer's document, and the peer's insert -> A's Monaco model. Both clocks
+ * are `performance.timeOrigin + performance.now()` (epoch milliseconds) on
+ * one machine.
+ */
+async function measurePeerTyping(browser, server, chars, rate, language) {
+  const id = await server.createSession(language);
+  const context = await browser.newContext();
+  const peer = yClient({ wsBase: `${server.origin.replace(/^http/, 'ws')}/ws` }, id, { name: 'peer' });
+  const { first, second } = twoTexts(chars);
+  const texts = { a: first, peer: second };
+  const counted = { a: countedOf(texts.a), peer: countedOf(texts.peer) };
+  const clock = () => performance.timeOrigin + performance.now();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${server.origin}/s/${id}`);
+    await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
+    await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]');
+    await peer.synced(30_000);
+    peer.awareness.setLocalStateField('user', { name: 'Peer', color: 3 });
+    if (options.settle) {
+      await page.waitForSelector('[data-testid="python-status"][data-state="ready"]', { timeout: 60_000 });
+      await sleep(options.settle * 1000);
+    }
+    await recordTyping(page, ALPHABETS.second);
+    // What the peer receives of A's typing.
+    const mine = new RegExp(ALPHABETS.first, 'g');
+    const peerReceived = [];
+    let peerCount = 0;
+    peer.text.observe((event) => {
+      if (event.transaction.local) return;
+      let got = 0;
+      for (const op of event.delta) if (typeof op.insert === 'string') got += (op.insert.match(mine) || []).length;
+      if (got) {
+        peerCount += got;
+        peerReceived.push({ count: peerCount, t: clock() });
+      }
+    });
+    await applyMonacoOptions(page);
+    await page.locator('.monaco-editor .view-lines').click();
+    await page.keyboard.press('Control+Home');
+    await page.evaluate(() => (window.__keys.length = 0));
+
+    if (options.trace) {
+      // Beside the "both" run's trace, not over it.
+      await browser.startTracing(page, { path: options.trace.replace(/(\.json)?$/, '.peer.json'), categories: TRACE_CATEGORIES });
+    }
+    const peerInserts = [];
+    const start = Date.now() + 100;
+    const due = (i) => start + (i * 1000) / rate;
+    const typeA = async () => {
+      for (let i = 0; i < texts.a.length; i++) {
+        if (due(i) > Date.now()) await sleep(due(i) - Date.now());
+        await typeCharacter(page, texts.a[i]);
+      }
+    };
+    const typePeer = async () => {
+      for (let i = 0; i < texts.peer.length; i++) {
+        if (due(i) > Date.now()) await sleep(due(i) - Date.now());
+        const ch = texts.peer[i];
+        if (ch !== '\n') peerInserts.push({ t: clock() });
+        peer.text.insert(peer.text.length, ch);
+        const caret = Array.from(Y.encodeRelativePosition(Y.createRelativePositionFromTypeIndex(peer.text, peer.text.length)));
+        peer.awareness.setLocalStateField('cursor', { anchor: caret, head: caret });
+      }
+    };
+    await Promise.all([typeA(), typePeer()]);
+    if (options.trace) await browser.stopTracing();
+
+    const deadline = Date.now() + 30_000;
+    const pageCount = async () => page.evaluate(() => window.__theirs.at(-1)?.count ?? 0);
+    while (Date.now() < deadline && (peerCount < counted.a || (await pageCount()) < counted.peer)) await sleep(50);
+
+    const keys = (await page.evaluate(() => window.__keys)).filter((k) => k.key.length === 1);
+    const result = typingSettings(rate, language, chars);
+    result.pageToPeer = pairArrivals(keys, peerReceived, counted.a);
+    result.peerToPage = pairArrivals(peerInserts, await page.evaluate(() => window.__theirs), counted.peer);
+    const pageText = await page.evaluate(() => window.monaco.editor.getModels()[0].getValue());
+    result.converged = pageText === peer.text.toString() && pageText.length === texts.a.length + texts.peer.length;
+    return result;
+  } finally {
+    peer.destroy();
+    await context.close();
+  }
+}
+
+/**
+ * In `page`: each keydown's time (window.__keys) and, each time the editor's
+ * model gains characters of the other participant's alphabet `theirs`, their
+ * running count and the time (window.__theirs). Times are the shared clock
+ * `performance.timeOrigin + performance.now()`.
+ */
+async function recordTyping(page, theirs) {
+  await page.evaluate((alphabet) => {
+    const clock = () => performance.timeOrigin + performance.now();
+    const pattern = new RegExp(alphabet, 'g');
+    window.__keys = [];
+    window.__theirs = []; // { count: their characters received so far, t }
+    let count = 0;
+    document.addEventListener('keydown', (e) => window.__keys.push({ key: e.key, t: clock() }), true);
+    window.monaco.editor.getModels()[0].onDidChangeContent((e) => {
+      let got = 0;
+      for (const change of e.changes) got += (change.text.match(pattern) || []).length;
+      if (got) {
+        count += got;
+        window.__theirs.push({ count, t: clock() });
+      }
+    });
+  }, theirs);
+}
+
+/** The two typists' alphabets (regular expressions of one character). */
+const ALPHABETS = { first: '[a-z0-9 ]', second: '[A-Z_]' };
+
+/**
+ * What two participants type at once, told apart by their alphabets: the
+ * first only lowercase letters, digits and spaces, the second only uppercase
+ * letters and `_` (newlines, with `--lineLength`, in neither).
+ */
+function twoTexts(chars) {
+  const first = typingText(chars, options.lineLength);
+  return { first, second: first.toUpperCase().replace(/[0-9 ]/g, '_') };
+}
+
+/** How many characters of `text` the other side counts as they arrive (not its newlines). */
+const countedOf = (text) => text.replace(/\n/g, '').length;
+
+/**
+ * Latency of each of the first `n` counted characters: `sent[i].t` (when the
+ * i-th went out) to the first arrival whose running count reaches i + 1.
+ */
+function pairArrivals(sent, arrivals, n) {
+  const latencies = [];
+  let missing = 0;
+  for (let i = 0; i < n; i++) {
+    const arrived = arrivals.find((e) => e.count >= i + 1)?.t;
+    if (sent[i] === undefined || arrived === undefined) missing += 1;
+    else latencies.push(arrived - sent[i].t);
+  }
+  return { missing, keyToRemote: stats(latencies) };
+}
+
+/** The settings a typing run reports beside its figures. */
+function typingSettings(rate, language, chars) {
+  return {
+    rate,
+    language,
+    characters: chars,
+    lineLength: options.lineLength,
+    settleSeconds: options.settle,
+    monacoOptions: options.monacoOptions || null,
+  };
+}
+
+/** Types `ch` into `page`'s editor; a newline is Escape, then Enter (Enter would take an open suggestion). */
+async function typeCharacter(page, ch) {
+  if (ch === '\n') {
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Enter');
+  } else {
+    await page.keyboard.type(ch);
+  }
+}
+
+/** `--monacoOptions` on `page`'s editor: an experiment on what an editor feature costs, not pairpad's configuration. */
+async function applyMonacoOptions(page) {
+  if (!options.monacoOptions) return;
+  await page.evaluate((o) => window.monaco.editor.getEditors()[0].updateOptions(o), JSON.parse(options.monacoOptions));
+}
+
+function typingText(n, lineLength = 0) {
+  // Plain words and spaces: nothing Monaco auto-closes or completes on. With
+  // lineLength, a newline (Enter, no indentation) replaces the space that ends
+  // a line at or past it: Monaco lays out and measures the whole line a
+  // keystroke lands in, so one line of hundreds of characters costs each
+  // keystroke more than code does. Newlines are in neither page's alphabet.
   const words = ['let', 'value', 'sum', 'count', 'item', 'total', 'index', 'data', 'node', 'next'];
   let out = '';
-  for (let i = 0; out.length < n; i++) out += `${words[i % words.length]}${i % 7} `;
+  let line = 0;
+  for (let i = 0; out.length < n; i++) {
+    const word = `${words[i % words.length]}${i % 7}`;
+    line += word.length + 1;
+    const end = lineLength && line >= lineLength ? '\n' : ' ';
+    if (end === '\n') line = 0;
+    out += word + end;
+  }
   return out.slice(0, n);
 }
 
@@ -407,6 +595,9 @@ async function main() {
     if (!skip.has('both')) {
       report.bothTyping = await measureBothTyping(browser, server, options.chars, options.bothRate, options.bothLanguage);
     }
+    if (!skip.has('peer')) {
+      report.peerTyping = await measurePeerTyping(browser, server, options.chars, options.bothRate, options.bothLanguage);
+    }
     report.machine.loadavgAfter = loadavg();
   } finally {
     await browser.close();
@@ -429,6 +620,10 @@ async function main() {
       ...m.keyToRemote,
     });
   }
+  for (const direction of report.peerTyping ? ['pageToPeer', 'peerToPage'] : []) {
+    const m = report.peerTyping[direction];
+    rows.push({ measure: `page and Yjs peer typing ${report.peerTyping.language} ${direction}: key->remote ms`, ...m.keyToRemote });
+  }
   console.log(`pairpad editor latency, ${report.when}, ${report.machine.cpus} CPUs, Chromium ${report.chromium}`);
   console.log(table(rows, ['measure', 'n', 'min', 'median', 'p95', 'max']));
   for (const [run, m] of Object.entries(report.keystroke)) {
@@ -447,6 +642,12 @@ async function main() {
         `both typing, page ${name.toUpperCase()}'s main thread: ${m.tasks}% busy (script ${m.script}%, layout ${m.layout}%, style ${m.style}%)`,
       );
     }
+  }
+  if (report.peerTyping) {
+    const peer = report.peerTyping;
+    console.log(
+      `page and Yjs peer typing: ${peer.characters} chars each at ${peer.rate}/s, missing ${peer.pageToPeer.missing}/${peer.peerToPage.missing}, converged ${peer.converged}`,
+    );
   }
   emitJson(report, options.json);
 }

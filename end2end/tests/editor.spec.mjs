@@ -590,3 +590,53 @@ test.describe('two people editing one session', () => {
     await expect(page.locator('.monaco-editor').first()).toHaveClass(monacoClass[initial]);
   });
 });
+
+test.describe('completion while typing', () => {
+  /** The rows of the suggestion list Monaco shows under the caret. */
+  const suggestions = (page) => page.locator('.suggest-widget .monaco-list-row');
+
+  /** Opens a new `language` session in `page` with the caret in its (empty) editor. */
+  async function newSessionWithCaret(page, request, language) {
+    const { id } = await createSessionViaApi(request, language);
+    await page.goto(`/s/${id}`);
+    await waitForEditor(page);
+    await caretTo(page, 'end');
+  }
+
+  test('Python offers keywords, builtins and names already in the document, and Enter takes one', async ({
+    page,
+    request,
+  }) => {
+    await newSessionWithCaret(page, request, 'python');
+    // Escape before Enter: Enter takes the highlighted suggestion when the list is open.
+    await page.keyboard.type('def running_total(xs):');
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Shift+Tab'); // back out of the indentation Enter added
+
+    await page.keyboard.type('runn');
+    await expect(suggestions(page).filter({ hasText: 'running_total' }), 'a name from the document').toBeVisible(ARRIVAL);
+    await page.keyboard.press('Enter');
+    await expect.poll(() => editorText(page), ARRIVAL).toBe('def running_total(xs):\nrunning_total');
+
+    await page.keyboard.type('\npri');
+    await expect(suggestions(page).filter({ hasText: /^print/ }), 'a builtin').toBeVisible(ARRIVAL);
+    await page.keyboard.press('Escape');
+    await page.keyboard.type('\nwhi');
+    await expect(suggestions(page).filter({ hasText: /^while/ }), 'a keyword').toBeVisible(ARRIVAL);
+  });
+
+  test('JavaScript completes from the language service in Monaco\'s worker (allowed by the page\'s CSP)', async ({
+    page,
+    request,
+  }) => {
+    await newSessionWithCaret(page, request, 'javascript');
+    await page.keyboard.type('conso'); // not 'cons': `const` would match too
+    await expect(suggestions(page).filter({ hasText: /^console/ })).toBeVisible(ARRIVAL);
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('.lo');
+    await expect(suggestions(page).filter({ hasText: /^log/ }), 'a member of console').toBeVisible(ARRIVAL);
+    await page.keyboard.press('Enter');
+    await expect.poll(() => editorText(page), ARRIVAL).toBe('console.log');
+  });
+});
