@@ -26,7 +26,7 @@
 // Run from the repository root (after `cargo leptos build --release`):
 //   node end2end/measure/editor-latency.mjs [--loads 10] [--chars 300] [--interval 50] [--bothRate 30] [--json out.json]
 //     [--skip loads,keystroke,both,peer] [--network 100,8]
-//     [--settle 5] [--lineLength 60] [--monacoOptions '{"quickSuggestionsDelay":300}']   (the "both" and
+//     [--settle 5] [--lineLength 60] [--monacoOptions '{"quickSuggestionsDelay":10}']   (the "both" and
 //     "peer" runs: type once the pages' Python has loaded and N seconds more; Enter every ~N characters;
 //     Monaco options to try)
 //     [--profile a.cpuprofile] [--trace both.json]   (page A's CPU profile during the "both"
@@ -353,9 +353,8 @@ async function measureBothTyping(browser, server, chars, rate, language) {
     for (const [me, other] of [['a', 'b'], ['b', 'a']]) {
       const keys = (await pages[me].evaluate(() => window.__keys)).filter((k) => k.key.length === 1);
       const arrivals = await pages[other].evaluate(() => window.__theirs);
-      const span = keys.length > 1 ? (keys.at(-1).t - keys[0].t) / 1000 : 0;
       result[`${me}To${other.toUpperCase()}`] = {
-        charactersPerSecond: span ? Math.round((keys.length - 1) / span) : null,
+        charactersPerSecond: rateOf(keys),
         ...pairArrivals(keys, arrivals, counted[me]),
       };
     }
@@ -434,7 +433,9 @@ async function measurePeerTyping(browser, server, chars, rate, language) {
     };
     const typePeer = async () => {
       for (let i = 0; i < texts.peer.length; i++) {
-        if (due(i) > Date.now()) await sleep(due(i) - Date.now());
+        // Always through the event loop, even when behind: a burst of inserts
+        // would also hold up this process's handling of what A sends.
+        await sleep(Math.max(0, due(i) - Date.now()));
         const ch = texts.peer[i];
         if (ch !== '\n') peerInserts.push({ t: clock() });
         peer.text.insert(peer.text.length, ch);
@@ -451,8 +452,16 @@ async function measurePeerTyping(browser, server, chars, rate, language) {
 
     const keys = (await page.evaluate(() => window.__keys)).filter((k) => k.key.length === 1);
     const result = typingSettings(rate, language, chars);
-    result.pageToPeer = pairArrivals(keys, peerReceived, counted.a);
-    result.peerToPage = pairArrivals(peerInserts, await page.evaluate(() => window.__theirs), counted.peer);
+    result.clock = await clockOffset(page, clock);
+    result.pageToPeer = { charactersPerSecond: rateOf(keys), ...pairArrivals(keys, peerReceived, counted.a) };
+    result.peerToPage = {
+      charactersPerSecond: rateOf(peerInserts),
+      ...pairArrivals(peerInserts, await page.evaluate(() => window.__theirs), counted.peer),
+    };
+    // A peer the server closed (y-websocket reconnects quietly) or that could
+    // not parse a message: its latencies include that.
+    result.peerCloses = peer.closes;
+    result.peerMessageErrors = peer.messageErrors.map(String);
     const pageText = await page.evaluate(() => window.monaco.editor.getModels()[0].getValue());
     result.converged = pageText === peer.text.toString() && pageText.length === texts.a.length + texts.peer.length;
     return result;
@@ -485,6 +494,25 @@ async function recordTyping(page, theirs) {
       }
     });
   }, theirs);
+}
+
+/** Characters a second over `sent` ({ t } each, in order): the rate actually typed, which can fall behind the one asked for. */
+function rateOf(sent) {
+  const span = sent.length > 1 ? (sent.at(-1).t - sent[0].t) / 1000 : 0;
+  return span ? Math.round((sent.length - 1) / span) : null;
+}
+
+/**
+ * `page`'s clock minus this process's (ms), read once around a round trip:
+ * the "peer" run compares times taken in the two. Both are epoch-based
+ * (`performance.timeOrigin + performance.now()`) on one machine, so this
+ * should be within the round trip of 0.
+ */
+async function clockOffset(page, clock) {
+  const before = clock();
+  const pageTime = await page.evaluate(() => performance.timeOrigin + performance.now());
+  const after = clock();
+  return { pageMinusNodeMs: Math.round((pageTime - (before + after) / 2) * 10) / 10, roundTripMs: Math.round((after - before) * 10) / 10 };
 }
 
 /** The two typists' alphabets (regular expressions of one character). */
@@ -562,7 +590,9 @@ function typingText(n, lineLength = 0) {
     if (end === '\n') line = 0;
     out += word + end;
   }
-  return out.slice(0, n);
+  // Never a newline last: the other side counts characters, not newlines, and
+  // would stop waiting before it arrived.
+  return out.slice(0, n).replace(/\n$/, ' ');
 }
 
 async function main() {
@@ -646,7 +676,9 @@ async function main() {
   if (report.peerTyping) {
     const peer = report.peerTyping;
     console.log(
-      `page and Yjs peer typing: ${peer.characters} chars each at ${peer.rate}/s, missing ${peer.pageToPeer.missing}/${peer.peerToPage.missing}, converged ${peer.converged}`,
+      `page and Yjs peer typing: ${peer.characters} chars each, asked ${peer.rate}/s, typed ${peer.pageToPeer.charactersPerSecond}/s (page) and ${peer.peerToPage.charactersPerSecond}/s (peer), ` +
+        `missing ${peer.pageToPeer.missing}/${peer.peerToPage.missing}, converged ${peer.converged}, peer closed ${peer.peerCloses.length} times, ` +
+        `clock offset ${peer.clock.pageMinusNodeMs} ms (round trip ${peer.clock.roundTripMs})`,
     );
   }
   emitJson(report, options.json);

@@ -632,7 +632,8 @@ test.describe('completion while typing', () => {
   }) => {
     await newSessionWithCaret(page, request, 'javascript');
     await page.keyboard.type('conso'); // not 'cons': `const` would match too
-    await expect(suggestions(page).filter({ hasText: /^console/ })).toBeVisible(ARRIVAL);
+    // The first answer waits for Monaco's TypeScript worker to start.
+    await expect(suggestions(page).filter({ hasText: /^console/ })).toBeVisible({ timeout: 30_000 });
     await page.keyboard.press('Enter');
     await page.keyboard.type('.lo');
     await expect(suggestions(page).filter({ hasText: /^log/ }), 'a member of console').toBeVisible(ARRIVAL);

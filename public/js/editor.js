@@ -105,12 +105,12 @@ class EditorHandle {
       renderWhitespace: 'selection',
       // The suggestion list opens once the typist pauses, not under every
       // keystroke (Monaco's default waits 10 ms). Opening and refiltering it on
-      // each key is the biggest piece of a keystroke's work, and a teammate's
-      // edits wait behind it: with one page typing 30 characters a second
-      // against a peer doing the same, the peer's keystrokes reached this
-      // editor in 74-94 ms at p95 with the default and 27 ms with this
-      // (end2end/measure/editor-latency.mjs, the "peer" run; issue 16).
-      // Ctrl+Space still opens the list at once.
+      // each key is the largest part of a keystroke's work that pairpad can
+      // turn down, and a teammate's edits wait behind it: with this page
+      // typing 30 characters a second against a peer doing the same, the
+      // peer's keystrokes reached this editor in 74-94 ms at p95 with the
+      // default and in about 30 ms with this (end2end/measure/editor-latency.mjs,
+      // the "peer" run; issue 16). Ctrl+Space still opens the list at once.
       quickSuggestionsDelay: 300,
     });
     model.onDidChangeContent((event) => {
