@@ -83,8 +83,7 @@ async function loadOnce(context, server) {
   try {
     await emulateNetwork(context, page);
     await page.goto(`${server.origin}/s/${id}`);
-    await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
-    await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]', { timeout: 60_000 });
+    await waitForEditor(page);
     return await page.evaluate(() => {
       const nav = performance.getEntriesByType('navigation')[0];
       const fcp = performance.getEntriesByName('first-contentful-paint')[0];
@@ -160,8 +159,7 @@ async function measureKeystrokes(browser, server, text, intervalMs) {
     const b = await ctxB.newPage();
     for (const page of [a, b]) {
       await page.goto(url);
-      await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
-      await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]');
+      await waitForEditor(page);
     }
     // A: when each key reached the page, and when A's own model had it.
     await a.evaluate(() => {
@@ -274,17 +272,9 @@ async function measureBothTyping(browser, server, chars, rate, language) {
     const pages = { a: await contexts[0].newPage(), b: await contexts[1].newPage() };
     for (const page of Object.values(pages)) {
       await page.goto(url);
-      await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
-      await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]');
+      await waitForEditor(page);
     }
-    if (options.settle) {
-      // Every page loads Python in the background once its editor is ready;
-      // typing at once measures typing during that load, this measures after.
-      for (const page of Object.values(pages)) {
-        await page.waitForSelector('[data-testid="python-status"][data-state="ready"]', { timeout: 60_000 });
-      }
-      await sleep(options.settle * 1000);
-    }
+    await settle(Object.values(pages));
     for (const [me, other] of [['a', 'b'], ['b', 'a']]) await recordTyping(pages[me], alphabets[other]);
     for (const page of Object.values(pages)) await applyMonacoOptions(page);
     await pages.a.locator('.monaco-editor .view-lines').click();
@@ -317,14 +307,7 @@ async function measureBothTyping(browser, server, chars, rate, language) {
     const typingStarted = Date.now();
 
     const start = Date.now() + 100;
-    const typeAll = async (page, text) => {
-      for (let i = 0; i < text.length; i++) {
-        const due = start + (i * 1000) / rate;
-        if (due > Date.now()) await sleep(due - Date.now());
-        await typeCharacter(page, text[i]);
-      }
-    };
-    await Promise.all([typeAll(pages.a, texts.a), typeAll(pages.b, texts.b)]);
+    await Promise.all([typePaced(pages.a, texts.a, start, rate), typePaced(pages.b, texts.b, start, rate)]);
     const after = await mainThread();
     if (options.trace) await browser.stopTracing();
     if (options.profile) {
@@ -391,14 +374,10 @@ async function measurePeerTyping(browser, server, chars, rate, language) {
   try {
     const page = await context.newPage();
     await page.goto(`${server.origin}/s/${id}`);
-    await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
-    await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]');
+    await waitForEditor(page);
     await peer.synced(30_000);
     peer.awareness.setLocalStateField('user', { name: 'Peer', color: 3 });
-    if (options.settle) {
-      await page.waitForSelector('[data-testid="python-status"][data-state="ready"]', { timeout: 60_000 });
-      await sleep(options.settle * 1000);
-    }
+    await settle([page]);
     await recordTyping(page, ALPHABETS.second);
     // What the peer receives of A's typing.
     const mine = new RegExp(ALPHABETS.first, 'g');
@@ -425,12 +404,6 @@ async function measurePeerTyping(browser, server, chars, rate, language) {
     const peerInserts = [];
     const start = Date.now() + 100;
     const due = (i) => start + (i * 1000) / rate;
-    const typeA = async () => {
-      for (let i = 0; i < texts.a.length; i++) {
-        if (due(i) > Date.now()) await sleep(due(i) - Date.now());
-        await typeCharacter(page, texts.a[i]);
-      }
-    };
     const typePeer = async () => {
       for (let i = 0; i < texts.peer.length; i++) {
         // Always through the event loop, even when behind: a burst of inserts
@@ -443,7 +416,7 @@ async function measurePeerTyping(browser, server, chars, rate, language) {
         peer.awareness.setLocalStateField('cursor', { anchor: caret, head: caret });
       }
     };
-    await Promise.all([typeA(), typePeer()]);
+    await Promise.all([typePaced(page, texts.a, start, rate), typePeer()]);
     if (options.trace) await browser.stopTracing();
 
     const deadline = Date.now() + 30_000;
@@ -556,6 +529,34 @@ function typingSettings(rate, language, chars) {
     settleSeconds: options.settle,
     monacoOptions: options.monacoOptions || null,
   };
+}
+
+/** Waits until `page`'s editor is ready (Monaco loaded, first sync done) and the page connected. */
+async function waitForEditor(page) {
+  await page.waitForSelector('[data-testid="editor"][data-ready="true"]', { timeout: 60_000 });
+  await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]', { timeout: 60_000 });
+}
+
+/**
+ * With `--settle N`: waits until every page says Python is ready, then N s.
+ * Every page loads Python in the background once its editor is ready; typing
+ * at once measures typing during that load, this measures after it.
+ */
+async function settle(pages) {
+  if (!options.settle) return;
+  for (const page of pages) {
+    await page.waitForSelector('[data-testid="python-status"][data-state="ready"]', { timeout: 60_000 });
+  }
+  await sleep(options.settle * 1000);
+}
+
+/** Types `text` into `page`'s editor, character i due at `start` + i / `rate` s. */
+async function typePaced(page, text, start, rate) {
+  for (let i = 0; i < text.length; i++) {
+    const due = start + (i * 1000) / rate;
+    if (due > Date.now()) await sleep(due - Date.now());
+    await typeCharacter(page, text[i]);
+  }
 }
 
 /** Types `ch` into `page`'s editor; a newline is Escape, then Enter (Enter would take an open suggestion). */
